@@ -1,0 +1,150 @@
+"""Settings, read once from the environment and `.env`, then passed to whoever needs them.
+
+Every field maps to an upper-case environment variable of the same name (``PORT=8000``).
+Nothing here runs at import: build a `Settings()` in the entry point and hand it to
+`app.main.create_app(settings)`; tests build their own with keyword arguments.
+
+    >>> Settings(port=9000, upstream_base_url="http://127.0.0.1:11434/v1").port
+    9000
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+JsonDict = Annotated[dict, NoDecode]
+JsonList = Annotated[list, NoDecode]
+
+
+class Settings(BaseSettings):
+    """All configuration of the service, documented one per line in `.env.example`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    # Service
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: Path = Path("data")
+    log_dir: Path = Path("logs")
+    log_level: str = "INFO"
+    log_json: bool = True
+    log_content: bool = False
+    max_request_bytes: int = 8 * 1024 * 1024
+    api_keys: JsonList = Field(default_factory=list)
+
+    # Upstream (OpenAI-compatible) and models
+    upstream_base_url: str = ""
+    upstream_api_key: str = ""
+    default_model: str = ""
+    models: JsonList = Field(default_factory=list)
+    model_aliases: JsonDict = Field(default_factory=dict)
+    upstream_connect_timeout: float = 5.0
+    upstream_read_timeout: float = 120.0
+    upstream_first_byte_timeout: float = 60.0
+    upstream_max_retries: int = 2
+    upstream_retry_max_wait: float = 8.0
+    upstream_max_concurrency: int = 64
+    upstreams: JsonList = Field(default_factory=list)
+    routes: JsonDict = Field(default_factory=dict)
+
+    # Gemini
+    gemini_api_key: str = ""
+    gemini_base_url: str = ""
+    gemini_models: JsonList = Field(default_factory=list)
+    gemini_safety_settings: JsonDict = Field(default_factory=dict)
+
+    # Failover
+    circuit_failures: int = 3
+    circuit_reset_seconds: float = 30.0
+
+    # Memory
+    memory_enabled: bool = True
+    context_tokens: int = 8192
+    model_context_tokens: JsonDict = Field(default_factory=dict)
+    budget_persona: float = 0.20
+    budget_memories: float = 0.25
+    budget_recent: float = 0.35
+    budget_response: float = 0.20
+    store_max_open: int = 64
+    working_memory_messages: int = 64
+    session_idle_seconds: float = 1800.0
+    auxiliary_patterns: JsonList = Field(default_factory=list)
+
+    # Embeddings and retrieval
+    embedding_model: str = "all-MiniLM-L6-v2"
+    embedding_backend: Literal["auto", "onnx", "torch"] = "auto"
+    embedding_cache_dir: Path | None = None
+    embedding_threads: int = 1
+    embedding_cache_size: int = 8192
+    retrieval_k: int = 12
+    weight_importance: float = 0.15
+    weight_recency: float = 0.10
+    weight_emotion: float = 0.05
+
+    # Emotion
+    emotion_guidance: bool = True
+
+    # Summaries and tiers
+    summary_every: int = 20
+    summary_enabled: bool = True
+    summary_model: str = ""
+    consolidate_interval_seconds: float = 300.0
+    short_term_embedding_days: float = 0.0
+
+    # Observability
+    metrics_enabled: bool = True
+    request_log_enabled: bool = True
+    request_log_days: float = 30.0
+    request_log_max_rows: int = 200_000
+
+    @field_validator("models", "api_keys", "upstreams", "auxiliary_patterns", "gemini_models", mode="before")
+    @classmethod
+    def _parse_list(cls, value: object) -> object:
+        """Accept JSON (`["a","b"]`) or a comma-separated list (`a,b`)."""
+        if isinstance(value, str):
+            value = value.strip()
+            if value.startswith("["):
+                return json.loads(value)
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("model_aliases", "model_context_tokens", "gemini_safety_settings", "routes",
+                     mode="before")
+    @classmethod
+    def _parse_mapping(cls, value: object) -> object:
+        """Accept JSON (`{"a": "b"}`) or `a=b,c=d`."""
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:
+                return {}
+            if value.startswith("{"):
+                return json.loads(value)
+            pairs = (part.split("=", 1) for part in value.split(",") if "=" in part)
+            return {k.strip(): v.strip() for k, v in pairs}
+        return value
+
+    @model_validator(mode="after")
+    def _check_budget(self) -> Settings:
+        shares = (self.budget_persona, self.budget_memories, self.budget_recent, self.budget_response)
+        if any(s < 0 or s > 1 for s in shares) or sum(shares) > 1.0001:
+            raise ValueError("BUDGET_* shares must each be within 0..1 and sum to at most 1")
+        if self.context_tokens < 256:
+            raise ValueError("CONTEXT_TOKENS must be at least 256")
+        return self
+
+    @property
+    def sessions_dir(self) -> Path:
+        return self.data_dir / "sessions"
+
+    @property
+    def model_cache_dir(self) -> Path:
+        return self.embedding_cache_dir or self.data_dir / "models"
+
+    def context_size(self, model: str) -> int:
+        """The total context budget for `model` (per-model setting, else CONTEXT_TOKENS)."""
+        return int(self.model_context_tokens.get(model, self.context_tokens))

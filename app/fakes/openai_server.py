@@ -1,0 +1,200 @@
+"""An offline OpenAI-compatible model server, for tests, benchmarks and trying the proxy without a key.
+
+    python -m app.fakes.openai_server --port 8001      # then UPSTREAM_BASE_URL=http://127.0.0.1:8001/v1
+
+It answers deterministically: a question (a last user message ending in "?") is answered with
+the sentence of the context that shares most words with it — so a demo shows plainly whether
+memory put the right fact in front of the model — anything else with a short acknowledgement.
+Tests script it through `FakeUpstream.script`: each request pops the next `Behaviour`
+(a reply, a tool call, an HTTP error with Retry-After, a stall, a stream cut in the middle).
+Every request body is kept in `requests`; `cancelled` counts streams whose client went away.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import re
+import time
+import uuid
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+WORD = re.compile(r"[a-z0-9']+")
+STOP = frozenset("a an the is are was were do does did what who when where which how i you me my your "
+                 "of to in on at and or it that this for with be have has had again".split())
+
+
+@dataclass
+class Behaviour:
+    """What the next request gets. `status` >= 400 answers an error; `cut_after` breaks the stream."""
+
+    text: str | None = None
+    tool_call: dict[str, Any] | None = None
+    status: int = 200
+    retry_after: float | None = None
+    delay: float = 0.0
+    chunk_delay: float = 0.0
+    cut_after: int | None = None
+    finish_reason: str | None = None
+    usage: bool = True
+
+
+@dataclass
+class FakeUpstream:
+    models: list[str] = field(default_factory=lambda: ["fake-model", "fake-model-large"])
+    script: deque[Behaviour] = field(default_factory=deque)
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    cancelled: int = 0
+    chunk_words: int = 3
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/v1/models", self._models), Route("/models", self._models),
+                                 Route("/v1/chat/completions", self._chat, methods=["POST"]),
+                                 Route("/chat/completions", self._chat, methods=["POST"])])
+
+    async def _models(self, _: Request) -> Response:
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def _chat(self, request: Request) -> Response:
+        body = orjson.loads(await request.body())
+        self.requests.append(body)
+        behaviour = self.script.popleft() if self.script else Behaviour()
+        if behaviour.delay:
+            await asyncio.sleep(behaviour.delay)
+        if behaviour.status >= 400:
+            return _error(behaviour)
+        if body.get("model") not in self.models:
+            return JSONResponse({"error": {"message": f"model {body.get('model')!r} not found",
+                                           "type": "invalid_request_error", "code": "model_not_found"}}, 404)
+        reply = Reply.of(body, behaviour, self.chunk_words)
+        if body.get("stream"):
+            return StreamingResponse(self._stream(reply, behaviour), media_type="text/event-stream")
+        return JSONResponse(reply.completion())
+
+    async def _stream(self, reply: Reply, behaviour: Behaviour):
+        try:
+            for i, chunk in enumerate(reply.chunks()):
+                if behaviour.cut_after is not None and i >= behaviour.cut_after:
+                    raise ConnectionResetError("stream cut")  # the server drops the connection
+                if behaviour.chunk_delay and i:
+                    await asyncio.sleep(behaviour.chunk_delay)
+                yield b"data: " + orjson.dumps(chunk) + b"\n\n"
+            yield b"data: [DONE]\n\n"
+        except asyncio.CancelledError:
+            self.cancelled += 1
+            raise
+
+
+def _error(behaviour: Behaviour) -> Response:
+    headers = {"Retry-After": str(behaviour.retry_after)} if behaviour.retry_after is not None else {}
+    kind = "rate_limit_error" if behaviour.status == 429 else "server_error"
+    message = behaviour.text or f"fake upstream error {behaviour.status}"
+    return JSONResponse({"error": {"message": message, "type": kind, "code": str(behaviour.status)}},
+                        behaviour.status, headers=headers)
+
+
+@dataclass
+class Reply:
+    body: dict[str, Any]
+    text: str
+    tool_call: dict[str, Any] | None
+    finish_reason: str
+    usage: bool
+    chunk_words: int
+
+    @classmethod
+    def of(cls, body: dict[str, Any], behaviour: Behaviour, chunk_words: int) -> Reply:
+        text = behaviour.text if behaviour.text is not None else answer(body.get("messages", []))
+        finish = behaviour.finish_reason or ("tool_calls" if behaviour.tool_call else "stop")
+        max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
+        if max_tokens and len(text.split()) > max_tokens:
+            text, finish = " ".join(text.split()[:max_tokens]), "length"
+        return cls(body, "" if behaviour.tool_call else text, behaviour.tool_call, finish,
+                   behaviour.usage, chunk_words)
+
+    def _base(self, obj: str) -> dict[str, Any]:
+        return {"id": "chatcmpl-fake" + uuid.uuid4().hex[:8], "object": obj, "created": int(time.time()),
+                "model": self.body.get("model")}
+
+    def _usage(self) -> dict[str, int]:
+        prompt = sum(len(str(m.get("content") or "").split()) + 4 for m in self.body.get("messages", []))
+        completion = max(1, len(self.text.split()))
+        return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+    def completion(self) -> dict[str, Any]:
+        message: dict[str, Any] = {"role": "assistant", "content": self.text or None}
+        if self.tool_call:
+            message["tool_calls"] = [{"id": "call_fake1", "type": "function", "function": self.tool_call}]
+        choice = {"index": 0, "message": message, "logprobs": None, "finish_reason": self.finish_reason}
+        return {**self._base("chat.completion"), "choices": [choice], "usage": self._usage()}
+
+    def chunks(self) -> list[dict[str, Any]]:
+        deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]
+        words = self.text.split(" ") if self.text else []
+        for i in range(0, len(words), self.chunk_words):
+            piece = " ".join(words[i:i + self.chunk_words])
+            deltas.append({"content": piece if i == 0 else " " + piece})
+        if self.tool_call:
+            deltas += _tool_deltas(self.tool_call)
+        out = [self._chunk(d) for d in deltas]
+        out.append(self._chunk({}, self.finish_reason))
+        if self.usage and (self.body.get("stream_options") or {}).get("include_usage"):
+            out.append({**self._base("chat.completion.chunk"), "choices": [], "usage": self._usage()})
+        return out
+
+    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return {**self._base("chat.completion.chunk"), "choices": [choice]}
+
+
+def _tool_deltas(call: dict[str, Any]) -> list[dict[str, Any]]:
+    args = call.get("arguments", "")
+    half = len(args) // 2
+    head = {"index": 0, "id": "call_fake1", "type": "function",
+            "function": {"name": call["name"], "arguments": args[:half]}}
+    return [{"tool_calls": [head]}, {"tool_calls": [{"index": 0, "function": {"arguments": args[half:]}}]}]
+
+
+def answer(messages: list[dict[str, Any]]) -> str:
+    """A question is answered with the best-matching context sentence; anything else acknowledged."""
+    last = _text(messages[-1]) if messages else ""
+    if not last.strip().endswith("?"):
+        return "I hear you. Tell me more."
+    asked = set(WORD.findall(last.lower())) - STOP
+    best, best_score = "", 0
+    for message in messages[:-1]:
+        for sentence in re.split(r"(?<=[.!?])\s+|\n+", _text(message)):
+            score = len(asked & (set(WORD.findall(sentence.lower())) - STOP))
+            if score > best_score:
+                best, best_score = sentence.strip(), score
+    return f"From what I remember: {best}" if best else "I don't remember that."
+
+
+def _text(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    if isinstance(content, list):
+        return " ".join(p.get("text", "") for p in content if isinstance(p, dict))
+    return str(content or "")
+
+
+def main() -> None:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(description="Offline OpenAI-compatible fake model server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8001)
+    args = parser.parse_args()
+    uvicorn.run(FakeUpstream().app(), host=args.host, port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Any OpenAI-compatible server (vLLM, Ollama, llama.cpp, OpenRouter, OpenAI) as a Provider.
+
+One pooled `httpx.AsyncClient` per upstream; the request always streams upstream (with
+`stream_options.include_usage`) so streamed and non-streamed client requests share one path.
+The response is closed in `finally`, so a client that goes away cancels the upstream request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import orjson
+
+from app.errors import (UpstreamError, UpstreamHTTPError, UpstreamStreamError, UpstreamTimeout,
+                        UpstreamUnavailable)
+from app.providers.base import Delta, Event, ToolCallDelta, UpstreamRequest, Usage
+from app.sse import data_lines
+
+
+class OpenAICompatProvider:
+    """Streams chat completions from `base_url` (e.g. `http://127.0.0.1:8001/v1`)."""
+
+    def __init__(self, base_url: str, api_key: str = "", *, name: str = "openai",
+                 connect_timeout: float = 5.0, read_timeout: float = 120.0,
+                 max_connections: int = 100, transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.name = name
+        self.base_url = base_url.rstrip("/")
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
+        self._client = httpx.AsyncClient(base_url=self.base_url, headers=headers, timeout=timeout,
+                                         limits=limits, transport=transport)
+
+    async def stream(self, request: UpstreamRequest) -> AsyncIterator[Event]:
+        body = {**request.params, "model": request.model, "messages": request.messages,
+                "stream": True, "stream_options": {"include_usage": True}}
+        try:
+            async with self._client.stream("POST", "/chat/completions", content=orjson.dumps(body),
+                                           headers={"Content-Type": "application/json"}) as response:
+                if response.status_code >= 400:
+                    raise await _http_error(response)
+                async for event in _events(data_lines(response.aiter_lines())):
+                    yield event
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeout(f"upstream {self.name} timed out: {type(exc).__name__}") from exc
+        except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+            raise UpstreamUnavailable(f"upstream {self.name} unreachable at {self.base_url}: {exc}") from exc
+
+    async def list_models(self) -> list[str]:
+        response = await self._client.get("/models", timeout=5.0)
+        response.raise_for_status()
+        return [m["id"] for m in response.json().get("data", []) if "id" in m]
+
+    async def health(self) -> str:
+        try:
+            response = await self._client.get("/models", timeout=2.0)
+        except httpx.HTTPError as exc:
+            return f"unreachable: {type(exc).__name__}"
+        return "ok" if response.status_code < 500 else f"error: HTTP {response.status_code}"
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+async def _events(payloads: AsyncIterator[str]) -> AsyncIterator[Event]:
+    """Upstream SSE payloads as domain events; an upstream `error` frame becomes an exception.
+
+    A stream that stops without `[DONE]` is accepted only once a finish_reason was seen
+    (some servers omit `[DONE]`); otherwise it was cut and that is an error.
+    """
+    finished = False
+    async for payload in payloads:
+        if payload.strip() == "[DONE]":
+            return
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamStreamError(f"upstream sent invalid JSON: {payload[:200]!r}") from exc
+        if "error" in chunk and not chunk.get("choices"):
+            raise UpstreamStreamError(_message_of(chunk))
+        for event in chunk_events(chunk):
+            finished = finished or bool(getattr(event, "finish_reason", None))
+            yield event
+    if not finished:
+        raise UpstreamStreamError("upstream stream ended before the reply was complete")
+
+
+def chunk_events(chunk: dict[str, Any]) -> list[Event]:
+    """One upstream `chat.completion.chunk` as events (pure)."""
+    events: list[Event] = [_delta(choice) for choice in chunk.get("choices") or ()]
+    usage = chunk.get("usage")
+    if usage:
+        details = {k: v for k, v in usage.items()
+                   if k not in ("prompt_tokens", "completion_tokens", "total_tokens")}
+        events.append(Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0,
+                            details or None))
+    return events
+
+
+_KNOWN = frozenset({"role", "content", "tool_calls"})
+
+
+def _delta(choice: dict[str, Any]) -> Delta:
+    delta = choice.get("delta") or {}
+    calls = [ToolCallDelta(index=c.get("index", i), id=c.get("id"), type=c.get("type"),
+                           name=(c.get("function") or {}).get("name"),
+                           arguments=(c.get("function") or {}).get("arguments"))
+             for i, c in enumerate(delta.get("tool_calls") or ())]
+    extra = {k: v for k, v in delta.items() if k not in _KNOWN and v is not None}
+    if choice.get("logprobs"):
+        extra["logprobs"] = choice["logprobs"]
+    return Delta(choice=choice.get("index", 0), role=delta.get("role"), content=delta.get("content"),
+                 tool_calls=calls or None, finish_reason=choice.get("finish_reason"),
+                 extra=extra or None)
+
+
+async def _http_error(response: httpx.Response) -> UpstreamError:
+    raw = await response.aread()
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = {"error": {"message": raw.decode("utf-8", "replace")[:500] or response.reason_phrase}}
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {"message": str(error or body)}
+    return UpstreamHTTPError(response.status_code, str(error.get("message") or response.reason_phrase),
+                             type=error.get("type"), code=_str_or_none(error.get("code")),
+                             retry_after=retry_after_seconds(response.headers.get("retry-after")))
+
+
+def _message_of(chunk: dict[str, Any]) -> str:
+    error = chunk.get("error")
+    if isinstance(error, dict):
+        return str(error.get("message") or error)
+    return str(error)
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` as seconds (only the delta-seconds form; HTTP dates are rare from model servers)."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

@@ -1,0 +1,27 @@
+"""`POST /v1/chat/completions`: the OpenAI endpoint every client talks to."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from app import sse
+from app.routes.body import read_model
+from app.routes.deps import PipelineDep, SettingsDep
+from app.schemas import ChatCompletionRequest
+
+router = APIRouter()
+
+
+@router.post("/v1/chat/completions")
+async def chat_completions(request: Request, pipeline: PipelineDep, settings: SettingsDep):
+    body = await read_model(request, ChatCompletionRequest, settings.max_request_bytes)
+    exchange = await pipeline.prepare(body, request.headers)
+    opened = await pipeline.open(exchange)
+    headers = {"X-Provider": opened.provider}
+    if exchange.memory is not None and getattr(exchange.memory, "session_id", None):
+        headers["X-Session-Id"] = exchange.memory.session_id
+    if body.stream:
+        return StreamingResponse(pipeline.stream(exchange, opened), media_type=sse.MEDIA_TYPE,
+                                 headers={**sse.HEADERS, **headers})
+    return JSONResponse(await pipeline.complete(exchange, opened), headers=headers)

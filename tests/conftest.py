@@ -1,0 +1,60 @@
+"""Shared fixtures: a fake upstream and the proxy, both real uvicorn servers on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from app.config import Settings  # noqa: E402
+from app.fakes.openai_server import FakeUpstream  # noqa: E402
+from app.fakes.serve import serving  # noqa: E402
+from app.main import create_app  # noqa: E402
+
+
+@pytest.fixture
+def fake():
+    """A fresh fake upstream; `fake.url` is its OpenAI base URL."""
+    upstream = FakeUpstream()
+    with serving(upstream.app()) as url:
+        upstream.url = url + "/v1"
+        yield upstream
+
+
+def proxy_settings(tmp_path, **overrides) -> Settings:
+    """Settings for a test proxy: its own data dir, fast retries, memory off unless asked."""
+    values = dict(data_dir=tmp_path / "data", log_dir=tmp_path / "logs", memory_enabled=False,
+                  upstream_retry_max_wait=0.2, upstream_connect_timeout=1.0, log_json=False,
+                  embedding_cache_dir=os.environ.get("EMBEDDING_CACHE_DIR") or os.path.abspath("data/models"))
+    values.update(overrides)
+    return Settings(_env_file=None, **values)
+
+
+@pytest.fixture
+def start_proxy(tmp_path):
+    """Call with settings overrides; returns the proxy's base URL (…/v1). Stopped after the test."""
+    stack = []
+
+    def start(**overrides) -> str:
+        ctx = serving(create_app(proxy_settings(tmp_path, **overrides)))
+        stack.append(ctx)
+        return ctx.__enter__() + "/v1"
+
+    yield start
+    for ctx in reversed(stack):
+        ctx.__exit__(None, None, None)
+
+
+@pytest.fixture
+def proxy(fake, start_proxy) -> str:
+    return start_proxy(upstream_base_url=fake.url)
+
+
+@pytest.fixture
+def client(proxy):
+    import openai
+
+    return openai.OpenAI(base_url=proxy, api_key="test-key", max_retries=0, timeout=20)
