@@ -1,0 +1,147 @@
+"""What the proxy adds: time to first token, total time and throughput, against the upstream direct.
+
+    python bench/proxy_bench.py                    # memory off (pass-through), concurrency 1, 10, 50
+    python bench/proxy_bench.py --variants off,on  # also with memory switched on
+
+Three processes on 127.0.0.1: the offline fake upstream, the proxy (one uvicorn worker) and this
+load generator. Each concurrency level runs the same streamed requests against the upstream
+directly and through the proxy, interleaved in rounds so machine noise hits both alike; the
+report gives medians and the ratio. Results also go to bench/results/proxy.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from app.fakes.serve import free_port  # noqa: E402
+
+BODY = {"model": "fake-model", "stream": True,
+        "messages": [{"role": "system", "content": "You are a helpful assistant."},
+                     {"role": "user", "content": "Tell me something nice about the sea?"}]}
+
+
+def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen:
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return proc
+        except httpx.HTTPError:
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            raise RuntimeError(proc.stderr.read().decode()[-2000:])
+    raise RuntimeError(f"{cmd} did not start")
+
+
+async def one(client: httpx.AsyncClient, url: str, body: dict) -> tuple[float, float]:
+    t0 = time.perf_counter()
+    first = None
+    async with client.stream("POST", url, json=body) as response:
+        async for line in response.aiter_lines():
+            if first is None and '"content"' in line:
+                first = time.perf_counter()
+    return (first or time.perf_counter()) - t0, time.perf_counter() - t0
+
+
+async def level(url: str, concurrency: int, requests: int, headers: dict, body: dict) -> dict:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=60, headers=headers) as client:
+        await asyncio.gather(*(one(client, url, body) for _ in range(concurrency)))  # warm connections
+        queue = list(range(requests))
+        results: list[tuple[float, float]] = []
+
+        async def worker() -> None:
+            while queue:
+                queue.pop()
+                results.append(await one(client, url, body))
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - t0
+    return {"ttft_ms": [r[0] * 1000 for r in results], "total_ms": [r[1] * 1000 for r in results],
+            "rps": requests / wall}
+
+
+def summarize(samples: list[dict]) -> dict:
+    ttft = [x for s in samples for x in s["ttft_ms"]]
+    total = [x for s in samples for x in s["total_ms"]]
+    return {"ttft_ms": statistics.median(ttft), "total_ms": statistics.median(total),
+            "rps": statistics.median(s["rps"] for s in samples)}
+
+
+def run(args: argparse.Namespace) -> dict:
+    up_port, env_base = free_port(), {"HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING"}
+    upstream = start([sys.executable, "-m", "app.fakes.openai_server", "--port", str(up_port)], env_base,
+                     f"http://127.0.0.1:{up_port}/v1/models")
+    procs = [upstream]
+    targets = {"direct": (f"http://127.0.0.1:{up_port}/v1/chat/completions", {})}
+    try:
+        for variant in args.variants:
+            port = free_port()
+            env = {**env_base, "UPSTREAM_BASE_URL": f"http://127.0.0.1:{up_port}/v1", "PORT": str(port),
+                   "DATA_DIR": str(ROOT / "data" / "bench"), "MEMORY_ENABLED": str(variant != "off").lower(),
+                   **dict(pair.split("=", 1) for pair in args.env)}
+            procs.append(start([sys.executable, "-m", "app.cli", "serve"], env, f"http://127.0.0.1:{port}/health"))
+            targets[f"proxy-{variant}"] = (f"http://127.0.0.1:{port}/v1/chat/completions",
+                                           {"X-Session-Id": f"bench-{variant}"} if variant != "off" else {})
+        return measure(targets, args)
+    finally:
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+
+
+def measure(targets: dict, args: argparse.Namespace) -> dict:
+    report: dict = {}
+    for concurrency in args.concurrency:
+        samples: dict[str, list] = {name: [] for name in targets}
+        for _ in range(args.rounds):
+            for name, (url, headers) in targets.items():
+                samples[name].append(asyncio.run(level(url, concurrency, args.requests, headers, BODY)))
+        report[concurrency] = {name: summarize(s) for name, s in samples.items()}
+    return report
+
+
+def print_report(report: dict) -> None:
+    print(f"{'conc':>4} {'target':<14} {'ttft ms':>8} {'added':>7} {'total ms':>9} {'req/s':>7} {'vs direct':>9}")
+    for concurrency, rows in report.items():
+        base = rows["direct"]
+        for name, row in rows.items():
+            added = row["ttft_ms"] - base["ttft_ms"]
+            print(f"{concurrency:>4} {name:<14} {row['ttft_ms']:8.2f} {added:7.2f} {row['total_ms']:9.2f} "
+                  f"{row['rps']:7.1f} {row['rps'] / base['rps']:9.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 10, 50])
+    parser.add_argument("--requests", type=int, default=200, help="requests per level per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--variants", type=lambda s: s.split(","), default=["off"],
+                        help="proxy variants: off (memory off), on (memory on)")
+    parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the proxy")
+    args = parser.parse_args()
+    report = run(args)
+    print_report(report)
+    out = ROOT / "bench" / "results" / "proxy.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
