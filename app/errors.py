@@ -77,6 +77,7 @@ class UpstreamError(ProxyError):
     code = "upstream_error"
     retry_after: float | None = None
     retryable = False
+    provider: str = ""
 
 
 class UpstreamHTTPError(UpstreamError):

@@ -2,14 +2,16 @@
 
     uvicorn --factory app.main:app_from_env
 
-Nothing happens at import. Tests build the app with their own `Settings` and serve it on
+Nothing happens at import. Start-up order: logs, metrics and request log, providers, memory
+(store, embedder, background writer); shutdown runs it backwards, draining background work so
+nothing is left half-written. Tests build the app with their own `Settings` and serve it on
 127.0.0.1 with uvicorn.
 """
 
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -18,9 +20,13 @@ from starlette.exceptions import HTTPException
 
 from app.config import Settings
 from app.errors import InvalidRequest, ProxyError, error_body, from_exception
+from app.observability import logs
+from app.observability.metrics import Metrics
+from app.observability.observer import Observer
+from app.observability.requestlog import RequestLog
 from app.pipeline import Pipeline
 from app.providers.factory import build_router
-from app.routes import chat, health, models
+from app.routes import chat, health, models, observability, sessions
 
 VERSION = "0.1.0"
 log = logging.getLogger("app")
@@ -29,21 +35,42 @@ log = logging.getLogger("app")
 def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
-        router = build_router(settings)
-        app.state.settings = settings
-        app.state.version = VERSION
-        app.state.pipeline = Pipeline(router, memory_enabled=settings.memory_enabled)
-        app.state.health_checks = _upstream_checks(router)
-        try:
+        async with AsyncExitStack() as stack:
+            await _start(app, settings, stack)
             yield
-        finally:
-            await router.aclose()
 
     app = FastAPI(title="Memory proxy", version=VERSION, lifespan=lifespan)
     _install_error_handlers(app)
-    for module in (chat, models, health):
+    for module in (chat, models, health, sessions, observability):
         app.include_router(module.router)
     return app
+
+
+async def _start(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> None:
+    logs.configure(settings.log_level, settings.log_dir, settings.log_json)
+    state = app.state
+    state.settings, state.version = settings, VERSION
+    state.metrics = Metrics() if settings.metrics_enabled else None
+    state.request_log = None
+    if settings.request_log_enabled:
+        state.request_log = RequestLog(settings.data_dir / "requests.sqlite", days=settings.request_log_days,
+                                       max_rows=settings.request_log_max_rows)
+        await state.request_log.start()
+        stack.push_async_callback(state.request_log.stop)
+    observer = Observer(state.metrics, state.request_log)
+    router = build_router(settings)
+    router.on_retry = observer.retried
+    stack.push_async_callback(router.aclose)
+    state.health_checks = _upstream_checks(router)
+    state.memory_api = None
+    memory = await _start_memory(state, settings, stack) if settings.memory_enabled else None
+    state.pipeline = Pipeline(router, memory=memory, observer=observer, memory_enabled=settings.memory_enabled)
+
+
+async def _start_memory(state, settings: Settings, stack: AsyncExitStack):
+    from app.memory.wiring import start_memory
+
+    return await start_memory(state, settings, stack)
 
 
 def _upstream_checks(router) -> dict:

@@ -70,6 +70,7 @@ class Pipeline:
         try:
             opened = await self.router.open(exchange.model, exchange.upstream)
         except ProxyError as exc:
+            exchange.provider = getattr(exc, "provider", "")
             await self._finish(exchange, None, exc)
             raise
         exchange.provider = opened.provider

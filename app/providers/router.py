@@ -66,7 +66,7 @@ class Router:
         self.retry = retry
         self._limits = {name: asyncio.Semaphore(concurrency) for name in providers}
         self.breakers = breakers or {name: CircuitBreaker() for name in providers}
-        self._on_retry = on_retry
+        self.on_retry = on_retry
         self._listed: dict[str, tuple[float, set[str]]] = {}
 
     # -------------------------------------------------------------- resolution
@@ -133,7 +133,9 @@ class Router:
             try:
                 opened = await self._open_route(route, request)
             except UpstreamError as exc:
-                breaker.record_failure()
+                exc.provider = route.provider
+                if exc.retryable:
+                    breaker.record_failure()
                 failed.append(route.provider)
                 last = exc
                 if not exc.retryable:
@@ -188,8 +190,8 @@ class Router:
 
     def _before_sleep(self, provider: str):
         def hook(state) -> None:
-            if self._on_retry and state.outcome:
-                self._on_retry(provider, state.outcome.exception())
+            if self.on_retry and state.outcome:
+                self.on_retry(provider, state.outcome.exception())
         return hook
 
     async def aclose(self) -> None:

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from app import sse
+from app.observability.logs import request_id, session_id
 from app.routes.body import read_model
 from app.routes.deps import PipelineDep, SettingsDep
 from app.schemas import ChatCompletionRequest
@@ -17,6 +18,9 @@ router = APIRouter()
 async def chat_completions(request: Request, pipeline: PipelineDep, settings: SettingsDep):
     body = await read_model(request, ChatCompletionRequest, settings.max_request_bytes)
     exchange = await pipeline.prepare(body, request.headers)
+    request_id.set(exchange.cid)
+    if exchange.memory is not None:
+        session_id.set(exchange.memory.session_id)
     opened = await pipeline.open(exchange)
     headers = {"X-Provider": opened.provider}
     if exchange.memory is not None and getattr(exchange.memory, "session_id", None):

@@ -1,0 +1,160 @@
+"""The request log: one row per exchange in `DATA_DIR/requests.sqlite`, for reports and audits.
+
+Rows are buffered in RAM by `add()` (no I/O on the request path) and written in batches by the
+log's own task, started and stopped by the app's lifespan. Retention (days) and a row bound
+keep the file small; both are enforced after each flush at most once a minute.
+
+    log = RequestLog(path, days=30, max_rows=200_000)
+    await log.start(); log.add(row); rows = await log.rows(since=t0); await log.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+MIGRATIONS = [
+    """
+    CREATE TABLE requests (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        request_id TEXT,
+        session_id TEXT,
+        model TEXT,
+        provider TEXT,
+        status INTEGER NOT NULL,
+        error_code TEXT,
+        error_message TEXT,
+        stream INTEGER,
+        ttft_ms REAL,
+        total_ms REAL,
+        sync_ms REAL,
+        embed_ms REAL,
+        retrieval_ms REAL,
+        build_ms REAL,
+        upstream_ms REAL,
+        prompt_tokens INTEGER,
+        completion_tokens INTEGER,
+        memories INTEGER,
+        finish_reason TEXT,
+        user_chars INTEGER,
+        retries INTEGER
+    );
+    CREATE INDEX requests_ts ON requests (ts);
+    CREATE INDEX requests_session ON requests (session_id, ts);
+    """,
+]
+
+
+@dataclass(slots=True)
+class RequestRow:
+    ts: float
+    request_id: str
+    session_id: str | None
+    model: str
+    provider: str | None
+    status: int
+    error_code: str | None = None
+    error_message: str | None = None
+    stream: bool = False
+    ttft_ms: float | None = None
+    total_ms: float | None = None
+    sync_ms: float | None = None
+    embed_ms: float | None = None
+    retrieval_ms: float | None = None
+    build_ms: float | None = None
+    upstream_ms: float | None = None
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    memories: int | None = None
+    finish_reason: str | None = None
+    user_chars: int | None = None
+    retries: int | None = None
+
+
+COLUMNS = [f.name for f in fields(RequestRow)]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Apply the scripts past the file's `user_version`; returns the version reached."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
+        conn.executescript(f"BEGIN; {script}; PRAGMA user_version = {number}; COMMIT;")
+    return len(MIGRATIONS)
+
+
+class RequestLog:
+    def __init__(self, path: Path, *, days: float = 30, max_rows: int = 200_000, flush_every: float = 0.5) -> None:
+        self.path = path
+        self.days = days
+        self.max_rows = max_rows
+        self.flush_every = flush_every
+        self._buffer: list[RequestRow] = []
+        self._task: asyncio.Task | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._pruned_at = 0.0
+
+    async def start(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._conn.execute("PRAGMA journal_mode=WAL")
+        migrate(self._conn)
+        self._task = asyncio.create_task(self._run(), name="request-log")
+
+    def add(self, row: RequestRow) -> None:
+        self._buffer.append(row)
+
+    async def flush(self) -> None:
+        rows, self._buffer = self._buffer, []
+        if rows and self._conn is not None:
+            await asyncio.to_thread(self._write, rows)
+
+    def _write(self, rows: list[RequestRow]) -> None:
+        sql = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+        with self._conn:
+            self._conn.executemany(sql, [tuple(asdict(r).values()) for r in rows])
+        if time.time() - self._pruned_at > 60:
+            self._prune()
+
+    def _prune(self) -> None:
+        self._pruned_at = time.time()
+        with self._conn:
+            self._conn.execute("DELETE FROM requests WHERE ts < ?", (time.time() - self.days * 86400,))
+            self._conn.execute("DELETE FROM requests WHERE id <= (SELECT max(id) FROM requests) - ?",
+                               (self.max_rows,))
+
+    async def rows(self, since: float = 0.0, until: float | None = None,
+                   session_id: str | None = None) -> list[RequestRow]:
+        await self.flush()
+        return await asyncio.to_thread(self._select, since, until or time.time() + 1, session_id)
+
+    def _select(self, since: float, until: float, session_id: str | None) -> list[RequestRow]:
+        sql = f"SELECT {', '.join(COLUMNS)} FROM requests WHERE ts >= ? AND ts < ?"
+        args: list = [since, until]
+        if session_id is not None:
+            sql += " AND session_id = ?"
+            args.append(session_id)
+        return [RequestRow(*r) for r in self._conn.execute(sql + " ORDER BY ts", args)]
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.flush_every)
+            try:
+                await self.flush()
+            except sqlite3.Error:
+                pass  # the rows are lost, the service is not; counted by the metrics' failures
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        await self.flush()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None

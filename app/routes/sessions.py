@@ -1,0 +1,107 @@
+"""The memory API beside the OpenAI one: inspect, search, load, export and delete conversations.
+
+    GET    /v1/sessions                      paged list (?limit=&offset=)
+    GET    /v1/sessions/{id}                 counts, activity, tokens, pending background work
+    GET    /v1/sessions/{id}/messages        paged; superseded ones only with ?include_superseded=true
+    POST   /v1/sessions/{id}/messages        {"messages": [...]} appended without a completion
+    GET    /v1/sessions/{id}/search?q=&k=    memory search with scores
+    GET    /v1/sessions/{id}/emotions        emotional trajectory and shares
+    GET    /v1/sessions/{id}/export          everything, as JSON
+    PUT    /v1/sessions/{id}/persona         {"persona": "..."} used when a request has no system prompt
+    POST   /v1/sessions/{id}/import          a SillyTavern chat file (.jsonl) as the body
+    DELETE /v1/sessions/{id}                 everything gone, its file included
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+
+from app.errors import InvalidRequest, NotFound
+from app.routes.body import read_model
+from app.routes.deps import SettingsDep, StateDep
+from app.schemas import ChatMessage
+
+router = APIRouter(prefix="/v1/sessions")
+
+
+class AppendBody(BaseModel):
+    messages: list[ChatMessage] = Field(min_length=1)
+
+
+class PersonaBody(BaseModel):
+    persona: str
+
+
+def _memory(state: Any) -> Any:
+    memory = getattr(state, "memory_api", None)
+    if memory is None:
+        raise NotFound("memory is switched off (MEMORY_ENABLED=false)", code="memory_disabled")
+    return memory
+
+
+@router.get("")
+async def list_sessions(state: StateDep, limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)):
+    sessions = await _memory(state).list_sessions(limit, offset)
+    return {"object": "list", "data": sessions, "limit": limit, "offset": offset,
+            "has_more": len(sessions) == limit}
+
+
+@router.get("/{session_id}")
+async def get_session(session_id: str, state: StateDep):
+    return await _memory(state).session(session_id)
+
+
+@router.get("/{session_id}/messages")
+async def list_messages(session_id: str, state: StateDep, limit: int = Query(100, ge=1, le=10_000),
+                        offset: int = Query(0, ge=0), include_superseded: bool = False):
+    rows = await _memory(state).messages(session_id, limit, offset, include_superseded)
+    return {"object": "list", "data": rows, "limit": limit, "offset": offset, "has_more": len(rows) == limit}
+
+
+@router.post("/{session_id}/messages")
+async def append_messages(session_id: str, request: Request, state: StateDep, settings: SettingsDep):
+    body = await read_model(request, AppendBody, settings.max_request_bytes)
+    ids = await _memory(state).append(session_id, [m.model_dump(exclude_none=True) for m in body.messages])
+    return {"object": "list", "data": [{"id": i} for i in ids]}
+
+
+@router.get("/{session_id}/search")
+async def search(session_id: str, state: StateDep, q: str = Query(min_length=1), k: int = Query(10, ge=1, le=200)):
+    return {"object": "list", "data": await _memory(state).search(session_id, q, k)}
+
+
+@router.get("/{session_id}/emotions")
+async def emotions(session_id: str, state: StateDep):
+    return await _memory(state).emotions(session_id)
+
+
+@router.get("/{session_id}/export")
+async def export(session_id: str, state: StateDep):
+    return await _memory(state).export(session_id)
+
+
+@router.put("/{session_id}/persona")
+async def set_persona(session_id: str, request: Request, state: StateDep, settings: SettingsDep):
+    body = await read_model(request, PersonaBody, settings.max_request_bytes)
+    await _memory(state).set_persona(session_id, body.persona)
+    return {"id": session_id, "persona": body.persona}
+
+
+@router.post("/{session_id}/import")
+async def import_chat(session_id: str, request: Request, state: StateDep, settings: SettingsDep):
+    raw = await request.body()
+    if len(raw) > settings.max_request_bytes * 8:
+        raise InvalidRequest("the chat file is too large to import over HTTP; use `memory-proxy import`")
+    return await _memory(state).import_sillytavern(session_id, raw.decode("utf-8", "replace"))
+
+
+@router.delete("/{session_id}")
+async def delete(session_id: str, state: StateDep):
+    await _memory(state).delete(session_id)
+    return {"id": session_id, "object": "session", "deleted": True}
+
+
+
