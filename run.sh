@@ -23,7 +23,7 @@ setup() {
     echo "==> installing dependencies (first run takes a few minutes)"
     "$VENV/bin/python" -m pip install --quiet --upgrade pip
     "$VENV/bin/python" -m pip install --quiet -r requirements.txt
-    "$VENV/bin/python" -m pip install --quiet --no-deps -e .
+    "$VENV/bin/python" -m pip install --quiet -e ".[livekit]"
     echo "$want" > "$stamp"
   fi
   mkdir -p data logs

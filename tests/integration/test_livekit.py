@@ -1,0 +1,82 @@
+"""The LiveKit plugin's LLM stream against the running proxy (needs the `livekit` extra)."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+
+import pytest
+
+from app.fakes.openai_server import Behaviour
+from app.integrations.livekit import memory_headers, room_session_id
+
+llm_mod = pytest.importorskip("livekit.agents.llm", reason="optional extra: pip install -e '.[livekit]'")
+
+
+async def collect(stream) -> tuple[str, list]:
+    text, calls = [], []
+    async with stream:
+        async for chunk in stream:
+            if chunk.delta is None:
+                continue
+            text.append(chunk.delta.content or "")
+            calls.extend(chunk.delta.tool_calls or [])
+    return "".join(text), calls
+
+
+def test_memory_headers_and_room_ids():
+    assert memory_headers("room-1") == {"X-Session-Id": "room-1", "X-Memory": "on"}
+    assert memory_headers("r", memory="read-only", context_budget=2048)["X-Context-Budget"] == "2048"
+    assert room_session_id("kitchen") == "livekit-kitchen"
+    with pytest.raises(ValueError):
+        memory_headers("r", memory="maybe")
+
+
+def test_two_turns_and_a_tool_call_through_the_proxy(fake, start_proxy):
+    from livekit.agents import llm
+
+    from app.integrations.livekit import memory_llm
+
+    url = start_proxy(upstream_base_url=fake.url)
+
+    @llm.function_tool
+    async def get_weather(city: str) -> str:
+        """Weather for a city."""
+        return f"sunny in {city}"
+
+    async def scenario():
+        model = memory_llm(session_id="livekit-room-7", base_url=url, api_key="k", model="fake-model", voice=True)
+        ctx = llm.ChatContext()
+        ctx.add_message(role="system", content="You are Juniper.")
+        ctx.add_message(role="user", content="Hi, my name is Sam.")
+        fake.script.append(Behaviour(text="Hello Sam, nice to meet you."))
+        first, _ = await collect(model.chat(chat_ctx=ctx))
+        ctx.add_message(role="assistant", content=first)
+        ctx.add_message(role="user", content="What's the weather in Oslo?")
+        fake.script.append(Behaviour(tool_call={"name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}))
+        _, calls = await collect(model.chat(chat_ctx=ctx, tools=[get_weather]))
+        await model.aclose()
+        return first, calls
+
+    first, calls = asyncio.run(scenario())
+    assert first == "Hello Sam, nice to meet you."
+    assert calls and calls[0].name == "get_weather" and json.loads(calls[0].arguments) == {"city": "Oslo"}
+    second = fake.requests[-1]
+    assert second["max_completion_tokens"] == 160
+    assert second["tools"][0]["function"]["name"] == "get_weather"
+    assert [m["role"] for m in second["messages"]][-3:] == ["user", "assistant", "user"]
+
+
+def test_example_agent_imports_and_builds_its_pieces(monkeypatch):
+    monkeypatch.setenv("MEMORY_PROXY_URL", "http://127.0.0.1:9/v1")
+    example = importlib.import_module("examples.livekit_agent")
+
+    async def build():
+        return example.build_session("room-9"), example.Companion()
+
+    session, agent = asyncio.run(build())
+    assert session.llm.model == "default"
+    assert session.llm._opts.extra_headers["X-Session-Id"] == "livekit-room-9"
+    assert agent.instructions.startswith("You are Juniper")
+    assert callable(example.entrypoint) and callable(example.prewarm)
