@@ -63,14 +63,14 @@ async def _start(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> Non
     stack.push_async_callback(router.aclose)
     state.health_checks = _upstream_checks(router)
     state.memory_api = None
-    memory = await _start_memory(state, settings, stack) if settings.memory_enabled else None
+    memory = await _start_memory(state, settings, stack, router) if settings.memory_enabled else None
     state.pipeline = Pipeline(router, memory=memory, observer=observer, memory_enabled=settings.memory_enabled)
 
 
-async def _start_memory(state, settings: Settings, stack: AsyncExitStack):
+async def _start_memory(state, settings: Settings, stack: AsyncExitStack, router):
     from app.memory.wiring import start_memory
 
-    return await start_memory(state, settings, stack)
+    return await start_memory(state, settings, stack, router)
 
 
 def _upstream_checks(router) -> dict:

@@ -1,0 +1,81 @@
+"""SillyTavern chat files (`.jsonl`) as OpenAI messages, so users bring their existing long chats.
+
+A chat file is one JSON object per line: first a metadata line (`user_name`, `character_name`,
+`create_date`, `chat_metadata`), then one line per message with `name`, `is_user`, `is_system`,
+`mes` (the text shown, i.e. the chosen swipe), `send_date` and optionally `swipes` /
+`swipe_id` (the alternatives of a reply). Only the chosen swipe is a turn; hidden system
+notes (`is_system`) are skipped.
+
+    chat = parse_sillytavern(text)
+    chat.messages[0]  # {"role": "assistant", "name": "Seraphina", "content": "..."}
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(slots=True)
+class ImportedChat:
+    user_name: str | None = None
+    character_name: str | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    skipped: int = 0
+
+
+class ChatFileError(ValueError):
+    """The file is not a SillyTavern chat; the message says which line and why."""
+
+
+def parse_sillytavern(text: str) -> ImportedChat:
+    chat = ImportedChat()
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        record = _load(line, number)
+        if number == 1 and "mes" not in record:
+            chat.user_name = record.get("user_name")
+            chat.character_name = record.get("character_name")
+            continue
+        message = to_message(record)
+        if message is None:
+            chat.skipped += 1
+        else:
+            chat.messages.append(message)
+    if not chat.messages:
+        raise ChatFileError("no messages found: expected a SillyTavern .jsonl chat (one JSON object per line)")
+    return chat
+
+
+def _load(line: str, number: int) -> dict[str, Any]:
+    try:
+        record = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise ChatFileError(f"line {number} is not valid JSON: {exc.msg}") from None
+    if not isinstance(record, dict):
+        raise ChatFileError(f"line {number} is not a JSON object")
+    return record
+
+
+def to_message(record: dict[str, Any]) -> dict[str, Any] | None:
+    """One chat line as a message, or None for hidden system notes and empty lines."""
+    if record.get("is_system") or "mes" not in record:
+        return None
+    text = _chosen_text(record)
+    if not text.strip():
+        return None
+    message: dict[str, Any] = {"role": "user" if record.get("is_user") else "assistant", "content": text}
+    if record.get("name"):
+        message["name"] = str(record["name"])
+    if record.get("send_date"):
+        message["send_date"] = str(record["send_date"])
+    return message
+
+
+def _chosen_text(record: dict[str, Any]) -> str:
+    swipes, chosen = record.get("swipes"), record.get("swipe_id")
+    if isinstance(swipes, list) and isinstance(chosen, int) and 0 <= chosen < len(swipes):
+        return str(swipes[chosen])
+    return str(record.get("mes") or "")
