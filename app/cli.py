@@ -2,6 +2,8 @@
 
     memory-proxy serve                      # start the service (HOST, PORT from the environment/.env)
     memory-proxy prepare                    # export the embedding model to ONNX once, ahead of time
+    memory-proxy import chat.jsonl --session my-story   # a SillyTavern chat into a running proxy
+    memory-proxy report --days 7            # the performance report, from the request log
 """
 
 from __future__ import annotations
@@ -32,7 +34,56 @@ def prepare(settings: Settings, _: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": serve, "prepare": prepare}
+def import_chat(settings: Settings, args: argparse.Namespace) -> int:
+    """Load a SillyTavern chat into the running proxy in batches, with a progress bar."""
+    import httpx
+    from tqdm import tqdm
+
+    from app.memory.importer import parse_sillytavern
+
+    chat = parse_sillytavern(open(args.file, encoding="utf-8").read())
+    url = (args.url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    target = f"{url}/v1/sessions/{args.session}/messages"
+    with httpx.Client(timeout=120) as client, tqdm(total=len(chat.messages), unit="msg", desc="importing") as bar:
+        for start in range(0, len(chat.messages), args.batch):
+            batch = chat.messages[start:start + args.batch]
+            response = client.post(target, json={"messages": [_wire(m) for m in batch]})
+            if response.status_code >= 400:
+                print(f"import failed: {response.status_code} {response.text}", file=sys.stderr)
+                return 1
+            bar.update(len(batch))
+    print(f"imported {len(chat.messages)} messages into session {args.session} ({chat.skipped} skipped)")
+    return 0
+
+
+def _wire(message: dict) -> dict:
+    return {k: v for k, v in message.items() if k in ("role", "content", "name")}
+
+
+def report(settings: Settings, args: argparse.Namespace) -> int:
+    """Print the performance report for the last N days, read straight from the request log."""
+    import asyncio
+    import json
+    import time
+
+    from app.observability.report import build_report
+    from app.observability.requestlog import RequestLog
+
+    async def run() -> dict:
+        log = RequestLog(settings.data_dir / "requests.sqlite")
+        await log.start()
+        try:
+            now, span = time.time(), args.days * 86400
+            return build_report(await log.rows(now - span, now + 1), await log.rows(now - 2 * span, now - span),
+                                args.days)
+        finally:
+            await log.stop()
+
+    print(json.dumps(asyncio.run(run()), indent=2))
+    return 0
+
+
+COMMANDS = {"serve": serve, "prepare": prepare, "import": import_chat, "report": report}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -40,6 +91,13 @@ def parser() -> argparse.ArgumentParser:
     sub = root.add_subparsers(dest="command", required=True)
     sub.add_parser("serve", help="start the service")
     sub.add_parser("prepare", help="export the embedding model ahead of time")
+    imp = sub.add_parser("import", help="load a SillyTavern chat (.jsonl) into a running proxy")
+    imp.add_argument("file")
+    imp.add_argument("--session", required=True, help="the session id to load it into")
+    imp.add_argument("--url", help="the proxy's address (default http://HOST:PORT)")
+    imp.add_argument("--batch", type=int, default=200)
+    rep = sub.add_parser("report", help="the performance report from the request log")
+    rep.add_argument("--days", type=float, default=7.0)
     return root
 
 
