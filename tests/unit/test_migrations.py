@@ -1,0 +1,116 @@
+"""Numbered migrations: a blank file reaches the latest schema; an old file upgrades keeping its rows."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+
+import pytest
+
+from app.memory.migrations import MIGRATIONS, applied, configure, migrate, open_database, run
+
+MESSAGE_COLUMNS = ["id", "position", "role", "name", "content", "content_hash", "created_at", "token_count",
+                   "superseded_by", "kind", "emotion", "emotion_confidence", "emotion_intensity", "emotion_probs",
+                   "importance", "embedding", "scored_at", "tier", "access_count", "last_accessed"]
+
+
+def connect(path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None)
+    configure(conn)
+    return conn
+
+
+def names(kind: str) -> list[str]:
+    return [fn.__name__ for fn in MIGRATIONS[kind]]
+
+
+def columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def indexes(conn: sqlite3.Connection) -> set[str]:
+    return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+
+
+@pytest.mark.parametrize("kind", ["registry", "session"])
+def test_migration_names_are_numbered_in_order_and_unique(kind):
+    found = names(kind)
+    numbers = [int(re.match(r"m(\d{3})_", name).group(1)) for name in found]
+    assert numbers == list(range(1, len(found) + 1))
+    assert len(set(found)) == len(found)
+
+
+@pytest.mark.parametrize("kind", ["registry", "session"])
+def test_blank_database_gets_every_migration_once(tmp_path, kind):
+    conn = connect(tmp_path / "db.sqlite")
+    assert migrate(conn, kind) == names(kind)
+    assert applied(conn) == names(kind)
+    assert migrate(conn, kind) == []
+
+
+def test_session_schema_has_the_documented_tables_and_columns(tmp_path):
+    conn = connect(tmp_path / "s.sqlite")
+    migrate(conn, "session")
+    assert columns(conn, "messages") == MESSAGE_COLUMNS
+    assert columns(conn, "meta") == ["key", "value"]
+    assert columns(conn, "summaries") == ["id", "kind", "level", "start_position", "end_position", "text",
+                                          "created_at", "embedding", "superseded"]
+    assert {"messages_active", "messages_hash", "messages_position", "messages_pending"} <= indexes(conn)
+    defaults = {row[1]: row[4] for row in conn.execute("PRAGMA table_info(messages)")}
+    assert (defaults["kind"], defaults["tier"], defaults["access_count"]) == ("'turn'", "'working'", "0")
+
+
+def test_registry_schema(tmp_path):
+    conn = connect(tmp_path / "r.sqlite")
+    migrate(conn, "registry")
+    assert columns(conn, "sessions") == ["key", "session_id", "owner", "fingerprint", "created_at", "last_active",
+                                         "message_count", "token_total", "pending"]
+    assert columns(conn, "window_hashes") == ["id", "key", "hash"]
+    assert {"sessions_owner_fingerprint", "window_hashes_hash"} <= indexes(conn)
+
+
+def test_old_session_database_upgrades_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "old.sqlite"
+    conn = connect(path)
+    assert migrate(conn, "session", upto=1) == ["m001_initial"]
+    assert "messages_pending" not in indexes(conn)
+    conn.executemany("INSERT INTO messages (position, role, content, content_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                     [(1, "user", "hello", "h1", 1.0), (2, "assistant", "hi there", "h2", 2.0)])
+    conn.execute("INSERT INTO meta (key, value) VALUES ('persona', 'A patient tutor')")
+    conn.close()
+
+    conn = connect(path)
+    assert migrate(conn, "session") == names("session")[1:]
+    rows = conn.execute("SELECT position, role, content, tier, scored_at FROM messages ORDER BY id").fetchall()
+    assert rows == [(1, "user", "hello", "working", None), (2, "assistant", "hi there", "working", None)]
+    assert conn.execute("SELECT value FROM meta WHERE key = 'persona'").fetchone() == ("A patient tutor",)
+    assert "messages_pending" in indexes(conn)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_old_registry_upgrades_and_keeps_its_rows(tmp_path):
+    path = tmp_path / "registry.sqlite"
+    conn = connect(path)
+    migrate(conn, "registry", upto=1)
+    conn.execute("INSERT INTO sessions (key, session_id, created_at, last_active, message_count) "
+                 "VALUES ('k1', 'chat-1', 1.0, 2.0, 5)")
+    conn.close()
+
+    conn = connect(path)
+    migrate(conn, "registry")
+    assert conn.execute("SELECT session_id, message_count, pending FROM sessions").fetchall() == [("chat-1", 5, 0)]
+    assert applied(conn) == names("registry")
+    conn.execute("INSERT INTO window_hashes (key, hash) VALUES ('k', 'h')")
+
+
+@pytest.mark.anyio
+async def test_open_database_configures_durable_wal(tmp_path):
+    db = await open_database(tmp_path / "s.sqlite", "session")
+    try:
+        def pragmas(conn):
+            return [conn.execute(f"PRAGMA {p}").fetchone()[0]
+                    for p in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")]
+        assert await run(db, pragmas) == ["wal", 1, 1, 5000]  # synchronous 1 = NORMAL
+        assert await run(db, applied) == names("session")
+    finally:
+        await db.close()
