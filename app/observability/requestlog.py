@@ -96,6 +96,8 @@ class RequestLog:
         self._task: asyncio.Task | None = None
         self._conn: sqlite3.Connection | None = None
         self._pruned_at = 0.0
+        self._stopping = asyncio.Event()
+        self._flushing = asyncio.Lock()
 
     async def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -108,9 +110,11 @@ class RequestLog:
         self._buffer.append(row)
 
     async def flush(self) -> None:
-        rows, self._buffer = self._buffer, []
-        if rows and self._conn is not None:
-            await asyncio.to_thread(self._write, rows)
+        """Write buffered rows; one flush at a time, and never cancelled half-way (shielded)."""
+        async with self._flushing:
+            rows, self._buffer = self._buffer, []
+            if rows and self._conn is not None:
+                await asyncio.shield(asyncio.to_thread(self._write, rows))
 
     def _write(self, rows: list[RequestRow]) -> None:
         sql = f"INSERT INTO requests ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -140,20 +144,22 @@ class RequestLog:
         return [RequestRow(*r) for r in self._conn.execute(sql + " ORDER BY ts", args)]
 
     async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.flush_every)
+        while not self._stopping.is_set():
+            try:
+                await asyncio.wait_for(self._stopping.wait(), self.flush_every)
+            except TimeoutError:
+                pass
             try:
                 await self.flush()
             except sqlite3.Error:
-                pass  # the rows are lost, the service is not; counted by the metrics' failures
+                pass  # the rows are lost, the service is not
 
     async def stop(self) -> None:
+        """Stop after the write in progress (a connection is never closed under a running write)."""
+        self._stopping.set()
         if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+            await self._task
+            self._task = None
         await self.flush()
         if self._conn is not None:
             self._conn.close()

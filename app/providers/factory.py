@@ -1,4 +1,10 @@
-"""Providers and routes built from settings: one place that knows every provider kind."""
+"""Providers and routes built from settings: one place that knows every provider kind.
+
+Providers: "upstream" (UPSTREAM_BASE_URL), each of UPSTREAMS by its name, and "gemini" (GEMINI_API_KEY).
+Routes: MODELS and each upstream's models go to their provider, GEMINI_MODELS to "gemini", and ROUTES
+chains override them, e.g. {"my-model": ["upstream:llama", "gemini:gemini-2.5-flash"]}. Other names
+go to the default upstream, or to Gemini when it is the only provider and GEMINI_MODELS is empty.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from app.providers.openai_compat import OpenAICompatProvider
 from app.providers.router import RetryPolicy, Route, Router
 
 DEFAULT_UPSTREAM = "upstream"
+GEMINI = "gemini"
 
 
 def build_router(settings: Settings) -> Router:
@@ -18,6 +25,9 @@ def build_router(settings: Settings) -> Router:
     for upstream in settings.upstreams:
         for model in upstream.get("models", ()):
             routes.setdefault(model, [Route(upstream["name"], model)])
+    if GEMINI in providers:
+        for model in settings.gemini_models:
+            routes.setdefault(model, [Route(GEMINI, model)])
     for model, chain in settings.routes.items():
         routes[model] = [_route(link, model) for link in chain]
     retry = RetryPolicy(attempts=settings.upstream_max_retries + 1, max_wait=settings.upstream_retry_max_wait,
@@ -25,8 +35,16 @@ def build_router(settings: Settings) -> Router:
     breakers = {name: CircuitBreaker(settings.circuit_failures, settings.circuit_reset_seconds)
                 for name in providers}
     return Router(providers, routes, aliases=dict(settings.model_aliases), default_model=settings.default_model,
-                  passthrough=DEFAULT_UPSTREAM if DEFAULT_UPSTREAM in providers else None, retry=retry,
+                  passthrough=_passthrough(settings, providers), retry=retry,
                   concurrency=settings.upstream_max_concurrency, breakers=breakers)
+
+
+def _passthrough(settings: Settings, providers: dict[str, Provider]) -> str | None:
+    """Who serves (and lists) model names no route names: the default upstream, else Gemini when
+    GEMINI_MODELS is left empty, so every Gemini model of the account is there with only a key set."""
+    if DEFAULT_UPSTREAM in providers:
+        return DEFAULT_UPSTREAM
+    return GEMINI if GEMINI in providers and not settings.gemini_models else None
 
 
 def build_providers(settings: Settings) -> dict[str, Provider]:
@@ -37,7 +55,18 @@ def build_providers(settings: Settings) -> dict[str, Provider]:
     for upstream in settings.upstreams:
         providers[upstream["name"]] = _openai(settings, upstream["name"], upstream["base_url"],
                                               upstream.get("api_key", ""))
+    if settings.gemini_api_key:
+        providers[GEMINI] = _gemini(settings)
     return providers
+
+
+def _gemini(settings: Settings) -> Provider:
+    from app.providers.gemini import GeminiProvider  # the SDK takes ~0.5 s to import: only when used
+
+    return GeminiProvider(settings.gemini_api_key, models=settings.gemini_models, base_url=settings.gemini_base_url,
+                          safety=settings.gemini_safety_settings, connect_timeout=settings.upstream_connect_timeout,
+                          read_timeout=settings.upstream_read_timeout,
+                          max_connections=settings.upstream_max_concurrency)
 
 
 def _openai(settings: Settings, name: str, base_url: str, api_key: str) -> OpenAICompatProvider:

@@ -3,8 +3,10 @@
 Each model resolves to an ordered chain of `Route`s (provider + the upstream's own model name).
 `Router.open()` walks the chain: for each provider it retries connection errors, timeouts,
 429 and 5xx with exponential backoff and jitter (honouring `Retry-After`), and moves to the
-next provider when one is exhausted. All of that happens before the first event reaches the
-client; once `open()` has returned, errors are final.
+next provider when one is exhausted (at once when the upstream asks for a pause longer than
+`max_wait`). Retryable failures count towards the provider's circuit breaker; an error the upstream
+answered on purpose (a 400, a rejected key) does not, and is relayed without failover. All of that
+happens before the first event reaches the client; once `open()` has returned, errors are final.
 
     router = Router(providers={"local": provider}, routes={"llama": [Route("local", "llama")]})
     opened = await router.open("llama", UpstreamRequest(model="", messages=[...]))
@@ -134,12 +136,12 @@ class Router:
                 opened = await self._open_route(route, request)
             except UpstreamError as exc:
                 exc.provider = route.provider
-                if exc.retryable:
-                    breaker.record_failure()
+                if not exc.retryable:  # the upstream answered (a 400, a bad key): alive, and no use failing over
+                    breaker.record_success()
+                    raise
+                breaker.record_failure()
                 failed.append(route.provider)
                 last = exc
-                if not exc.retryable:
-                    raise
                 continue
             breaker.record_success()
             opened.failed_over = failed
@@ -152,7 +154,7 @@ class Router:
         upstream = UpstreamRequest(model=route.model, messages=request.messages, params=request.params)
         attempts = 0
         retrying = AsyncRetrying(stop=stop_after_attempt(self.retry.attempts), wait=self._wait,
-                                 retry=retry_if_exception(_retryable), reraise=True,
+                                 retry=retry_if_exception(self._worth_waiting_for), reraise=True,
                                  before_sleep=self._before_sleep(route.provider))
         async for attempt in retrying:
             with attempt:
@@ -180,6 +182,12 @@ class Router:
             await stream.aclose()
             raise
         return _rest(first, stream, limit.release)
+
+    def _worth_waiting_for(self, exc: BaseException) -> bool:
+        """Retryable, unless the upstream asks for a longer pause than we wait (Gemini quotas ask for
+        20-60 s): then the next route is tried at once, or the client gets the 429 and its Retry-After."""
+        hinted = getattr(exc, "retry_after", None)
+        return _retryable(exc) and (hinted is None or hinted <= self.retry.max_wait)
 
     def _wait(self, state) -> float:
         exc = state.outcome.exception() if state.outcome else None
