@@ -71,7 +71,7 @@ class Settings(BaseSettings):
     budget_recent: float = 0.35
     budget_response: float = 0.20
     store_max_open: int = 64
-    working_memory_messages: int = 64
+    working_memory_messages: int = 256
     session_idle_seconds: float = 1800.0
     auxiliary_patterns: JsonList = Field(default_factory=list)
 

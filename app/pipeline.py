@@ -19,11 +19,11 @@ from typing import Any
 from app import sse
 from app.completion import Assembler, chunk_for
 from app.errors import InvalidRequest, ProxyError, UpstreamStreamError, from_exception
-from app.providers.base import Usage
+from app.providers.base import UpstreamRequest, Usage
 from app.providers.router import OpenedStream, Router
+from app.tokens import count_messages, count_tokens
 from app.schemas import (ChatCompletionRequest, MemoryControls, chunk_dict, completion_id, forwardable_params,
                          message_dicts, now)
-from app.providers.base import UpstreamRequest
 
 
 @dataclass(slots=True)
@@ -53,7 +53,8 @@ class Pipeline:
         self.observer = observer
         self.memory_enabled = memory_enabled
 
-    async def prepare(self, request: ChatCompletionRequest, headers: Mapping[str, str]) -> Exchange:
+    async def prepare(self, request: ChatCompletionRequest, headers: Mapping[str, str], *,
+                      preview: bool = False) -> Exchange:
         controls = memory_controls(headers, request.metadata)
         model, _ = await self.router.resolve(request.model)
         upstream = UpstreamRequest(model=model, messages=message_dicts(request),
@@ -61,9 +62,20 @@ class Pipeline:
         exchange = Exchange(request=request, controls=controls, model=model, upstream=upstream, headers=headers)
         if self.memory is not None and self.memory_enabled and controls.mode != "off":
             t0 = time.perf_counter()
-            exchange.memory = await self.memory.prepare(exchange)
+            exchange.memory = await self.memory.prepare(exchange, preview=preview)
             exchange.timings["memory"] = time.perf_counter() - t0
         return exchange
+
+    async def preview(self, request: ChatCompletionRequest, headers: Mapping[str, str]) -> dict[str, Any]:
+        """What would be sent upstream, and why; nothing is stored and nothing is sent."""
+        exchange = await self.prepare(request, headers, preview=True)
+        turn = exchange.memory
+        built = getattr(turn, "built", None)
+        return {"object": "chat.completion.preview", "model": exchange.model,
+                "session_id": getattr(turn, "session_id", None), "messages": exchange.upstream.messages,
+                "budget": built.budget if built else None,
+                "memories": [_memory_dict(m) for m in built.chosen] if built else [],
+                "auxiliary": getattr(turn, "auxiliary", None)}
 
     async def open(self, exchange: Exchange) -> OpenedStream:
         t0 = time.perf_counter()
@@ -128,10 +140,18 @@ class Pipeline:
 
     async def _finish(self, exchange: Exchange, assembler: Assembler | None, error: ProxyError | None) -> None:
         exchange.error = error
-        if exchange.memory is not None and assembler is not None and error is None:
-            await self.memory.record(exchange, assembler)
+        if exchange.memory is not None:
+            if assembler is not None and error is None:
+                await self.memory.record(exchange, assembler)
+            else:
+                self.memory.release(exchange)
         if self.observer is not None:
             self.observer.finished(exchange, assembler)
+
+    def release(self, exchange: Exchange) -> None:
+        """Idempotent: frees the session if a response ended before its stream even started."""
+        if exchange.memory is not None and self.memory is not None:
+            self.memory.release(exchange)
 
     def _abandon(self, exchange: Exchange, assembler: Assembler) -> None:
         """The client went away: keep what it saw (a stopped reply stays in its chat), never block."""
@@ -142,9 +162,12 @@ class Pipeline:
             self.observer.finished(exchange, assembler)
 
 
-def estimate_usage(messages: list[dict[str, Any]], reply: str) -> Usage:
-    from app.tokens import count_messages, count_tokens
+def _memory_dict(item: Any) -> dict[str, Any]:
+    return {"text": item.text, "kind": item.kind, "message_ids": list(item.message_ids),
+            "score": round(item.score, 4), "reasons": list(item.reasons), "when": item.when}
 
+
+def estimate_usage(messages: list[dict[str, Any]], reply: str) -> Usage:
     return Usage(count_messages(messages), count_tokens(reply))
 
 

@@ -119,6 +119,11 @@ class WorkingMemory:
         self._touch(key, held)
         return True
 
+    def is_complete(self, key: str) -> bool:
+        """True when the held tail is the whole conversation (nothing older is stored)."""
+        held = self._held.get(key)
+        return bool(held and held.complete)
+
     def forget(self, key: str) -> bool:
         return self._held.pop(key, None) is not None
 

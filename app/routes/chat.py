@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
+from starlette.background import BackgroundTask
 
 from app import sse
 from app.observability.logs import request_id, session_id
@@ -27,5 +28,13 @@ async def chat_completions(request: Request, pipeline: PipelineDep, settings: Se
         headers["X-Session-Id"] = exchange.memory.session_id
     if body.stream:
         return StreamingResponse(pipeline.stream(exchange, opened), media_type=sse.MEDIA_TYPE,
-                                 headers={**sse.HEADERS, **headers})
+                                 headers={**sse.HEADERS, **headers},
+                                 background=BackgroundTask(pipeline.release, exchange))
     return JSONResponse(await pipeline.complete(exchange, opened), headers=headers)
+
+
+@router.post("/v1/chat/completions/preview")
+async def chat_preview(request: Request, pipeline: PipelineDep, settings: SettingsDep):
+    """The same body and headers as a chat completion: what would be sent upstream, and why."""
+    body = await read_model(request, ChatCompletionRequest, settings.max_request_bytes)
+    return await pipeline.preview(body, request.headers)
