@@ -74,6 +74,7 @@ class Settings(BaseSettings):
     working_memory_messages: int = 256
     session_idle_seconds: float = 1800.0
     auxiliary_patterns: JsonList = Field(default_factory=list)
+    continue_nudge_patterns: JsonList = Field(default_factory=list)
 
     # Embeddings and retrieval
     embedding_model: str = "all-MiniLM-L6-v2"
@@ -102,7 +103,8 @@ class Settings(BaseSettings):
     request_log_days: float = 30.0
     request_log_max_rows: int = 200_000
 
-    @field_validator("models", "api_keys", "upstreams", "auxiliary_patterns", "gemini_models", mode="before")
+    @field_validator("models", "api_keys", "upstreams", "auxiliary_patterns", "continue_nudge_patterns",
+                     "gemini_models", mode="before")
     @classmethod
     def _parse_list(cls, value: object) -> object:
         """Accept JSON (`["a","b"]`) or a comma-separated list (`a,b`)."""
@@ -128,10 +130,18 @@ class Settings(BaseSettings):
             return {k.strip(): v.strip() for k, v in pairs}
         return value
 
+    @field_validator("auxiliary_patterns", "continue_nudge_patterns", mode="after")
+    @classmethod
+    def _check_patterns(cls, value: list) -> list:
+        from app.auxiliary import compile_patterns
+
+        compile_patterns(value)
+        return value
+
     @model_validator(mode="after")
     def _check_budget(self) -> Settings:
         shares = (self.budget_persona, self.budget_memories, self.budget_recent, self.budget_response)
-        if any(s < 0 or s > 1 for s in shares) or sum(shares) > 1.0001:
+        if any(s < 0 or s > 1 for s in shares) or sum(shares) > 1.0 + 1e-9:
             raise ValueError("BUDGET_* shares must each be within 0..1 and sum to at most 1")
         if self.context_tokens < 256:
             raise ValueError("CONTEXT_TOKENS must be at least 256")

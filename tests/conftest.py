@@ -58,3 +58,10 @@ def client(proxy):
     import openai
 
     return openai.OpenAI(base_url=proxy, api_key="test-key", max_retries=0, timeout=20)
+
+
+@pytest.fixture
+def memory_proxy(fake, start_proxy) -> str:
+    """The proxy with memory on (background summaries and consolidation off, for exact assertions)."""
+    return start_proxy(upstream_base_url=fake.url, memory_enabled=True, summary_enabled=False,
+                       consolidate_interval_seconds=0)

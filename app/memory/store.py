@@ -285,6 +285,11 @@ class Store:
         if ids:
             await self._run(key, _touch, list(ids), time.time())
 
+    async def set_tiers(self, key: str, changes: Sequence[Any]) -> None:
+        """Apply consolidation's tier changes (and dropped embeddings) in one transaction."""
+        if changes:
+            await self._run(key, _set_tiers, [(c.tier, int(c.drop_embedding), c.id) for c in changes])
+
     async def set_persona(self, key: str, text: str) -> None:
         await self._run(key, _put_meta, {"persona": text, "persona_updated_at": repr(time.time())}, True)
 
@@ -593,6 +598,12 @@ def _touch(conn: sqlite3.Connection, ids: list[int], now: float) -> None:
     with transaction(conn):
         conn.executemany("UPDATE messages SET access_count = access_count + 1, last_accessed = ? WHERE id = ?",
                          [(now, i) for i in ids])
+
+
+def _set_tiers(conn: sqlite3.Connection, rows: list[tuple[str, int, int]]) -> None:
+    with transaction(conn):
+        conn.executemany("UPDATE messages SET tier = ?, embedding = CASE WHEN ? THEN NULL ELSE embedding END "
+                         "WHERE id = ?", rows)
 
 
 def _put_meta(conn: sqlite3.Connection, values: dict[str, str | None], overwrite: bool) -> None:

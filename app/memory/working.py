@@ -119,6 +119,10 @@ class WorkingMemory:
         self._touch(key, held)
         return True
 
+    def keys(self) -> list[str]:
+        """The sessions held now (the active ones)."""
+        return list(self._held)
+
     def is_complete(self, key: str) -> bool:
         """True when the held tail is the whole conversation (nothing older is stored)."""
         held = self._held.get(key)

@@ -35,8 +35,6 @@ class Metrics:
                                         registry=r)
         self.tokens = Counter("proxy_tokens_total", "Tokens by kind", ["kind"], registry=r)
         self.memories = Counter("proxy_memories_injected_total", "Memories put into contexts", registry=r)
-        self.background_failures = Counter("proxy_background_failures_total", "Background task failures",
-                                           ["task"], registry=r)
 
     def gauge(self, name: str, doc: str, read: Callable[[], float]) -> None:
         """A gauge read at scrape time (active sessions, queue depth…)."""

@@ -7,6 +7,9 @@
     GET    /v1/sessions/{id}/search?q=&k=    memory search with scores
     GET    /v1/sessions/{id}/emotions        emotional trajectory and shares
     GET    /v1/sessions/{id}/export          everything, as JSON
+    GET    /v1/sessions/{id}/summaries       rolling and higher-level summaries with their message ranges
+    POST   /v1/sessions/{id}/summarize       write the summaries that are due, now
+    POST   /v1/sessions/{id}/consolidate     re-tier the session's messages, now
     PUT    /v1/sessions/{id}/persona         {"persona": "..."} used when a request has no system prompt
     POST   /v1/sessions/{id}/import          a SillyTavern chat file (.jsonl) as the body
     DELETE /v1/sessions/{id}                 everything gone, its file included
@@ -81,6 +84,21 @@ async def emotions(session_id: str, state: StateDep):
 @router.get("/{session_id}/export")
 async def export(session_id: str, state: StateDep):
     return await _memory(state).export(session_id)
+
+
+@router.get("/{session_id}/summaries")
+async def summaries(session_id: str, state: StateDep):
+    return {"object": "list", "data": await _memory(state).summaries(session_id)}
+
+
+@router.post("/{session_id}/summarize")
+async def summarize(session_id: str, state: StateDep):
+    return await _memory(state).summarize(session_id)
+
+
+@router.post("/{session_id}/consolidate")
+async def consolidate(session_id: str, state: StateDep):
+    return await _memory(state).consolidate(session_id)
 
 
 @router.put("/{session_id}/persona")

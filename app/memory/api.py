@@ -1,0 +1,173 @@
+"""What the memory API routes do: inspect, search, load, export and delete conversations.
+
+Session ids in URLs are the ids clients use (`X-Session-Id`, `user`, or the `auto-…` id the
+proxy gave a fingerprinted chat, returned in every response's `X-Session-Id` header); they are
+hashed into storage keys, never used as paths.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from typing import Any
+
+from app.errors import InvalidRequest, NotFound
+from app.memory.importer import ChatFileError, parse_sillytavern
+from app.memory.store import NewMessage
+from app.sessions import session_key, validate_session_id
+from app.tokens import count_tokens, message_text
+
+EMOTION_FIELDS = ("emotion", "emotion_confidence", "importance")
+
+
+class MemoryAPI:
+    def __init__(self, *, store: Any, working: Any, recall: Any, writer: Any, summarizer: Any = None,
+                 policy: Any = None, owner: str | None = None, invalidate: Any = None) -> None:
+        self.store = store
+        self.working = working
+        self.recall = recall
+        self.writer = writer
+        self.summarizer = summarizer
+        self.policy = policy
+        self.owner = owner
+        self.invalidate = invalidate or (lambda key: None)
+
+    def key(self, session_id: str) -> str:
+        try:
+            return session_key(self.owner, validate_session_id(session_id))
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), param="session_id") from None
+
+    async def _existing(self, session_id: str) -> str:
+        key = self.key(session_id)
+        if await self.store.get_session(key) is None:
+            raise NotFound(f"no session `{session_id}`", code="session_not_found")
+        return key
+
+    async def list_sessions(self, limit: int, offset: int) -> list[dict[str, Any]]:
+        return [session_dict(s) for s in await self.store.list_sessions(self.owner, limit, offset)]
+
+    async def session(self, session_id: str) -> dict[str, Any]:
+        key = await self._existing(session_id)
+        info = await self.store.get_session(key)
+        stats = await self.store.stats(key)
+        return {**session_dict(info), **stats_dict(stats)}
+
+    async def messages(self, session_id: str, limit: int, offset: int, include_superseded: bool) -> list[dict]:
+        key = await self._existing(session_id)
+        rows = await self.store.messages(key, include_superseded=include_superseded, limit=limit, offset=offset)
+        return [message_dict(r) for r in rows]
+
+    async def append(self, session_id: str, messages: list[dict[str, Any]]) -> list[int]:
+        key = self.key(session_id)
+        if await self.store.get_session(key) is None:
+            await self.store.create_session(key, session_id, self.owner, None)
+        new = [_new(m) for m in messages if m.get("role") in ("user", "assistant", "tool")]
+        async with self.store.session_lock(key):
+            ids = await self.store.append(key, new)
+        self.working.forget(key)
+        self.writer.submit(key)
+        return ids
+
+    async def search(self, session_id: str, query: str, k: int) -> list[dict[str, Any]]:
+        key = await self._existing(session_id)
+        return await self.recall.search(key, query, k)
+
+    async def emotions(self, session_id: str) -> dict[str, Any]:
+        key = await self._existing(session_id)
+        rows = [r for r in await self.store.messages(key) if r.role == "user" and r.emotion]
+        shares = Counter(r.emotion for r in rows)
+        return {"id": session_id, "object": "session.emotions",
+                "trajectory": [{"message_id": r.id, "position": r.position, "created_at": r.created_at,
+                                "emotion": r.emotion, "confidence": r.emotion_confidence,
+                                "intensity": r.emotion_intensity} for r in rows],
+                "shares": {e: n / len(rows) for e, n in shares.most_common()} if rows else {}}
+
+    async def export(self, session_id: str) -> dict[str, Any]:
+        key = await self._existing(session_id)
+        info = await self.store.get_session(key)
+        rows = await self.store.messages(key, include_superseded=True)
+        summaries = await self.store.summaries(key)
+        return {"object": "session.export", "exported_at": time.time(), "session": session_dict(info),
+                "persona": await self.store.get_persona(key),
+                "messages": [message_dict(r) for r in rows],
+                "summaries": [summary_dict(s) for s in summaries]}
+
+    async def set_persona(self, session_id: str, persona: str) -> None:
+        key = self.key(session_id)
+        if await self.store.get_session(key) is None:
+            await self.store.create_session(key, session_id, self.owner, None)
+        await self.store.set_persona(key, persona)
+        self.invalidate(key)
+
+    async def import_sillytavern(self, session_id: str, text: str) -> dict[str, Any]:
+        try:
+            chat = parse_sillytavern(text)
+        except ChatFileError as exc:
+            raise InvalidRequest(f"not a SillyTavern chat file: {exc}") from None
+        ids = await self.append(session_id, chat.messages)
+        return {"id": session_id, "object": "session.import", "imported": len(ids), "skipped": chat.skipped,
+                "character_name": chat.character_name, "user_name": chat.user_name}
+
+    async def delete(self, session_id: str) -> None:
+        key = await self._existing(session_id)
+        async with self.store.session_lock(key):
+            await self.store.delete_session(key)
+        self.working.forget(key)
+        self.recall.forget_session(key)
+        self.invalidate(key)
+
+    async def summaries(self, session_id: str) -> list[dict[str, Any]]:
+        key = await self._existing(session_id)
+        return [summary_dict(s) for s in await self.store.summaries(key)]
+
+    async def summarize(self, session_id: str) -> dict[str, Any]:
+        """Write every summary that is due now (waits for it; the chat path never does)."""
+        key = await self._existing(session_id)
+        if self.summarizer is None:
+            raise NotFound("summaries are switched off (SUMMARY_ENABLED=false)", code="summaries_disabled")
+        written = await self.summarizer.run_once(key)
+        self.recall.summaries_changed(key)
+        return {"id": session_id, "object": "session.summarize", "written": written,
+                "summaries": await self.summaries(session_id)}
+
+    async def consolidate(self, session_id: str) -> dict[str, Any]:
+        from app.memory.consolidation import consolidate_session
+
+        key = await self._existing(session_id)
+        result = await consolidate_session(self.store, key, self.policy)
+        return {"id": session_id, "object": "session.consolidate", **result}
+
+    async def wait_indexed(self, session_id: str, timeout: float = 60.0) -> dict[str, Any]:
+        key = await self._existing(session_id)
+        await self.writer.idle(timeout)
+        return stats_dict(await self.store.stats(key))
+
+
+def _new(message: dict[str, Any]) -> NewMessage:
+    text = message_text(message)
+    return NewMessage(role=message["role"], name=message.get("name"), content=text, token_count=count_tokens(text))
+
+
+def session_dict(info: Any) -> dict[str, Any]:
+    return {"id": info.session_id, "object": "session", "created_at": info.created_at,
+            "last_active": info.last_active, "message_count": info.message_count, "token_total": info.token_total}
+
+
+def stats_dict(stats: Any) -> dict[str, Any]:
+    return {"messages": stats.messages, "superseded": stats.superseded, "first_activity": stats.first_activity,
+            "last_activity": stats.last_activity, "token_total": stats.token_total, "pending": stats.pending}
+
+
+def message_dict(row: Any) -> dict[str, Any]:
+    data = {"id": row.id, "object": "session.message", "position": row.position, "role": row.role,
+            "name": row.name, "content": row.content, "created_at": row.created_at, "tokens": row.token_count,
+            "superseded": row.superseded_by is not None, "tier": row.tier}
+    data.update({f: getattr(row, f) for f in EMOTION_FIELDS})
+    return data
+
+
+def summary_dict(summary: Any) -> dict[str, Any]:
+    return {"id": summary.id, "object": "session.summary", "kind": summary.kind, "level": summary.level,
+            "start_position": summary.start_position, "end_position": summary.end_position,
+            "text": summary.text, "created_at": summary.created_at}

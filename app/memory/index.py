@@ -1,0 +1,408 @@
+"""The per-session search index in RAM: embeddings and BM25 postings over past messages.
+
+One `SessionIndex` holds every message of one conversation that recall may bring back. It is
+built from storage when a session wakes up and grows one message at a time as the background
+writer scores new turns; nothing is rebuilt on an append:
+
+    index = SessionIndex()
+    index.add(ids=[1, 2], positions=[0, 1], roles=["user", "assistant"],
+              texts=["My sister Mara moved to Lisbon.", "Lisbon! Lovely."],
+              embeddings=[vec1, None])              # the second is found by words until
+    index.set_embedding(2, vec2)                    # its vector arrives
+    hits = index.search("where does my sister live?", query_vec, exclude_from_position=40, k=8)
+    hits[0].id, hits[0].reasons                      # 1, ('meaning 0.61', 'words: sister')
+
+Storage is column-wise numpy arrays grown by doubling (an append copies nothing in the common
+case) and an inverted index of `array` postings, so a search is one matrix-vector product plus
+a few vectorised postings walks: linear in the number of messages, a few milliseconds at 10k.
+Removed messages are masked, not compacted (removal is rare: edits and deletions).
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from app.memory.retrieval import (
+    RetrievalWeights,
+    distinct,
+    emotion_closeness,
+    fuse,
+    query_terms,
+    recency,
+    rescore,
+    tokenize,
+)
+
+BM25_K1 = 1.2
+BM25_B = 0.75
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """One retrieved message: final `score`, its raw `cosine` and `bm25`, and why it was chosen."""
+
+    id: int
+    position: int
+    score: float
+    cosine: float
+    bm25: float
+    reasons: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedMessage:
+    id: int
+    position: int
+    role: str
+    text: str
+    created: float | None
+
+
+class _Postings:
+    """BM25 statistics kept current on every add and remove."""
+
+    def __init__(self) -> None:
+        self.rows: dict[str, array] = {}
+        self.tfs: dict[str, array] = {}
+        self.df: dict[str, int] = {}
+        self.total_len = 0
+        self.docs = 0
+
+    def add(self, row: int, terms: list[str]) -> None:
+        counts: dict[str, int] = {}
+        for term in terms:
+            counts[term] = counts.get(term, 0) + 1
+        for term, tf in counts.items():
+            self.rows.setdefault(term, array("i")).append(row)
+            self.tfs.setdefault(term, array("f")).append(tf)
+            self.df[term] = self.df.get(term, 0) + 1
+        self.total_len += len(terms)
+        self.docs += 1
+
+    def forget(self, terms: list[str]) -> None:
+        """Statistics no longer count a removed document (its postings stay, masked by the index)."""
+        for term in set(terms):
+            self.df[term] -= 1
+        self.total_len -= len(terms)
+        self.docs -= 1
+
+    def scores(self, terms: dict[str, float], lengths: np.ndarray) -> np.ndarray:
+        """BM25 of every row (length `len(lengths)`) for the weighted query terms."""
+        out = np.zeros(len(lengths), dtype=np.float32)
+        avg = self.total_len / self.docs if self.docs else 1.0
+        for term, weight in terms.items():
+            df = self.df.get(term, 0)
+            if df <= 0:
+                continue
+            idf = math.log(1.0 + (self.docs - df + 0.5) / (df + 0.5))
+            rows = np.frombuffer(self.rows[term], dtype=np.int32)
+            tf = np.frombuffer(self.tfs[term], dtype=np.float32)
+            norm = BM25_K1 * (1.0 - BM25_B + BM25_B * lengths[rows] / max(avg, 1e-9))
+            out[rows] += weight * idf * tf * (BM25_K1 + 1.0) / (tf + norm)
+        return out
+
+    def nbytes(self) -> int:
+        arrays = sum(a.buffer_info()[1] * a.itemsize for a in (*self.rows.values(), *self.tfs.values()))
+        return arrays + sum(sys.getsizeof(t) + 120 for t in self.rows)
+
+
+class SessionIndex:
+    """Messages of one session, searchable by meaning and by words; see the module docstring."""
+
+    def __init__(self, dim: int = 384, capacity: int = 256) -> None:
+        self.dim = dim
+        self._n = 0
+        self._row: dict[int, int] = {}
+        self._roles: list[str] = []
+        self._texts: list[str] = []
+        self._ids = np.zeros(capacity, dtype=np.int64)
+        self._positions = np.zeros(capacity, dtype=np.int64)
+        self._created = np.full(capacity, np.nan, dtype=np.float64)
+        self._importance = np.full(capacity, np.nan, dtype=np.float32)
+        self._lengths = np.zeros(capacity, dtype=np.float32)
+        self._alive = np.zeros(capacity, dtype=bool)
+        self._has_vec = np.zeros(capacity, dtype=bool)
+        self._vectors = np.zeros((capacity, dim), dtype=np.float32)  # one or more per message
+        self._owner = np.full(capacity, -1, dtype=np.int64)  # the row each vector belongs to (-1: replaced)
+        self._nvec = 0
+        self._first = np.full(capacity, -1, dtype=np.int64)  # per row: its first vector and how many
+        self._count = np.zeros(capacity, dtype=np.int64)
+        self._emotions: np.ndarray | None = None
+        self._monotonic = True  # rows were added in position order (the usual case)
+        self._order: np.ndarray | None = None  # otherwise: live rows sorted by position, rebuilt lazily
+        self._postings = _Postings()
+        self._live = 0
+
+    def __len__(self) -> int:
+        return self._live
+
+    def __contains__(self, id: object) -> bool:
+        return id in self._row and bool(self._alive[self._row[id]])
+
+    # ------------------------------------------------------------------ writing
+
+    def add(self, ids: int | Sequence[int], positions: int | Sequence[int], roles: str | Sequence[str],
+            texts: str | Sequence[str], created: Any = None, embeddings: Any = None, importance: Any = None,
+            emotions: Any = None) -> None:
+        """Add one message (scalars) or many (sequences); a known id is updated instead.
+
+        `embeddings`, `importance`, `emotions` and `created` may be None, or hold None for some
+        messages: a message without a vector is still found by its words.
+        """
+        if isinstance(ids, (int, np.integer)):
+            ids, positions, roles, texts = [ids], [positions], [roles], [texts]
+            created, embeddings, importance, emotions = ([v] for v in (created, embeddings, importance, emotions))
+        n = len(ids)
+        columns = [_column(c, n) for c in (created, embeddings, importance, emotions)]
+        for i, id in enumerate(ids):
+            extra = [c[i] for c in columns]
+            if id in self._row and self._alive[self._row[id]]:
+                self._update(self._row[id], *extra)
+            else:
+                self._append(int(id), int(positions[i]), str(roles[i]), str(texts[i]), *extra)
+
+    def set_embedding(self, id: int, vector: Any) -> None:
+        """Give a message its vector once it is computed; unknown ids are ignored."""
+        row = self._row.get(id)
+        if row is not None:
+            self._set_vector(row, vector)
+
+    def set_scores(self, id: int, importance: float | None = None, emotion: Any = None) -> None:
+        row = self._row.get(id)
+        if row is not None:
+            self._update(row, None, None, importance, emotion)
+
+    def remove(self, ids: Sequence[int]) -> None:
+        """Forget messages (superseded or deleted); unknown ids are ignored."""
+        for id in ids:
+            row = self._row.pop(id, None)
+            if row is None or not self._alive[row]:
+                continue
+            self._alive[row] = False
+            self._postings.forget(tokenize(self._texts[row]))
+            self._live -= 1
+            self._order = None
+
+    def _append(self, id: int, position: int, role: str, text: str, created: Any, vector: Any,
+                importance: Any, emotion: Any) -> None:
+        if self._n == len(self._ids):
+            self._grow(2 * self._n)
+        row, self._n = self._n, self._n + 1
+        self._row[id] = row
+        self._roles.append(role)
+        self._texts.append(text)
+        self._ids[row], self._positions[row], self._alive[row] = id, position, True
+        terms = tokenize(text)
+        self._lengths[row] = len(terms)
+        self._postings.add(row, terms)
+        self._live += 1
+        self._monotonic = self._monotonic and (row == 0 or position >= self._positions[row - 1])
+        self._order = None
+        self._update(row, created, vector, importance, emotion)
+
+    def _update(self, row: int, created: Any, vector: Any, importance: Any, emotion: Any) -> None:
+        if created is not None:
+            self._created[row] = float(created)
+        if vector is not None:
+            self._set_vector(row, vector)
+        if importance is not None:
+            self._importance[row] = float(importance)
+        if emotion is not None:
+            self._set_emotion(row, emotion)
+
+    def _set_vector(self, row: int, vector: Any) -> None:
+        """A message's vectors: one (dim,), or several (k, dim) for its pieces (`retrieval.pieces`)."""
+        vecs = np.asarray(vector, dtype=np.float32)
+        vecs = vecs.reshape(1, -1) if vecs.ndim == 1 else vecs
+        if vecs.ndim != 2 or vecs.shape[1] != self.dim or len(vecs) == 0:
+            raise ValueError(f"embedding of shape {vecs.shape}, the index holds vectors of {self.dim}")
+        if self._has_vec[row]:
+            self._owner[self._first[row]: self._first[row] + self._count[row]] = -1
+        while self._nvec + len(vecs) > len(self._vectors):
+            self._vectors, self._owner = _grown(self._vectors, 0.0), _grown(self._owner, -1)
+        self._vectors[self._nvec: self._nvec + len(vecs)] = vecs
+        self._owner[self._nvec: self._nvec + len(vecs)] = row
+        self._first[row], self._count[row] = self._nvec, len(vecs)
+        self._nvec += len(vecs)
+        self._has_vec[row] = True
+
+    def _set_emotion(self, row: int, emotion: Any) -> None:
+        probs = np.asarray(getattr(emotion, "probs", emotion), dtype=np.float32).reshape(-1)
+        if self._emotions is None:
+            self._emotions = np.zeros((len(self._ids), probs.size), dtype=np.float32)
+        if probs.size == self._emotions.shape[1]:
+            self._emotions[row] = probs
+
+    def _grow(self, capacity: int) -> None:
+        for name in ("_ids", "_positions", "_created", "_importance", "_lengths", "_alive", "_has_vec", "_first",
+                     "_count", "_emotions"):
+            old = getattr(self, name)
+            if old is not None:
+                fill = np.nan if name in ("_created", "_importance") else -1 if name == "_first" else 0
+                setattr(self, name, _grown(old, fill, capacity))
+
+    # ------------------------------------------------------------------ reading
+
+    def message(self, id: int) -> IndexedMessage:
+        row = self._row[id]
+        created = float(self._created[row])
+        return IndexedMessage(id=id, position=int(self._positions[row]), role=self._roles[row],
+                              text=self._texts[row], created=None if math.isnan(created) else created)
+
+    def role_of(self, id: int) -> str:
+        return self._roles[self._row[id]]
+
+    def text_of(self, id: int) -> str:
+        return self._texts[self._row[id]]
+
+    def vector_of(self, id: int) -> np.ndarray | None:
+        """The message's first vector (the whole text when pieces were given too), or None."""
+        row = self._row[id]
+        return self._vectors[self._first[row]].copy() if self._has_vec[row] else None
+
+    def neighbours(self, id: int, radius: int) -> list[int]:
+        """Live messages within `radius` places of `id` in conversation order (not itself), oldest first."""
+        row = self._row[id]
+        if self._monotonic:  # rows are in conversation order: walk outwards, skipping removed ones
+            before, after = self._walk(row, -1, radius), self._walk(row, 1, radius)
+            return [int(self._ids[r]) for r in (*before[::-1], *after)]
+        order = self._sorted()
+        where = int(np.flatnonzero(order == row)[0])
+        rows = order[max(0, where - radius): where + radius + 1]
+        return [int(self._ids[r]) for r in rows if r != row]
+
+    def _walk(self, row: int, step: int, radius: int) -> list[int]:
+        found, row = [], row + step
+        while 0 <= row < self._n and len(found) < radius:
+            if self._alive[row]:
+                found.append(row)
+            row += step
+        return found
+
+    def _sorted(self) -> np.ndarray:
+        if self._order is None:
+            live = np.flatnonzero(self._alive[: self._n])
+            self._order = live[np.argsort(self._positions[live], kind="stable")]
+        return self._order
+
+    def nbytes(self) -> int:
+        """An estimate of the RAM this index holds, in bytes."""
+        arrays = sum(a.nbytes for a in (self._ids, self._positions, self._created, self._importance,
+                                        self._lengths, self._alive, self._has_vec, self._vectors, self._owner,
+                                        self._first, self._count))
+        arrays += self._emotions.nbytes if self._emotions is not None else 0
+        texts = sum(sys.getsizeof(t) for t in self._texts) + 8 * (len(self._texts) + len(self._roles))
+        return arrays + texts + self._postings.nbytes() + 120 * len(self._row)
+
+    # ------------------------------------------------------------------ search
+
+    def search(self, query: str | Sequence[tuple[str, float]], query_vec: Any, *, exclude_from_position: int | None = None, k: int = 12,
+               weights: RetrievalWeights = RetrievalWeights(), emotion: Any = None) -> list[Hit]:
+        """The `k` best messages before `exclude_from_position` (None: all), best first.
+
+        `query` is a text or weighted texts (`retrieval.query_parts`); `query_vec` its unit vector
+        (None: words only).
+
+        Candidates are the top `weights.candidates` by cosine and by BM25; they are fused,
+        re-scored by importance, recency and closeness to `emotion` (a probability vector or
+        anything with `.probs`), and near-duplicates of better hits are dropped.
+        """
+        n = self._n
+        eligible = self._alive[:n].copy()
+        if exclude_from_position is not None:
+            eligible &= self._positions[:n] < exclude_from_position
+        if not eligible.any() or k <= 0:
+            return []
+        terms = query_terms(query)
+        cosine, dense = self._dense(query_vec, eligible, weights.candidates)
+        bm25 = self._postings.scores(terms, self._lengths[:n]) if terms else np.zeros(n, dtype=np.float32)
+        lexical = _top(np.where(eligible & (bm25 > 0), bm25, -np.inf), weights.candidates)
+        rows = np.unique(np.concatenate([dense, lexical]))
+        final = self._final(rows, cosine, bm25, dense, lexical, weights, emotion)
+        return self._hits(rows, final, cosine, bm25, terms, k, weights)
+
+    def _dense(self, query_vec: Any, eligible: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
+        """Each message's cosine (the best of its vectors; 0 without one) and the top rows by it."""
+        n, nv = self._n, self._nvec
+        if query_vec is None or nv == 0:
+            return np.zeros(n, dtype=np.float32), np.zeros(0, dtype=np.int64)
+        per_vector = self._vectors[:nv] @ np.asarray(query_vec, dtype=np.float32).reshape(-1)
+        best = np.full(n + 1, -np.inf, dtype=np.float32)  # replaced vectors (owner -1) land in the last slot
+        np.maximum.at(best, self._owner[:nv], per_vector)
+        cosine = np.where(np.isfinite(best[:n]), best[:n], 0.0).astype(np.float32)
+        return cosine, _top(np.where(eligible & self._has_vec[:n], cosine, -np.inf), depth)
+
+    def _final(self, rows: np.ndarray, cosine: np.ndarray, bm25: np.ndarray, dense: np.ndarray,
+               lexical: np.ndarray, weights: RetrievalWeights, emotion: Any) -> np.ndarray:
+        place = {int(r): i for i, r in enumerate(rows)}
+        relevance = fuse(cosine[rows], bm25[rows], np.array([place[int(r)] for r in dense], dtype=np.int64),
+                         np.array([place[int(r)] for r in lexical], dtype=np.int64), weights)
+        ages = self._positions[: self._n][self._alive[: self._n]].max() - self._positions[rows]
+        return rescore(relevance, self._importance[rows].astype(np.float64), recency(ages, weights.recency_half_life),
+                       self._closeness(rows, emotion), weights)
+
+    def _closeness(self, rows: np.ndarray, emotion: Any) -> np.ndarray:
+        if emotion is None or self._emotions is None:
+            return np.zeros(len(rows))
+        current = np.asarray(getattr(emotion, "probs", emotion), dtype=np.float32).reshape(-1)
+        if current.size != self._emotions.shape[1]:
+            return np.zeros(len(rows))
+        return emotion_closeness(self._emotions[rows], current)
+
+    def _hits(self, rows: np.ndarray, final: np.ndarray, cosine: np.ndarray, bm25: np.ndarray,
+              terms: dict[str, float], k: int, weights: RetrievalWeights) -> list[Hit]:
+        ranked = rows[np.argsort(-final, kind="stable")][: 2 * k + 4]
+        vectors = np.stack([self._first_vector(r) for r in ranked]) if len(ranked) else None
+        keep = distinct(vectors, [self._texts[r] for r in ranked], weights.duplicate_cosine)[:k]
+        score = dict(zip(rows.tolist(), final.tolist()))
+        return [Hit(id=int(self._ids[r]), position=int(self._positions[r]), score=score[int(r)],
+                    cosine=float(cosine[r]), bm25=float(bm25[r]), reasons=self._reasons(r, cosine, bm25, terms))
+                for r in ranked[keep]]
+
+    def _first_vector(self, row: int) -> np.ndarray:
+        return self._vectors[self._first[row]] if self._has_vec[row] else np.zeros(self.dim, dtype=np.float32)
+
+    def _reasons(self, row: int, cosine: np.ndarray, bm25: np.ndarray, terms: dict[str, float]) -> tuple[str, ...]:
+        reasons = []
+        if self._has_vec[row]:
+            reasons.append(f"meaning {float(cosine[row]):.2f}")
+        if bm25[row] > 0:
+            shared = sorted(set(terms) & set(tokenize(self._texts[row])))
+            reasons.append("words: " + ", ".join(shared[:5]))
+        if not math.isnan(self._importance[row]) and self._importance[row] >= 0.7:
+            reasons.append("important")
+        return tuple(reasons)
+
+
+def _column(values: Any, n: int) -> list[Any]:
+    """A per-message column: None for all, or a sequence of n values (each may be None)."""
+    if values is None:
+        return [None] * n
+    if isinstance(values, np.ndarray) and values.ndim == 2 and values.shape[0] == n:
+        return list(values)
+    values = list(values)
+    if len(values) != n:
+        raise ValueError(f"expected {n} values per column, got {len(values)}")
+    return values
+
+
+def _grown(old: np.ndarray, fill: float, capacity: int | None = None) -> np.ndarray:
+    """A copy of `old` with room for `capacity` rows (default: twice as many), the rest `fill`."""
+    new = np.full((capacity or 2 * len(old), *old.shape[1:]), fill, dtype=old.dtype)
+    new[: len(old)] = old
+    return new
+
+
+def _top(scores: np.ndarray, depth: int) -> np.ndarray:
+    """Rows of the `depth` highest finite scores, best first."""
+    finite = np.flatnonzero(np.isfinite(scores))
+    if finite.size > depth:
+        finite = finite[np.argpartition(-scores[finite], depth - 1)[:depth]]
+    return finite[np.argsort(-scores[finite], kind="stable")]

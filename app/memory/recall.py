@@ -1,0 +1,233 @@
+"""Recall: the memories, summaries and emotional state that go into one request's context.
+
+Holds one in-RAM `SessionIndex` per active session (built from SQLite on first use, kept
+current by the background writer's `scored()` callback, dropped with the session's working
+memory when idle). `recall()` embeds the query (the one piece of model work on the
+time-to-first-token path), searches past turns outside the recent window, turns hits into
+`MemoryItem`s that read as exchanges, picks the story so far and relevant older summaries,
+and writes the emotion line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from app.budget import BudgetPlan, split_remaining
+from app.context import MemoryItem
+from app.memory.index import SessionIndex
+from app.memory.retrieval import RetrievalWeights, build_query, passages
+from app.tokens import count_message, count_tokens, message_text
+
+LABELS = {"user": "User", "assistant": "Assistant", "tool": "Tool"}
+
+
+@dataclass(frozen=True, slots=True)
+class RecallSettings:
+    k: int = 12
+    weights: RetrievalWeights = RetrievalWeights()
+    emotion_guidance: bool = True
+    summaries: int = 3
+
+    @classmethod
+    def from_settings(cls, s: Any) -> RecallSettings:
+        weights = RetrievalWeights(importance=s.weight_importance, recency=s.weight_recency,
+                                   emotion=s.weight_emotion)
+        return cls(k=s.retrieval_k, weights=weights, emotion_guidance=s.emotion_guidance)
+
+
+@dataclass(slots=True)
+class Recalled:
+    client_messages: list[dict[str, Any]]
+    items: list[MemoryItem] = field(default_factory=list)
+    summaries: list[MemoryItem] = field(default_factory=list)
+    story: MemoryItem | None = None
+    emotion_line: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Recall:
+    def __init__(self, store: Any, embedder: Any, scorer: Any, settings: RecallSettings = RecallSettings()) -> None:
+        self.store = store
+        self.embedder = embedder
+        self.scorer = scorer
+        self.settings = settings
+        self._indexes: dict[str, SessionIndex] = {}
+        self._building: dict[str, asyncio.Future] = {}
+        self._summaries: dict[str, list[Any]] = {}
+        self._forgotten: dict[str, set[int]] = {}
+
+    # ------------------------------------------------------------------ index lifecycle
+
+    async def index(self, key: str) -> SessionIndex:
+        if key in self._indexes:
+            return self._indexes[key]
+        if key in self._building:
+            return await asyncio.shield(self._building[key])
+        future = asyncio.get_running_loop().create_future()
+        self._building[key] = future
+        try:
+            index = SessionIndex()
+            _add_rows(index, await self.store.active_for_index(key))
+            self._indexes[key] = index
+            future.set_result(index)
+            return index
+        except BaseException as exc:
+            future.set_exception(exc)
+            raise
+        finally:
+            self._building.pop(key, None)
+
+    def scored(self, key: str, rows: list[Any], updates: list[Any]) -> None:
+        """The writer's callback: newly scored messages become searchable."""
+        index = self._indexes.get(key)
+        if index is None:
+            return
+        by_id = {u.id: u for u in updates}
+        gone = self._forgotten.get(key, set())  # superseded while they were being scored
+        _add_rows(index, [_merge(row, by_id.get(row.id)) for row in rows if row.id not in gone])
+
+    def summaries_changed(self, key: str) -> None:
+        self._summaries.pop(key, None)
+
+    def forget_ids(self, key: str, ids: list[int]) -> None:
+        """Superseded or deleted messages leave the index, and stay out if scored later."""
+        if not ids:
+            return
+        self._forgotten.setdefault(key, set()).update(ids)
+        index = self._indexes.get(key)
+        if index is not None:
+            index.remove(ids)
+
+    def forget_session(self, key: str) -> None:
+        self._indexes.pop(key, None)
+        self._summaries.pop(key, None)
+        self._forgotten.pop(key, None)
+
+    def indexed_count(self) -> int:
+        return sum(len(i) for i in self._indexes.values())
+
+    # ------------------------------------------------------------------ per request
+
+    async def recall(self, key: str, turns: list[dict[str, Any]], stored: list[Any], plan: BudgetPlan,
+                     persona: str | None) -> Recalled:
+        client = attach_ids(turns, stored)
+        result = Recalled(client_messages=client)
+        query = build_query(turns)
+        if not query:
+            return result
+        t0 = time.perf_counter()
+        vector = await self.embedder.embed_one(query)
+        result.timings["embed"] = time.perf_counter() - t0
+        t1 = time.perf_counter()
+        index = await self.index(key)
+        boundary = recent_boundary(client, stored, plan, persona)
+        hits = index.search(query, vector, exclude_from_position=boundary, k=self.settings.k,
+                            weights=self.settings.weights, emotion=self._emotion(turns, vector))
+        result.items = [_item(p) for p in passages(index, hits)]
+        result.timings["retrieval"] = time.perf_counter() - t1
+        await self._add_summaries(result, key, vector)
+        result.emotion_line = self._emotion_line(turns, stored, vector) if self.settings.emotion_guidance else None
+        return result
+
+    def _emotion(self, turns: list[dict[str, Any]], vector: np.ndarray) -> Any:
+        last = _last_user(turns)
+        return self.scorer.score(last, vector) if last else None
+
+    async def search(self, key: str, query: str, k: int) -> list[dict[str, Any]]:
+        """The memory API's search: every past message is a candidate, scores and reasons shown."""
+        vector = await self.embedder.embed_one(query)
+        index = await self.index(key)
+        hits = index.search(query, vector, exclude_from_position=None, k=k, weights=self.settings.weights)
+        return [{"id": h.id, "position": h.position, "role": index.role_of(h.id), "content": index.text_of(h.id),
+                 "score": round(h.score, 4), "cosine": round(h.cosine, 4), "bm25": round(h.bm25, 4),
+                 "reasons": list(h.reasons)} for h in hits]
+
+    async def _add_summaries(self, result: Recalled, key: str, vector: np.ndarray) -> None:
+        summaries = self._summaries.get(key)
+        if summaries is None:
+            summaries = [s for s in await self.store.summaries(key) if not s.superseded]
+            self._summaries[key] = summaries
+        if not summaries:
+            return
+        story = max(summaries, key=lambda s: (s.end_position, s.level))
+        result.story = MemoryItem(text=story.text, score=1.0, reasons=("story so far",), kind="summary",
+                                  position=story.start_position)
+        others = [s for s in summaries if s is not story and s.embedding is not None]
+        ranked = sorted(others, key=lambda s: -float(np.dot(s.embedding, vector)))[:self.settings.summaries]
+        result.summaries = [MemoryItem(text=s.text, score=float(np.dot(s.embedding, vector)),
+                                       reasons=("related summary",), kind="summary", position=s.start_position,
+                                       when=f"messages {s.start_position}-{s.end_position}") for s in ranked]
+
+    def _emotion_line(self, turns: list[dict[str, Any]], stored: list[Any], vector: np.ndarray) -> str | None:
+        last = _last_user(turns)
+        if not last:
+            return None
+        now = self.scorer.score(last, vector)
+        if now.label == "neutral" or now.confidence < 0.5:
+            return None
+        trail = [r.emotion for r in stored if r.role == "user" and r.emotion][-5:]
+        path = " → ".join(trail + [now.label]) if trail else now.label
+        return (f"The user's latest message reads as {now.label} (confidence {now.confidence:.2f}, "
+                f"intensity {now.intensity:.2f}); recent emotional trajectory: {path}. Respond with matching care.")
+
+
+def attach_ids(turns: list[dict[str, Any]], stored: list[Any]) -> list[dict[str, Any]]:
+    """The client's turns with `_id` = the stored message each one is, matched from the end by hash."""
+    from app.memory.store import content_hash
+
+    ids: dict[str, list[int]] = {}
+    for row in stored:
+        ids.setdefault(row.content_hash, []).append(row.id)
+    out = []
+    for message in reversed(turns):
+        found = ids.get(content_hash(message.get("role", "user"), message_text(message)))
+        out.append({**message, "_id": found.pop()} if found else dict(message))
+    return out[::-1]
+
+
+def recent_boundary(client: list[dict[str, Any]], stored: list[Any], plan: BudgetPlan,
+                    persona: str | None) -> int | None:
+    """The position from which stored turns will surely be in context (newest-first up to the recent cap)."""
+    _, recent_cap = split_remaining(plan, count_tokens(persona or ""))
+    positions = {row.id: row.position for row in stored}
+    used, boundary = 0, None
+    for message in reversed(client):
+        used += count_message(message)
+        if used > recent_cap:
+            break
+        boundary = positions.get(message.get("_id"), boundary)
+    return boundary
+
+
+def _last_user(turns: list[dict[str, Any]]) -> str:
+    for message in reversed(turns):
+        if message.get("role") == "user":
+            return message_text(message)
+    return ""
+
+
+def _add_rows(index: SessionIndex, rows: list[Any]) -> None:
+    rows = [r for r in rows if r.role in LABELS and r.superseded_by is None]
+    if rows:
+        index.add(ids=[r.id for r in rows], positions=[r.position for r in rows], roles=[r.role for r in rows],
+                  texts=[r.content for r in rows], created=[r.created_at for r in rows],
+                  embeddings=[r.embedding for r in rows], importance=[r.importance for r in rows],
+                  emotions=[r.emotion_probs for r in rows])
+
+
+def _merge(row: Any, update: Any) -> Any:
+    if update is not None:
+        row.embedding, row.importance, row.emotion_probs = update.embedding, update.importance, update.emotion_probs
+    return row
+
+
+def _item(passage: Any) -> MemoryItem:
+    text = "\n".join(f"{LABELS.get(role, role)}: {content}" for role, content in passage.lines)
+    return MemoryItem(text=text, message_ids=tuple(passage.ids), score=passage.score, reasons=tuple(passage.reasons),
+                      kind="memory", position=passage.position, when=passage.when)
+

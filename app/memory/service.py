@@ -1,0 +1,251 @@
+"""Memory around one chat request: what to read before the upstream call, what to write after.
+
+    turn = await memory.prepare(exchange)     # session, sync, recall, context -> upstream messages
+    ... stream the reply ...
+    await memory.record(exchange, assembler)  # the reply, in one transaction, before [DONE]
+
+A writing request holds its session's lock from `prepare` to `record`/`release`, so concurrent
+requests on one conversation are serialised whole (user turn, then its reply). Read-only
+requests (`X-Memory: read-only`, auxiliary prompts, previews) never take it and never write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from app.auxiliary import ends_with_continue, is_auxiliary
+from app.budget import BudgetSplit, plan_budget
+from app.context import BuiltContext, build_context
+from app.history import SLACK, IncomingMessage, StoredMessage, plan_sync
+from app.errors import InvalidRequest
+from app.memory.store import NewMessage, content_hash
+from app.sessions import explicit_session_id, opening_fingerprint, session_key, validate_session_id
+from app.tokens import count_tokens, message_text
+
+
+@dataclass(slots=True)
+class Turn:
+    """What memory knows about one request while it is in flight."""
+
+    key: str
+    session_id: str
+    read_only: bool
+    persona: str | None = None
+    plan: Any = None
+    built: BuiltContext | None = None
+    recalled: list[Any] = field(default_factory=list)
+    lock: asyncio.Lock | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    auxiliary: str | None = None
+
+    def release(self) -> None:
+        if self.lock is not None and self.lock.locked():
+            self.lock.release()
+        self.lock = None
+
+
+def split_persona(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
+    """Leading system/developer messages are the persona; the rest are the client's turns."""
+    i = 0
+    while i < len(messages) and messages[i].get("role") in ("system", "developer"):
+        i += 1
+    persona = "\n\n".join(message_text(m) for m in messages[:i] if message_text(m).strip())
+    return persona or None, messages[i:]
+
+
+class MemoryService:
+    """Reads and writes memory for chat requests; every collaborator is passed in."""
+
+    def __init__(self, *, store: Any, working: Any, recall: Any, writer: Any, settings: Any,
+                 summarizer: Any = None) -> None:
+        self.store = store
+        self.working = working
+        self.recall = recall
+        self.writer = writer
+        self.summarizer = summarizer
+        self.settings = settings
+        self.split = BudgetSplit(settings.budget_persona, settings.budget_memories,
+                                 settings.budget_recent, settings.budget_response)
+        self.aux_patterns = tuple(settings.auxiliary_patterns)
+        self.nudge_patterns = tuple(settings.continue_nudge_patterns)
+        self._personas: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ before the upstream call
+
+    async def prepare(self, exchange: Any, *, preview: bool = False) -> Turn:
+        messages = exchange.upstream.messages
+        persona, turns = split_persona(messages)
+        auxiliary = is_auxiliary(messages, self.aux_patterns)
+        read_only = preview or bool(auxiliary) or exchange.controls.mode == "read-only"
+        key, session_id, fingerprint = await self._resolve(exchange, turns)
+        read_only = read_only or fingerprint == ""  # nothing to tell this chat apart by yet
+        turn = Turn(key=key, session_id=session_id, read_only=read_only, auxiliary=auxiliary)
+        if not read_only:
+            turn.lock = self.store.lock_for(key)
+            await turn.lock.acquire()
+        try:
+            stored = await self._sync(turn, exchange, turns, fingerprint)
+            turn.persona = await self._persona(turn, persona)
+            await self._build(turn, exchange, turns, stored)
+        except BaseException:
+            turn.release()
+            raise
+        exchange.upstream.messages = turn.built.messages
+        return turn
+
+    async def _resolve(self, exchange: Any, turns: list[dict]) -> tuple[str, str, str | None]:
+        request = exchange.request
+        explicit = explicit_session_id(exchange.headers.get("x-session-id"), request.user, request.metadata)
+        owner = getattr(exchange, "owner", None)
+        if explicit:
+            try:
+                return session_key(owner, validate_session_id(explicit)), explicit, None
+            except ValueError as exc:
+                raise InvalidRequest(str(exc), param="X-Session-Id") from None
+        fingerprint = opening_fingerprint(exchange.upstream.messages)
+        if fingerprint is None:
+            return session_key(owner, "auto-opening"), "auto-opening", ""
+        key = await self.store.find_by_fingerprint(owner, fingerprint)
+        if key is None and len(turns) > 2:
+            key = await self.store.find_by_hashes(owner, [hash_of(m) for m in turns[:-1]][-16:])
+        if key is not None:
+            info = await self.store.get_session(key)
+            if info is not None:
+                return key, info.session_id, fingerprint
+        session_id = "auto-" + fingerprint[:20]
+        return session_key(owner, session_id), session_id, fingerprint
+
+    async def _sync(self, turn: Turn, exchange: Any, turns: list[dict], fingerprint: str | None) -> list[Any]:
+        t0 = time.perf_counter()
+        incoming = [_incoming(m) for m in turns if m.get("role") not in ("system", "developer")]
+        stored = await self._stored_tail(turn.key, len(incoming) + SLACK)
+        continues = ends_with_continue(exchange.upstream.messages, self.nudge_patterns)
+        turn.plan = plan_sync([_stored(r) for r in stored], incoming, continues=continues,
+                              nudge_patterns=self.nudge_patterns)
+        if not turn.read_only:
+            if await self.store.get_session(turn.key) is None:
+                await self.store.create_session(turn.key, turn.session_id, getattr(exchange, "owner", None),
+                                                fingerprint)
+            stored = await self._apply(turn, stored)
+        turn.timings["sync"] = time.perf_counter() - t0
+        return stored
+
+    async def _stored_tail(self, key: str, n: int) -> list[Any]:
+        """The last `n` stored turns: from working memory when it holds them, else from SQLite."""
+        rows = self.working.get(key)
+        if rows is not None and (len(rows) >= n or self.working.is_complete(key)):
+            return list(rows)
+        fresh = await self.store.active_tail(key, max(n, self.working.max_messages))
+        self.working.load(key, fresh)
+        return fresh
+
+    async def _apply(self, turn: Turn, stored: list[Any]) -> list[Any]:
+        plan = turn.plan
+        append = [_new(m) for m in plan.append]
+        supersede = [(old_id, _new(new) if new is not None else None) for old_id, new in plan.supersede]
+        if not append and not supersede:
+            return stored
+        applied = await self.store.apply(turn.key, append=append, supersede=supersede)
+        if not self.working.apply(turn.key, added=applied.rows, removed=applied.superseded):
+            self.working.forget(turn.key)
+        self.recall.forget_ids(turn.key, applied.superseded)
+        self.writer.submit(turn.key)
+        gone = set(applied.superseded)
+        return sorted([r for r in stored if r.id not in gone] + list(applied.rows), key=lambda r: r.position)
+
+    async def _persona(self, turn: Turn, given: str | None) -> str | None:
+        """The request's system prompt, remembered; else the one remembered (or set with PUT persona)."""
+        known = self._personas.get(turn.key)
+        if known is None:
+            known = await self.store.get_persona(turn.key) or ""
+        if given and given != known and not turn.read_only:
+            await self.store.set_persona(turn.key, given)
+            known = given
+        self._personas[turn.key] = known
+        return given or known or None
+
+    def persona_changed(self, key: str) -> None:
+        self._personas.pop(key, None)
+
+    async def _build(self, turn: Turn, exchange: Any, turns: list[dict], stored: list[Any]) -> None:
+        request = exchange.request
+        total = exchange.controls.context_budget or self.settings.context_size(exchange.model)
+        plan = plan_budget(total, request.response_limit, self.split)
+        recalled = await self.recall.recall(turn.key, turns, stored, plan, turn.persona)
+        t0 = time.perf_counter()
+        turn.built = build_context(persona=turn.persona, client_messages=recalled.client_messages,
+                                   memories=recalled.items, summaries=recalled.summaries,
+                                   story_so_far=recalled.story, emotion_line=recalled.emotion_line, plan=plan)
+        turn.recalled = list(turn.built.chosen)
+        turn.timings.update(recalled.timings)
+        turn.timings["build"] = time.perf_counter() - t0
+
+    # ------------------------------------------------------------------ after the reply
+
+    async def record(self, exchange: Any, assembler: Any) -> None:
+        """Store the reply (before [DONE], so a finished exchange survives a crash) and release."""
+        turn: Turn = exchange.memory
+        try:
+            if not turn.read_only and (assembler.text or assembler.tool_calls()):
+                await self._record_reply(turn, assembler, exchange.model)
+        finally:
+            turn.release()
+
+    def record_later(self, exchange: Any, assembler: Any) -> None:
+        """The client went away mid-stream: record what it saw on the writer's task, never here."""
+        turn: Turn = exchange.memory
+        if turn.read_only or not assembler.text:
+            turn.release()
+            return
+
+        async def later() -> None:
+            try:
+                await self._record_reply(turn, assembler, exchange.model)
+            finally:
+                turn.release()
+
+        self.writer.submit_call(later)
+
+    def release(self, exchange: Any) -> None:
+        if exchange.memory is not None:
+            exchange.memory.release()
+
+    async def _record_reply(self, turn: Turn, assembler: Any, model: str) -> None:
+        plan = turn.plan
+        content = message_text({"role": "assistant", "content": assembler.text,
+                                "tool_calls": assembler.tool_calls() or None})
+        replaces = list(plan.replaced_reply_ids)
+        if plan.kind == "continue":
+            content = plan.continue_prefix + content
+            if plan.continue_of is not None:
+                replaces.append(plan.continue_of)
+        reply = NewMessage(role="assistant", content=content, token_count=count_tokens(content),
+                           content_hash=content_hash("assistant", content))
+        await self.store.record_reply(turn.key, reply, replaces)
+        self.working.forget(turn.key)
+        self.recall.forget_ids(turn.key, replaces)
+        self.writer.submit(turn.key)
+        if self.summarizer is not None:
+            self.summarizer.poke(turn.key, model)
+
+
+def hash_of(message: dict[str, Any]) -> str:
+    return content_hash(message.get("role", "user"), message_text(message))
+
+
+def _incoming(message: dict[str, Any]) -> IncomingMessage:
+    text = message_text(message)
+    role = message.get("role", "user")
+    return IncomingMessage(role=role, name=message.get("name"), content=text, hash=content_hash(role, text))
+
+
+def _stored(row: Any) -> StoredMessage:
+    return StoredMessage(id=row.id, role=row.role, name=row.name, content=row.content, hash=row.content_hash)
+
+
+def _new(message: Any) -> NewMessage:
+    return NewMessage(role=message.role, name=message.name, content=message.content,
+                      token_count=count_tokens(message.content), content_hash=message.hash)

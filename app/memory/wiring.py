@@ -1,0 +1,117 @@
+"""Memory's components built from settings, opened in order and closed in reverse by the lifespan.
+
+store -> embedder -> recall -> background writer -> summarizer -> janitor (idle eviction).
+Closing drains the writer and the summarizer first, so nothing is left half-written, then
+closes the embedder and the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from contextlib import AsyncExitStack
+from typing import Any
+
+from app.config import Settings
+from app.memory.consolidation import Consolidator
+from app.memory.tiers import TierPolicy
+
+log = logging.getLogger("app.memory")
+
+
+async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, router: Any):
+    from app.emotion import EmotionScorer
+    from app.importance import score_importance
+    from app.memory.api import MemoryAPI
+    from app.memory.embedder import Embedder, load_backend
+    from app.memory.recall import Recall, RecallSettings
+    from app.memory.service import MemoryService
+    from app.memory.store import Store
+    from app.memory.working import WorkingMemory
+    from app.memory.writer import Writer
+
+    store = Store(settings.data_dir, max_open=settings.store_max_open)
+    await store.open()
+    stack.push_async_callback(store.aclose)
+    backend = await asyncio.to_thread(load_backend, settings.embedding_model, settings.embedding_backend,
+                                      settings.model_cache_dir, settings.embedding_threads)
+    embedder = Embedder(backend, cache_size=settings.embedding_cache_size)
+    await embedder.start()
+    stack.push_async_callback(embedder.aclose)
+    scorer = EmotionScorer.load()
+    working = WorkingMemory(settings.working_memory_messages, settings.session_idle_seconds)
+    recall = Recall(store, embedder, scorer, RecallSettings.from_settings(settings))
+    writer = Writer(store, embedder, scorer, importance=score_importance, on_scored=recall.scored)
+    await writer.start()
+    stack.push_async_callback(writer.stop)
+    await writer.catch_up(await store.keys_with_pending())
+    summarizer = await _start_summarizer(settings, store, embedder, stack, router, recall)
+    policy = TierPolicy(working_messages=settings.working_memory_messages,
+                        drop_embedding_days=settings.short_term_embedding_days)
+    consolidator = Consolidator(store, working.keys, policy, settings.consolidate_interval_seconds)
+    await consolidator.start()
+    stack.push_async_callback(consolidator.stop)
+    _start_janitor(stack, working, recall, settings.session_idle_seconds)
+    memory = MemoryService(store=store, working=working, recall=recall, writer=writer, settings=settings,
+                           summarizer=summarizer)
+    state.memory_api = MemoryAPI(store=store, working=working, recall=recall, writer=writer,
+                                 summarizer=summarizer, policy=policy, invalidate=memory.persona_changed)
+    state.memory = memory
+    _register_health(state, store, embedder)
+    _register_gauges(state, working, recall, writer, [writer.stats, summarizer, consolidator])
+    return memory
+
+
+async def _start_summarizer(settings: Settings, store, embedder, stack: AsyncExitStack, router, recall):
+    if not settings.summary_enabled:
+        return None
+    from app.memory.summarizer import Summarizer, router_completion
+
+    complete = router_completion(router) if router.providers else None
+    summarizer = Summarizer(store, embedder, complete=complete, every=settings.summary_every,
+                            model=settings.summary_model, on_written=recall.summaries_changed)
+    await summarizer.start()
+    stack.push_async_callback(summarizer.stop)
+    return summarizer
+
+
+def _start_janitor(stack: AsyncExitStack, working, recall, idle_seconds: float) -> None:
+    async def sweep() -> None:
+        while True:
+            await asyncio.sleep(min(60.0, max(1.0, idle_seconds / 4)))
+            for key in working.evict_idle(time.monotonic()):
+                recall.forget_session(key)
+
+    task = asyncio.create_task(sweep(), name="memory-janitor")
+
+    async def stop() -> None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    stack.push_async_callback(stop)
+
+
+def _register_health(state, store, embedder) -> None:
+    async def storage() -> str:
+        return await store.health()
+
+    async def embedding() -> str:
+        return f"ok ({embedder.backend_name}, {embedder.dim} dims)"
+
+    state.health_checks = {"storage": storage, "embedder": embedding, **state.health_checks}
+
+
+def _register_gauges(state, working, recall, writer, tasks: list) -> None:
+    metrics = getattr(state, "metrics", None)
+    if metrics is None:
+        return
+    metrics.gauge("proxy_active_sessions", "Sessions held in working memory", lambda: len(working))
+    metrics.gauge("proxy_working_memory_messages", "Messages held in working memory", working.message_count)
+    metrics.gauge("proxy_indexed_messages", "Messages in the in-RAM search indexes", recall.indexed_count)
+    metrics.gauge("proxy_embedding_queue_depth", "Sessions waiting for background embedding",
+                  lambda: writer.depth)
+    metrics.gauge("proxy_background_failures", "Background memory jobs that failed (writer, summaries, tiers)",
+                  lambda: sum(t.failures for t in tasks if t is not None))
