@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +61,7 @@ class Recall:
         self._building: dict[str, asyncio.Future] = {}
         self._summaries: dict[str, list[Any]] = {}
         self._forgotten: dict[str, set[int]] = {}
+        self._trail: dict[str, deque[str]] = {}
 
     # ------------------------------------------------------------------ index lifecycle
 
@@ -72,7 +74,9 @@ class Recall:
         self._building[key] = future
         try:
             index = SessionIndex()
-            _add_rows(index, await self.store.active_for_index(key))
+            rows = await self.store.active_for_index(key)
+            _add_rows(index, rows)
+            self._remember_emotions(key, [(r.role, r.emotion) for r in rows])
             self._indexes[key] = index
             future.set_result(index)
             return index
@@ -84,12 +88,18 @@ class Recall:
 
     def scored(self, key: str, rows: list[Any], updates: list[Any]) -> None:
         """The writer's callback: newly scored messages become searchable."""
+        by_role = {row.id: row.role for row in rows}
+        self._remember_emotions(key, [(by_role.get(u.id), u.emotion) for u in updates])
         index = self._indexes.get(key)
         if index is None:
             return
         by_id = {u.id: u for u in updates}
         gone = self._forgotten.get(key, set())  # superseded while they were being scored
         _add_rows(index, [_merge(row, by_id.get(row.id)) for row in rows if row.id not in gone])
+
+    def _remember_emotions(self, key: str, pairs: list[tuple[str | None, str | None]]) -> None:
+        trail = self._trail.setdefault(key, deque(maxlen=5))
+        trail.extend(emotion for role, emotion in pairs if role == "user" and emotion)
 
     def summaries_changed(self, key: str) -> None:
         self._summaries.pop(key, None)
@@ -107,6 +117,7 @@ class Recall:
         self._indexes.pop(key, None)
         self._summaries.pop(key, None)
         self._forgotten.pop(key, None)
+        self._trail.pop(key, None)
 
     def indexed_count(self) -> int:
         return sum(len(i) for i in self._indexes.values())
@@ -131,7 +142,7 @@ class Recall:
         result.items = [_item(p) for p in passages(index, hits)]
         result.timings["retrieval"] = time.perf_counter() - t1
         await self._add_summaries(result, key, vector)
-        result.emotion_line = self._emotion_line(turns, stored, vector) if self.settings.emotion_guidance else None
+        result.emotion_line = self._emotion_line(key, turns, vector) if self.settings.emotion_guidance else None
         return result
 
     def _emotion(self, turns: list[dict[str, Any]], vector: np.ndarray) -> Any:
@@ -163,14 +174,14 @@ class Recall:
                                        reasons=("related summary",), kind="summary", position=s.start_position,
                                        when=f"messages {s.start_position}-{s.end_position}") for s in ranked]
 
-    def _emotion_line(self, turns: list[dict[str, Any]], stored: list[Any], vector: np.ndarray) -> str | None:
+    def _emotion_line(self, key: str, turns: list[dict[str, Any]], vector: np.ndarray) -> str | None:
         last = _last_user(turns)
         if not last:
             return None
         now = self.scorer.score(last, vector)
         if now.label == "neutral" or now.confidence < 0.5:
             return None
-        trail = [r.emotion for r in stored if r.role == "user" and r.emotion][-5:]
+        trail = list(self._trail.get(key, ()))
         path = " → ".join(trail + [now.label]) if trail else now.label
         return (f"The user's latest message reads as {now.label} (confidence {now.confidence:.2f}, "
                 f"intensity {now.intensity:.2f}); recent emotional trajectory: {path}. Respond with matching care.")
