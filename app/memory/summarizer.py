@@ -39,6 +39,7 @@ class Summarizer:
         self._queued: set[str] = set()
         self._task: asyncio.Task | None = None
         self._models: dict[str, str] = {}
+        self._down = False
 
     async def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="summarizer")
@@ -78,6 +79,7 @@ class Summarizer:
     async def run_once(self, key: str) -> int:
         """Write every summary that is due for one session; returns how many were written."""
         written = 0
+        self._down = False  # set by a failed ask: no upgrades until a later pass
         while await self._step(key):
             written += 1
         return written
@@ -113,7 +115,7 @@ class Summarizer:
 
     async def _upgrade_extractive(self, key: str, summaries: list[Any]) -> bool:
         stale = [s for s in summaries if s.kind == "extractive"]
-        if not stale or self.complete is None:
+        if not stale or self.complete is None or self._down:
             return False
         first = stale[0]
         rows = [r for r in await self.store.messages(key) if first.start_position <= r.position <= first.end_position]
@@ -130,6 +132,7 @@ class Summarizer:
             text = (await self.complete(messages, self._models.get(key, self.model))).strip()
         except Exception as exc:  # noqa: BLE001 - any upstream failure falls back to extractive
             log.warning("summary upstream failed: %s", exc)
+            self._down = True
             return None
         return text or None
 
