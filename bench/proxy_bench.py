@@ -1,7 +1,13 @@
 """What the proxy adds: time to first token, total time and throughput, against the upstream direct.
 
-    python bench/proxy_bench.py                    # memory off (pass-through), concurrency 1, 10, 50
-    python bench/proxy_bench.py --variants off,on  # also with memory switched on
+    python bench/proxy_bench.py                                # pass-through, concurrency 1, 10, 50
+    python bench/proxy_bench.py --variants off,off-noobs,on,gemini
+
+Variants: `off` memory off (pass-through) with metrics and the request log on; `off-noobs` the
+same with metrics, request log and info logs off; `on` memory on (each request a new user turn
+in one session: sync, query embedding, hybrid search, context build, reply recorded); `gemini`
+memory off, served by the Gemini provider from a local fake of the Gemini API (its own direct
+baseline is not comparable, so compare it with `off`).
 
 Three processes on 127.0.0.1: the offline fake upstream, the proxy (one uvicorn worker) and this
 load generator. Each concurrency level runs the same streamed requests against the upstream
@@ -33,6 +39,14 @@ BODY = {"model": "fake-model", "stream": True,
                      {"role": "user", "content": "Tell me something nice about the sea?"}]}
 
 
+VARIANTS = {
+    "off": {"MEMORY_ENABLED": "false"},
+    "off-noobs": {"MEMORY_ENABLED": "false", "METRICS_ENABLED": "false", "REQUEST_LOG_ENABLED": "false"},
+    "on": {"MEMORY_ENABLED": "true", "SUMMARY_ENABLED": "false"},
+    "gemini": {"MEMORY_ENABLED": "false"},
+}
+
+
 def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen:
     proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -48,7 +62,19 @@ def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen:
     raise RuntimeError(f"{cmd} did not start")
 
 
-async def one(client: httpx.AsyncClient, url: str, body: dict) -> tuple[float, float]:
+COUNTER = iter(range(10**9))
+WORDS = "sea tide harbour gull storm sail anchor reef wave lighthouse island shell coral current".split()
+
+
+def fresh_body(model: str) -> dict:
+    """A new user turn each time, so memory does real work (no cache hits on the query)."""
+    n = next(COUNTER)
+    text = f"Message {n}: tell me about the {WORDS[n % len(WORDS)]} and the {WORDS[(n * 7) % len(WORDS)]}?"
+    return {**BODY, "model": model, "messages": [BODY["messages"][0], {"role": "user", "content": text}]}
+
+
+async def one(client: httpx.AsyncClient, url: str, body) -> tuple[float, float]:
+    body = body() if callable(body) else body
     t0 = time.perf_counter()
     first = None
     async with client.stream("POST", url, json=body) as response:
@@ -89,16 +115,26 @@ def run(args: argparse.Namespace) -> dict:
     upstream = start([sys.executable, "-m", "app.fakes.openai_server", "--port", str(up_port)], env_base,
                      f"http://127.0.0.1:{up_port}/v1/models")
     procs = [upstream]
-    targets = {"direct": (f"http://127.0.0.1:{up_port}/v1/chat/completions", {})}
+    targets = {"direct": (f"http://127.0.0.1:{up_port}/v1/chat/completions", {}, BODY)}
     try:
+        gemini_port = None
         for variant in args.variants:
+            if variant == "gemini" and gemini_port is None:
+                gemini_port = free_port()
+                procs.append(start([sys.executable, "-m", "app.fakes.gemini_server", "--port", str(gemini_port),
+                                    "--api-key", "bench"], env_base, f"http://127.0.0.1:{gemini_port}/v1beta/models?key=bench"))
             port = free_port()
             env = {**env_base, "UPSTREAM_BASE_URL": f"http://127.0.0.1:{up_port}/v1", "PORT": str(port),
-                   "DATA_DIR": str(ROOT / "data" / "bench"), "MEMORY_ENABLED": str(variant != "off").lower(),
+                   "DATA_DIR": str(ROOT / "data" / "bench" / f"{variant}-{port}"), **VARIANTS[variant],
                    **dict(pair.split("=", 1) for pair in args.env)}
+            if variant == "gemini":
+                env.update({"UPSTREAM_BASE_URL": "", "GEMINI_API_KEY": "bench", "GEMINI_MODELS": "gemini-2.5-flash",
+                            "GEMINI_BASE_URL": f"http://127.0.0.1:{gemini_port}"})
             procs.append(start([sys.executable, "-m", "app.cli", "serve"], env, f"http://127.0.0.1:{port}/health"))
+            model = "gemini-2.5-flash" if variant == "gemini" else "fake-model"
+            body = (lambda m=model: fresh_body(m)) if variant == "on" else {**BODY, "model": model}
             targets[f"proxy-{variant}"] = (f"http://127.0.0.1:{port}/v1/chat/completions",
-                                           {"X-Session-Id": f"bench-{variant}"} if variant != "off" else {})
+                                           {"X-Session-Id": f"bench-{port}"} if variant == "on" else {}, body)
         return measure(targets, args)
     finally:
         for proc in procs:
@@ -111,8 +147,8 @@ def measure(targets: dict, args: argparse.Namespace) -> dict:
     for concurrency in args.concurrency:
         samples: dict[str, list] = {name: [] for name in targets}
         for _ in range(args.rounds):
-            for name, (url, headers) in targets.items():
-                samples[name].append(asyncio.run(level(url, concurrency, args.requests, headers, BODY)))
+            for name, (url, headers, body) in targets.items():
+                samples[name].append(asyncio.run(level(url, concurrency, args.requests, headers, body)))
         report[concurrency] = {name: summarize(s) for name, s in samples.items()}
     return report
 

@@ -180,6 +180,9 @@ class MemoryService:
                                    memories=recalled.items, summaries=recalled.summaries,
                                    story_so_far=recalled.story, emotion_line=recalled.emotion_line, plan=plan)
         turn.recalled = list(turn.built.chosen)
+        used = [i for item in turn.recalled for i in item.message_ids]
+        if used and not turn.read_only:  # retrieval counts feed tier promotion; never on this path
+            self.writer.submit_call(lambda: self.store.touch_accessed(turn.key, used))
         turn.timings.update(recalled.timings)
         turn.timings["build"] = time.perf_counter() - t0
 
