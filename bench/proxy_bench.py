@@ -5,7 +5,7 @@
 
 Variants: `off` memory off (pass-through) with metrics and the request log on; `off-noobs` the
 same with metrics, request log and info logs off; `on` memory on (each request a new user turn
-in one session: sync, query embedding, hybrid search, context build, reply recorded); `gemini`
+in one of 50 sessions: sync, query embedding, hybrid search, context build, reply recorded); `gemini`
 memory off, served by the Gemini provider from a local fake of the Gemini API (its own direct
 baseline is not comparable, so compare it with `off`).
 
@@ -70,7 +70,8 @@ def fresh_body(model: str) -> dict:
     """A new user turn each time, so memory does real work (no cache hits on the query)."""
     n = next(COUNTER)
     text = f"Message {n}: tell me about the {WORDS[n % len(WORDS)]} and the {WORDS[(n * 7) % len(WORDS)]}?"
-    return {**BODY, "model": model, "messages": [BODY["messages"][0], {"role": "user", "content": text}]}
+    return {**BODY, "model": model, "user": f"bench-session-{n % 50}",
+            "messages": [BODY["messages"][0], {"role": "user", "content": text}]}
 
 
 async def one(client: httpx.AsyncClient, url: str, body) -> tuple[float, float]:
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> dict:
             model = "gemini-2.5-flash" if variant == "gemini" else "fake-model"
             body = (lambda m=model: fresh_body(m)) if variant == "on" else {**BODY, "model": model}
             targets[f"proxy-{variant}"] = (f"http://127.0.0.1:{port}/v1/chat/completions",
-                                           {"X-Session-Id": f"bench-{port}"} if variant == "on" else {}, body)
+                                           {}, body)
         return measure(targets, args)
     finally:
         for proc in procs:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import hashlib
 import logging
 import sys
@@ -45,6 +46,7 @@ __all__ = ["Embedder", "EmbeddingBackend", "OnnxBackend", "TorchBackend", "load_
 
 log = logging.getLogger("app.memory.embedder")
 _STOP = object()  # queued by aclose(): everything before it is still served
+_WAKE = object()  # background work is waiting
 
 
 def text_key(text: str) -> bytes:
@@ -85,9 +87,12 @@ class VectorCache:
 class Embedder:
     """Batches concurrent callers into single backend calls; see the module docstring."""
 
-    def __init__(self, backend: EmbeddingBackend, *, cache_size: int = 8192, max_batch: int = 32) -> None:
+    def __init__(self, backend: EmbeddingBackend, *, cache_size: int = 8192, max_batch: int = 32,
+                 background_batch: int = 8) -> None:
         self.backend = backend
         self.max_batch = max(1, max_batch)
+        self.background_batch = max(1, background_batch)
+        self._background: collections.deque = collections.deque()
         self.cache = VectorCache(cache_size)
         self.cache_hits = 0
         self.cache_misses = 0
@@ -107,7 +112,7 @@ class Embedder:
     @property
     def queue_depth(self) -> int:
         """Texts waiting for the model (not counting the batch being encoded)."""
-        return self._queue.qsize() if self._queue is not None else 0
+        return (self._queue.qsize() if self._queue is not None else 0) + len(self._background)
 
     async def start(self) -> None:
         """Start the worker task and its thread on the running loop."""
@@ -131,13 +136,18 @@ class Embedder:
         finally:
             self._thread.shutdown(wait=False, cancel_futures=True)
 
-    async def embed(self, texts: Sequence[str]) -> np.ndarray:
-        """One unit vector per text, in order: float32 (len(texts), dim)."""
+    async def embed(self, texts: Sequence[str], *, background: bool = False) -> np.ndarray:
+        """One unit vector per text, in order: float32 (len(texts), dim).
+
+        `background=True` (the memory writer) yields to requests: queries on the time-to-first-token
+        path are always encoded first, and background batches are kept small so a query that
+        arrives meanwhile waits little.
+        """
         if self._worker is None or self._worker.done():
             raise RuntimeError("Embedder is not running: await start() first (or it was closed)")
         keys = [text_key(t) for t in texts]
         found = self._lookup(keys)
-        waiting = {k: self._request(k, t) for k, t in zip(keys, texts) if k not in found}
+        waiting = {k: self._request(k, t, background) for k, t in zip(keys, texts) if k not in found}
         if waiting:
             await asyncio.wait(waiting.values())  # unlike gather, a cancelled caller cancels no one else
             found.update((k, f.result()) for k, f in waiting.items())
@@ -164,11 +174,15 @@ class Embedder:
         self.cache_misses += sum(k not in found for k in keys)
         return found
 
-    def _request(self, key: bytes, text: str) -> asyncio.Future:
+    def _request(self, key: bytes, text: str, background: bool = False) -> asyncio.Future:
         future = self._inflight.get(key)
         if future is None:
             future = self._inflight[key] = asyncio.get_running_loop().create_future()
-            self._queue.put_nowait((key, text, future))
+            if background:
+                self._background.append((key, text, future))
+                self._queue.put_nowait(_WAKE)
+            else:
+                self._queue.put_nowait((key, text, future))
         return future
 
     def _stack(self, keys: list[bytes], found: dict[bytes, np.ndarray]) -> np.ndarray:
@@ -193,14 +207,26 @@ class Embedder:
             self._fail_pending(RuntimeError("Embedder closed"))
 
     async def _next_batch(self) -> tuple[list[tuple], bool]:
+        """Urgent texts first (up to max_batch); else a small background batch."""
         batch: list[tuple] = []
+        stop = False
         item = await self._queue.get()
-        while item is not _STOP:
-            batch.append(item)
+        while True:
+            if item is _STOP:
+                stop = True
+            elif item is not _WAKE:
+                batch.append(item)
             if len(batch) >= self.max_batch or self._queue.empty():
-                return batch, False
+                break
             item = self._queue.get_nowait()
-        return batch, True
+        if not batch and self._background:
+            batch = [self._background.popleft() for _ in range(min(self.background_batch, len(self._background)))]
+            if self._background:
+                self._queue.put_nowait(_WAKE)  # more background work: come back after any urgent texts
+        if stop and (self._background or not self._queue.empty()):
+            self._queue.put_nowait(_STOP)  # serve what is queued before stopping
+            stop = False
+        return batch, stop
 
     async def _serve(self, batch: list[tuple]) -> None:
         loop = asyncio.get_running_loop()
@@ -225,8 +251,11 @@ class Embedder:
     def _fail_pending(self, error: Exception) -> None:
         while not self._queue.empty():
             item = self._queue.get_nowait()
-            if item is not _STOP:
+            if item is not _STOP and item is not _WAKE:
                 self._settle(item[0], item[2], error)
+        while self._background:
+            key, _, future = self._background.popleft()
+            self._settle(key, future, error)
         for key, future in list(self._inflight.items()):
             self._settle(key, future, error)
 

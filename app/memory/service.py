@@ -72,6 +72,7 @@ class MemoryService:
         self.aux_patterns = tuple(settings.auxiliary_patterns)
         self.nudge_patterns = tuple(settings.continue_nudge_patterns)
         self._personas: dict[str, str] = {}
+        self._known: set[str] = set()
 
     # ------------------------------------------------------------------ before the upstream call
 
@@ -126,12 +127,23 @@ class MemoryService:
         turn.plan = plan_sync([_stored(r) for r in stored], incoming, continues=continues,
                               nudge_patterns=self.nudge_patterns)
         if not turn.read_only:
-            if await self.store.get_session(turn.key) is None:
-                await self.store.create_session(turn.key, turn.session_id, getattr(exchange, "owner", None),
-                                                fingerprint)
+            await self._ensure_session(turn, exchange, fingerprint)
             stored = await self._apply(turn, stored)
         turn.timings["sync"] = time.perf_counter() - t0
         return stored
+
+    async def _ensure_session(self, turn: Turn, exchange: Any, fingerprint: str | None) -> None:
+        if turn.key in self._known:
+            return
+        if await self.store.get_session(turn.key) is None:
+            await self.store.create_session(turn.key, turn.session_id, getattr(exchange, "owner", None),
+                                            fingerprint)
+        self._known.add(turn.key)
+
+    def forget_key(self, key: str) -> None:
+        """A session was deleted or changed behind our back: drop what is cached about it."""
+        self._personas.pop(key, None)
+        self._known.discard(key)
 
     async def _stored_tail(self, key: str, n: int) -> list[Any]:
         """The last `n` stored turns: from working memory when it holds them, else from SQLite."""
@@ -166,9 +178,6 @@ class MemoryService:
             known = given
         self._personas[turn.key] = known
         return given or known or None
-
-    def persona_changed(self, key: str) -> None:
-        self._personas.pop(key, None)
 
     async def _build(self, turn: Turn, exchange: Any, turns: list[dict], stored: list[Any]) -> None:
         request = exchange.request
@@ -227,9 +236,10 @@ class MemoryService:
                 replaces.append(plan.continue_of)
         reply = NewMessage(role="assistant", content=content, token_count=count_tokens(content),
                            content_hash=content_hash("assistant", content))
-        await self.store.record_reply(turn.key, reply, replaces)
-        self.working.forget(turn.key)
-        self.recall.forget_ids(turn.key, replaces)
+        applied = await self.store.record(turn.key, reply, replaces)
+        if not self.working.apply(turn.key, added=applied.rows, removed=applied.superseded):
+            self.working.forget(turn.key)
+        self.recall.forget_ids(turn.key, applied.superseded)
         self.writer.submit(turn.key)
         if self.summarizer is not None:
             self.summarizer.poke(turn.key, model)

@@ -273,8 +273,11 @@ class Store:
     async def record_reply(self, key: str, reply: NewMessage, replaces: Sequence[int] = ()) -> int:
         """Record the model's reply; messages in `replaces` (a regenerated or continued reply) are
         marked superseded by it, and it takes their place when nothing active follows them."""
-        applied = await self._commit(key, _reply, reply, list(replaces))
-        return applied.appended[0]
+        return (await self.record(key, reply, replaces)).appended[0]
+
+    async def record(self, key: str, reply: NewMessage, replaces: Sequence[int] = ()) -> Applied:
+        """`record_reply`, returning everything committed (to mirror it in working memory)."""
+        return await self._commit(key, _reply, reply, list(replaces))
 
     async def save_scores(self, key: str, updates: Sequence[ScoreUpdate]) -> None:
         pending = await self._run(key, _save_scores, list(updates), time.time())

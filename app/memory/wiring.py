@@ -57,7 +57,7 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     memory = MemoryService(store=store, working=working, recall=recall, writer=writer, settings=settings,
                            summarizer=summarizer)
     state.memory_api = MemoryAPI(store=store, working=working, recall=recall, writer=writer,
-                                 summarizer=summarizer, policy=policy, invalidate=memory.persona_changed)
+                                 summarizer=summarizer, policy=policy, invalidate=memory.forget_key)
     state.memory = memory
     _register_health(state, store, embedder)
     _register_gauges(state, working, recall, writer, [writer.stats, summarizer, consolidator])

@@ -110,7 +110,7 @@ class Writer:
         """Embed and score every pending message of one session; returns how many were done."""
         total = 0
         while rows := await self.store.pending(key, self.batch):
-            vectors = await self.embedder.embed([row.content for row in rows])
+            vectors = await self.embedder.embed([row.content for row in rows], background=True)
             updates = [self._score(row, vector) for row, vector in zip(rows, vectors)]
             await self.store.save_scores(key, updates)
             if self.on_scored is not None:
