@@ -7,15 +7,17 @@ writer scores new turns; nothing is rebuilt on an append:
     index = SessionIndex()
     index.add(ids=[1, 2], positions=[0, 1], roles=["user", "assistant"],
               texts=["My sister Mara moved to Lisbon.", "Lisbon! Lovely."],
-              embeddings=[vec1, None])              # the second is found by words until
+              embeddings=[vecs1, None])             # the second is found by words until
     index.set_embedding(2, vec2)                    # its vector arrives
     hits = index.search("where does my sister live?", query_vec, exclude_from_position=40, k=8)
     hits[0].id, hits[0].reasons                      # 1, ('meaning 0.61', 'words: sister')
 
-Storage is column-wise numpy arrays grown by doubling (an append copies nothing in the common
-case) and an inverted index of `array` postings, so a search is one matrix-vector product plus
-a few vectorised postings walks: linear in the number of messages, a few milliseconds at 10k.
-Removed messages are masked, not compacted (removal is rare: edits and deletions).
+A message may have one vector (dim,) or one per statement (k, dim), from embedding
+`retrieval.pieces(text)`; it scores as its best piece. Storage is column-wise numpy arrays
+grown by doubling (an append copies nothing in the common case) and an inverted index of
+`array` postings, so a search is one matrix-vector product plus a few vectorised postings
+walks: linear in the number of vectors, about 2 ms at 10k messages on two cores. Removed
+messages are masked, not compacted (removal is rare: edits and deletions).
 """
 
 from __future__ import annotations
@@ -33,15 +35,13 @@ from app.memory.retrieval import (
     RetrievalWeights,
     distinct,
     emotion_closeness,
+    entities,
     fuse,
     query_terms,
     recency,
     rescore,
     tokenize,
 )
-
-BM25_K1 = 1.2
-BM25_B = 0.75
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +93,7 @@ class _Postings:
         self.total_len -= len(terms)
         self.docs -= 1
 
-    def scores(self, terms: dict[str, float], lengths: np.ndarray) -> np.ndarray:
+    def scores(self, terms: dict[str, float], lengths: np.ndarray, k1: float = 1.2, b: float = 0.75) -> np.ndarray:
         """BM25 of every row (length `len(lengths)`) for the weighted query terms."""
         out = np.zeros(len(lengths), dtype=np.float32)
         avg = self.total_len / self.docs if self.docs else 1.0
@@ -104,9 +104,14 @@ class _Postings:
             idf = math.log(1.0 + (self.docs - df + 0.5) / (df + 0.5))
             rows = np.frombuffer(self.rows[term], dtype=np.int32)
             tf = np.frombuffer(self.tfs[term], dtype=np.float32)
-            norm = BM25_K1 * (1.0 - BM25_B + BM25_B * lengths[rows] / max(avg, 1e-9))
-            out[rows] += weight * idf * tf * (BM25_K1 + 1.0) / (tf + norm)
+            norm = k1 * (1.0 - b + b * lengths[rows] / max(avg, 1e-9))
+            out[rows] += weight * idf * tf * (k1 + 1.0) / (tf + norm)
         return out
+
+    def ideal(self, terms: dict[str, float]) -> float:
+        """The BM25 of a message of average length holding each query word once: a full match."""
+        return sum(w * math.log(1.0 + (self.docs - df + 0.5) / (df + 0.5))
+                   for t, w in terms.items() if (df := self.df.get(t, 0)) > 0)
 
     def nbytes(self) -> int:
         arrays = sum(a.buffer_info()[1] * a.itemsize for a in (*self.rows.values(), *self.tfs.values()))
@@ -262,10 +267,11 @@ class SessionIndex:
     def text_of(self, id: int) -> str:
         return self._texts[self._row[id]]
 
-    def vector_of(self, id: int) -> np.ndarray | None:
-        """The message's first vector (the whole text when pieces were given too), or None."""
+    def vectors_of(self, id: int) -> np.ndarray | None:
+        """The message's vectors (k, dim), or None before it has any."""
         row = self._row[id]
-        return self._vectors[self._first[row]].copy() if self._has_vec[row] else None
+        first = self._first[row]
+        return self._vectors[first: first + self._count[row]].copy() if self._has_vec[row] else None
 
     def neighbours(self, id: int, radius: int) -> list[int]:
         """Live messages within `radius` places of `id` in conversation order (not itself), oldest first."""
@@ -303,30 +309,68 @@ class SessionIndex:
 
     # ------------------------------------------------------------------ search
 
-    def search(self, query: str | Sequence[tuple[str, float]], query_vec: Any, *, exclude_from_position: int | None = None, k: int = 12,
+    def search(self, query: str | Sequence[tuple[str, float]], query_vec: Any, *,
+               exclude_from_position: int | None = None, k: int = 12,
                weights: RetrievalWeights = RetrievalWeights(), emotion: Any = None) -> list[Hit]:
         """The `k` best messages before `exclude_from_position` (None: all), best first.
 
-        `query` is a text or weighted texts (`retrieval.query_parts`); `query_vec` its unit vector
-        (None: words only).
-
-        Candidates are the top `weights.candidates` by cosine and by BM25; they are fused,
-        re-scored by importance, recency and closeness to `emotion` (a probability vector or
-        anything with `.probs`), and near-duplicates of better hits are dropped.
+        `query` is a text (`retrieval.build_query`) or weighted texts; `query_vec` its unit vector
+        (None: words only). Candidates are the top `weights.candidates` by cosine and by BM25,
+        plus those sharing a name with the best first-pass hits (`weights.bridge`); they are
+        fused, re-scored by importance, recency and closeness to `emotion` (a probability
+        vector or anything with `.probs`), and near-duplicates of better hits are dropped.
         """
-        n = self._n
-        eligible = self._alive[:n].copy()
+        eligible = self._alive[: self._n].copy()
         if exclude_from_position is not None:
-            eligible &= self._positions[:n] < exclude_from_position
+            eligible &= self._positions[: self._n] < exclude_from_position
         if not eligible.any() or k <= 0:
             return []
         terms = query_terms(query)
         cosine, dense = self._dense(query_vec, eligible, weights.candidates)
-        bm25 = self._postings.scores(terms, self._lengths[:n]) if terms else np.zeros(n, dtype=np.float32)
-        lexical = _top(np.where(eligible & (bm25 > 0), bm25, -np.inf), weights.candidates)
-        rows = np.unique(np.concatenate([dense, lexical]))
-        final = self._final(rows, cosine, bm25, dense, lexical, weights, emotion)
-        return self._hits(rows, final, cosine, bm25, terms, k, weights)
+        rankings = [(cosine, dense, weights.dense), self._lexical(terms, eligible, weights, weights.lexical)]
+        rows, final = self._fused(rankings, weights, emotion)
+        if weights.bridge > 0 and weights.bridge_from > 0:
+            rankings.append(self._bridge(rows, final, terms, eligible, weights))
+            rows, final = self._fused(rankings, weights, emotion)
+        lexical = sum((r[0] for r in rankings[1:]), np.zeros(self._n, dtype=np.float32))
+        return self._hits(rows, final, cosine, lexical, terms, k, weights)
+
+    def _lexical(self, terms: dict[str, float], eligible: np.ndarray, weights: RetrievalWeights,
+                 weight: float) -> tuple[np.ndarray, np.ndarray, float]:
+        """(BM25 per message, the top rows by it, the ranking's weight in the fusion)."""
+        n = self._n
+        if not terms or weight <= 0:
+            return np.zeros(n, dtype=np.float32), np.zeros(0, dtype=np.int64), weight
+        bm25 = self._postings.scores(terms, self._lengths[:n], weights.bm25_k1, weights.bm25_b)
+        order = _top(np.where(eligible & (bm25 > 0), bm25, -np.inf), weights.candidates)
+        if weights.lexical_confidence > 0 and len(order):
+            coverage = float(bm25[order[0]]) / max(self._postings.ideal(terms), 1e-9)
+            weight *= min(1.0, coverage) ** weights.lexical_confidence
+        return bm25, order, weight
+
+    def _bridge(self, rows: np.ndarray, final: np.ndarray, asked: dict[str, float], eligible: np.ndarray,
+                weights: RetrievalWeights) -> tuple[np.ndarray, np.ndarray, float]:
+        """A lexical ranking by the names in the best first-pass hits that the query did not use."""
+        best = rows[np.argsort(-final, kind="stable")][: weights.bridge_from]
+        names = {t: 1.0 for r in best for t in entities(self._texts[r]) if t not in asked}
+        return self._lexical(names, eligible, weights, weights.bridge)
+
+    def _fused(self, rankings: list[tuple[np.ndarray, np.ndarray, float]], weights: RetrievalWeights,
+               emotion: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates (every row some ranking found) and their final scores."""
+        rows = np.unique(np.concatenate([order for _, order, _ in rankings]))
+        place = np.full(self._n, -1, dtype=np.int64)
+        place[rows] = np.arange(len(rows))
+        relevance = fuse([scores[rows] for scores, _, _ in rankings], [place[order] for _, order, _ in rankings],
+                         [w for _, _, w in rankings], mode=weights.fusion, rrf_k=weights.rrf_k)
+        if weights.assistant != 1.0:
+            relevance = relevance * np.where(self._is_assistant(rows), weights.assistant, 1.0)
+        ages = self._positions[: self._n][self._alive[: self._n]].max() - self._positions[rows]
+        return rows, rescore(relevance, self._importance[rows].astype(np.float64),
+                             recency(ages, weights.recency_half_life), self._closeness(rows, emotion), weights)
+
+    def _is_assistant(self, rows: np.ndarray) -> np.ndarray:
+        return np.array([self._roles[r] == "assistant" for r in rows], dtype=bool)
 
     def _dense(self, query_vec: Any, eligible: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
         """Each message's cosine (the best of its vectors; 0 without one) and the top rows by it."""
@@ -339,15 +383,6 @@ class SessionIndex:
         cosine = np.where(np.isfinite(best[:n]), best[:n], 0.0).astype(np.float32)
         return cosine, _top(np.where(eligible & self._has_vec[:n], cosine, -np.inf), depth)
 
-    def _final(self, rows: np.ndarray, cosine: np.ndarray, bm25: np.ndarray, dense: np.ndarray,
-               lexical: np.ndarray, weights: RetrievalWeights, emotion: Any) -> np.ndarray:
-        place = {int(r): i for i, r in enumerate(rows)}
-        relevance = fuse(cosine[rows], bm25[rows], np.array([place[int(r)] for r in dense], dtype=np.int64),
-                         np.array([place[int(r)] for r in lexical], dtype=np.int64), weights)
-        ages = self._positions[: self._n][self._alive[: self._n]].max() - self._positions[rows]
-        return rescore(relevance, self._importance[rows].astype(np.float64), recency(ages, weights.recency_half_life),
-                       self._closeness(rows, emotion), weights)
-
     def _closeness(self, rows: np.ndarray, emotion: Any) -> np.ndarray:
         if emotion is None or self._emotions is None:
             return np.zeros(len(rows))
@@ -359,23 +394,29 @@ class SessionIndex:
     def _hits(self, rows: np.ndarray, final: np.ndarray, cosine: np.ndarray, bm25: np.ndarray,
               terms: dict[str, float], k: int, weights: RetrievalWeights) -> list[Hit]:
         ranked = rows[np.argsort(-final, kind="stable")][: 2 * k + 4]
-        vectors = np.stack([self._first_vector(r) for r in ranked]) if len(ranked) else None
+        vectors = np.stack([self._mean_vector(r) for r in ranked]) if len(ranked) else None
         keep = distinct(vectors, [self._texts[r] for r in ranked], weights.duplicate_cosine)[:k]
         score = dict(zip(rows.tolist(), final.tolist()))
         return [Hit(id=int(self._ids[r]), position=int(self._positions[r]), score=score[int(r)],
                     cosine=float(cosine[r]), bm25=float(bm25[r]), reasons=self._reasons(r, cosine, bm25, terms))
                 for r in ranked[keep]]
 
-    def _first_vector(self, row: int) -> np.ndarray:
-        return self._vectors[self._first[row]] if self._has_vec[row] else np.zeros(self.dim, dtype=np.float32)
+    def _mean_vector(self, row: int) -> np.ndarray:
+        """The unit mean of a message's vectors (what near-duplicate checks compare)."""
+        if not self._has_vec[row]:
+            return np.zeros(self.dim, dtype=np.float32)
+        mean = self._vectors[self._first[row]: self._first[row] + self._count[row]].mean(axis=0)
+        return mean / max(float(np.linalg.norm(mean)), 1e-9)
 
     def _reasons(self, row: int, cosine: np.ndarray, bm25: np.ndarray, terms: dict[str, float]) -> tuple[str, ...]:
         reasons = []
         if self._has_vec[row]:
             reasons.append(f"meaning {float(cosine[row]):.2f}")
-        if bm25[row] > 0:
-            shared = sorted(set(terms) & set(tokenize(self._texts[row])))
+        shared = sorted(set(terms) & set(tokenize(self._texts[row])))
+        if shared:
             reasons.append("words: " + ", ".join(shared[:5]))
+        elif bm25[row] > 0:
+            reasons.append("names from a related memory")
         if not math.isnan(self._importance[row]) and self._importance[row] >= 0.7:
             reasons.append("important")
         return tuple(reasons)

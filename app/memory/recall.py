@@ -227,8 +227,16 @@ def _add_rows(index: SessionIndex, rows: list[Any]) -> None:
     if rows:
         index.add(ids=[r.id for r in rows], positions=[r.position for r in rows], roles=[r.role for r in rows],
                   texts=[r.content for r in rows], created=[r.created_at for r in rows],
-                  embeddings=[r.embedding for r in rows], importance=[r.importance for r in rows],
-                  emotions=[r.emotion_probs for r in rows])
+                  embeddings=[index_vectors(r.embedding, index.dim) for r in rows],
+                  importance=[r.importance for r in rows], emotions=[r.emotion_probs for r in rows])
+
+
+def index_vectors(embedding: Any, dim: int) -> np.ndarray | None:
+    """A stored embedding for the index: the sentence pieces when there are several, else the whole."""
+    if embedding is None:
+        return None
+    matrix = np.asarray(embedding, dtype=np.float32).reshape(-1, dim)
+    return matrix[1:] if len(matrix) > 1 else matrix[0]
 
 
 def _merge(row: Any, update: Any) -> Any:

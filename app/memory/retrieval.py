@@ -4,16 +4,20 @@ The index (`app.memory.index`) produces two rankings of past messages for one qu
 (cosine of embeddings) and by words (BM25). Here they are fused, re-scored by importance, recency
 and emotional closeness, and turned into passages that read as exchanges:
 
-    weights = RetrievalWeights()
-    query = build_query(turns)                         # the newest user turn, with context if short
-    hits = index.search(query, embed(query), exclude_from_position=boundary, k=12, weights=weights)
-    for p in passages(index, hits):                    # each hit with its partner turn, merged
+    query = build_query(turns)                 # the newest user turn, and earlier turns if it is vague
+    hits = index.search(query, embed(query), exclude_from_position=boundary, k=12, weights=RetrievalWeights())
+    for p in passages(index, hits):            # each hit with its partner turn, merged where they touch
         print(p.when, p.lines)
 
-Why fusion: embeddings find paraphrases ("my sibling" for "my sister") but blur names, numbers
-and rare words, which is where BM25 is sharp; each rescues the other's misses. Reciprocal rank
-fusion needs no score calibration, which matters because cosine and BM25 live on different
-scales that drift with the conversation. Every function here is pure and table-tested.
+Messages are embedded per statement (`pieces`), so a fact in one sentence of a long message is
+not averaged away. Why fusion: embeddings find paraphrases ("my sibling" for "my sister") but
+blur names, numbers and rare words, which is where BM25 is sharp; each rescues the other's
+misses. Reciprocal rank fusion needs no score calibration, which matters because cosine and
+BM25 live on different scales that drift with the conversation. Measured on the recall
+benchmark (bench/recall): fusion beats either alone, RRF with k=10 beats k=60 and min-max
+score sums, statement pieces beat one vector per message, and a vague question ("what was
+her name again?") needs the turns before it, joined into one text. Every function here is
+pure and table-tested.
 """
 
 from __future__ import annotations
@@ -26,6 +30,8 @@ from datetime import datetime
 from typing import Any, Literal, Protocol
 
 import numpy as np
+
+from app.tokens import count_tokens, message_text
 
 _WORD = re.compile(r"\w+")
 _SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
@@ -42,7 +48,7 @@ really just like well got get gets getting go going went one thing things lol ha
 # Words that ask or remind rather than say what about: dropped from queries (not from messages).
 QUERY_FILLER = frozenset("""
 remember remind reminded recall recalled tell told telling say said saying mention mentioned know knew forget forgot
-forgotten again ago once back then thing things stuff question questions answer quick random sorry hey hi hello hmm
+forgotten again ago ages once back then thing things stuff question questions answer quick random sorry hey hi hello hmm
 um uh please thanks thank wait actually anyway memory mind think thought wonder wondering ask asked talk talked
 """.split())
 
@@ -83,27 +89,31 @@ def tokenize(text: str) -> list[str]:
 
 
 def pieces(text: str, *, max_pieces: int = 12, min_words: int = 4) -> list[str]:
-    """The texts to embed for one message: the whole text, then its sentences when there are several.
+    """The texts to embed for one message: its statements, one piece per sentence.
 
-        >>> pieces("Rainy again. I grew up in Porto, so I don't mind it. Ok!")
-        ['Rainy again. I grew up in Porto, so I don't mind it. Ok!', 'Rainy again. I grew up in Porto, so I don't mind it.', 'Ok!']
+        >>> pieces("Rainy again. I grew up in Porto, so I like it. How are you?")
+        ['Rainy again. I grew up in Porto, so I like it.']
+        >>> pieces("I grew up in Porto. My sister Mara lives in Lisbon now.")
+        ['I grew up in Porto.', 'My sister Mara lives in Lisbon now.']
 
     One vector for a long message is an average of everything in it, and a fact in one of its
-    sentences drowns; the index scores a message by its best vector. Sentences shorter than
-    `min_words` words join the next one; past `max_pieces` sentences are grouped evenly.
+    sentences drowns; the index scores a message by its best piece. Questions are left out
+    when the message also states something ("How was your day?" matches every question asked
+    later, and says nothing); a message of questions only is embedded whole. Sentences shorter
+    than `min_words` words join the next; past `max_pieces` sentences are grouped evenly.
     """
+    sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+    statements = [s for s in sentences if not s.endswith("?")] or sentences
     merged: list[str] = []
-    for sentence in (s.strip() for s in _SENTENCE.split(text) if s.strip()):
+    for sentence in statements:
         if merged and len(merged[-1].split()) < min_words:
             merged[-1] = f"{merged[-1]} {sentence}"
         else:
             merged.append(sentence)
-    if len(merged) <= 1:
-        return [text]
     if len(merged) > max_pieces:
         size = -(-len(merged) // max_pieces)
         merged = [" ".join(merged[i:i + size]) for i in range(0, len(merged), size)]
-    return [text, *merged]
+    return merged or [text]
 
 
 # ---------------------------------------------------------------------- weights and fusion
@@ -114,17 +124,29 @@ class RetrievalWeights:
     """How relevance is computed and re-scored; every weight is a parameter, none hidden.
 
     `dense`/`lexical` weigh the two rankings in the fusion (`fusion`: "rrf" reciprocal rank
-    fusion with constant `rrf_k`, or "sum" of min-max normalised scores). Relevance is then
-    scaled to 0..1 and `importance`, `recency` (half-life `recency_half_life` messages) and
-    `emotion` (closeness of the emotion distributions) are added with their weights.
-    `candidates` is how deep each ranking is read before fusion.
+    fusion with constant `rrf_k`, or "sum" of min-max normalised scores). The lexical weight
+    shrinks with `lexical_confidence` when its best match covers little of the query's word
+    weight (coverage ** lexical_confidence; 0 turns this off). `bridge` weighs one
+    more lexical ranking, by the names in the `bridge_from` best first-pass hits (`entities`),
+    which finds the second fact of a two-step question. `assistant` scales the relevance of
+    assistant turns. Relevance is then scaled to 0..1 and `importance`, `recency` (half-life
+    `recency_half_life` messages) and `emotion` (closeness of the emotion distributions) are
+    added with their weights. `candidates` is how deep each ranking is read before fusion;
+    `bm25_k1`/`bm25_b` are BM25's usual constants; hits closer than `duplicate_cosine` to a
+    better one are dropped.
     """
 
     dense: float = 1.0
     lexical: float = 1.0
+    lexical_confidence: float = 0.5
+    bridge: float = 0.5
+    bridge_from: int = 3
+    assistant: float = 1.0
     fusion: Literal["rrf", "sum"] = "rrf"
-    rrf_k: float = 60.0
+    rrf_k: float = 10.0
     candidates: int = 64
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
     importance: float = 0.15
     recency: float = 0.10
     recency_half_life: float = 500.0
@@ -132,7 +154,7 @@ class RetrievalWeights:
     duplicate_cosine: float = 0.97
 
 
-def rrf(ranked: Sequence[np.ndarray], weights: Sequence[float], n: int, k: float = 60.0) -> np.ndarray:
+def rrf(ranked: Sequence[np.ndarray], weights: Sequence[float], n: int, k: float = 10.0) -> np.ndarray:
     """Reciprocal rank fusion over `n` candidates: sum of weight / (k + rank), rank from 1.
 
     Each array in `ranked` lists candidate indices best first; a candidate absent from a
@@ -157,19 +179,42 @@ def minmax(scores: np.ndarray) -> np.ndarray:
     return (scores - low) / (high - low)
 
 
-def fuse(cosine: np.ndarray, bm25: np.ndarray, dense_order: np.ndarray, lexical_order: np.ndarray,
-         weights: RetrievalWeights) -> np.ndarray:
-    """Relevance of each candidate in 0..1 (best = 1) from its cosine and BM25 scores.
+def fuse(scores: Sequence[np.ndarray], orders: Sequence[np.ndarray], weights: Sequence[float], *,
+         mode: str = "rrf", rrf_k: float = 10.0) -> np.ndarray:
+    """Relevance of each candidate in 0..1 (best = 1) from several rankings of the same candidates.
 
-    `dense_order`/`lexical_order` are candidate indices ranked by each score (only candidates
-    the ranking actually found: no embedding, or no shared word, means absent).
+    `scores[i]` is ranking i's raw score per candidate and `orders[i]` the candidates it found,
+    best first (no embedding or no shared word means absent). "rrf" fuses the orders; "sum"
+    adds the min-max normalised scores.
+
+        >>> fuse([np.array([0.9, 0.1]), np.array([0.0, 3.0])], [np.array([0, 1]), np.array([1])],
+        ...      [1.0, 1.0], rrf_k=1).round(3).tolist()
+        [0.6, 1.0]
     """
-    if weights.fusion == "rrf":
-        fused = rrf([dense_order, lexical_order], [weights.dense, weights.lexical], len(cosine), weights.rrf_k)
+    n = len(scores[0]) if len(scores) else 0
+    if mode == "rrf":
+        fused = rrf(orders, weights, n, rrf_k)
     else:
-        fused = weights.dense * minmax(np.clip(cosine, 0.0, None)) + weights.lexical * minmax(bm25)
-    top = float(fused.max()) if fused.size else 0.0
+        fused = sum((w * minmax(np.clip(s, 0.0, None)) for s, w in zip(scores, weights)), np.zeros(n))
+    top = float(fused.max()) if n else 0.0
     return fused / top if top > 0 else fused
+
+
+def entities(text: str) -> list[str]:
+    """Index terms of the capitalised words inside sentences: the names and places a text mentions.
+
+        >>> entities("Had brunch with Ibrahim. We met in Lyon, said Mara.")
+        ['ibrahim', 'lyon', 'mara']
+
+    Used to follow a first hit to the next ("my best friend Ibrahim" -> "Ibrahim is getting
+    married in Lyon"). The first word of a sentence is skipped: it is capitalised anyway.
+    """
+    found: list[str] = []
+    for sentence in _SENTENCE.split(text):
+        for word in sentence.split()[1:]:
+            if word[:1].isupper():
+                found += tokenize(word)
+    return list(dict.fromkeys(found))
 
 
 def recency(ages: np.ndarray, half_life: float) -> np.ndarray:
@@ -206,32 +251,43 @@ def rescore(relevance: np.ndarray, importance: np.ndarray, fresh: np.ndarray, cl
 # ---------------------------------------------------------------------- queries
 
 
-def query_parts(turns: Sequence[Mapping[str, Any]], *, max_turns: int = 3, decay: float = 0.5,
-                min_terms: int = 2) -> list[tuple[str, float]]:
+def query_turns(turns: Sequence[Mapping[str, Any]], *, max_turns: int = 3, min_terms: int = 2) -> list[str]:
     """What to search with: the newest user turn, and the turns before it when it says too little.
 
-        >>> query_parts([{"role": "user", "content": "I was thinking about my sister."},
-        ...              {"role": "assistant", "content": "Oh? What about her?"},
-        ...              {"role": "user", "content": "What was her name again?"}], max_turns=2)
-        [('Oh? What about her?', 0.5), ('What was her name again?', 1.0)]
+        >>> query_turns([{"role": "user", "content": "My sister Mara moved to Lisbon."},
+        ...              {"role": "assistant", "content": "Oh? And?"},
+        ...              {"role": "user", "content": "What was her name again?"}])
+        ['My sister Mara moved to Lisbon.', 'Oh? And?', 'What was her name again?']
 
     "What was her name again?" has one specific word (`query_terms` drops filler like "again",
-    "remind", "told"); with fewer than `min_terms` the turns before it say whose name, and join
-    with weights `decay`, `decay`², ... (oldest first). A specific question stands alone: the
-    turns before it are usually about something else. System and tool messages never take part.
+    "remind", "told") and points back ("her"): the turns before it say whose name, and join the
+    query. So do they for a turn with no specific word at all ("Can you remind me?"). "What's
+    my address?" is short but complete, and stands alone: measured, the turns before a complete
+    question are usually about something else and only add noise. System and tool messages
+    never take part; no user turn, no query.
     """
     spoken = [(t.get("role"), _text(t)) for t in turns if t.get("role") in ("user", "assistant") and _text(t).strip()]
     last_user = max((i for i, (role, _) in enumerate(spoken) if role == "user"), default=None)
     if last_user is None:
         return []
-    span = 1 if len(query_terms(spoken[last_user][1])) >= min_terms else max_turns
-    chosen = spoken[max(0, last_user - span + 1): last_user + 1]
-    return [(text, decay ** (len(chosen) - 1 - i)) for i, (_, text) in enumerate(chosen)]
+    first = last_user - max_turns + 1 if _refers_back(spoken[last_user][1], min_terms) else last_user
+    return [text for _, text in spoken[max(0, first): last_user + 1]]
 
 
-def build_query(turns: Sequence[Mapping[str, Any]], *, max_turns: int = 3) -> str:
-    """The query parts as one text, for callers that embed a single string."""
-    return "\n".join(text for text, _ in query_parts(turns, max_turns=max_turns))
+def build_query(turns: Sequence[Mapping[str, Any]], *, max_turns: int = 3, min_terms: int = 2) -> str:
+    """The query turns as one text: embed it once and search with it (`SessionIndex.search`).
+
+    Measured against mixing the turns' vectors with decaying weights, one vector of the joined
+    text finds more: the embedding reads the vague question in the light of its context.
+    """
+    return "\n".join(query_turns(turns, max_turns=max_turns, min_terms=min_terms))
+
+
+def _refers_back(text: str, min_terms: int) -> bool:
+    """Says too little alone: no specific word, or fewer than `min_terms` and a word pointing back."""
+    count = len(query_terms(text))
+    words = set(_WORD.findall(text.lower()))
+    return count == 0 or (count < min_terms and bool(words & BACK_REFERENCES))
 
 
 def query_terms(parts: str | Sequence[tuple[str, float]]) -> dict[str, float]:
@@ -251,24 +307,12 @@ def query_terms(parts: str | Sequence[tuple[str, float]]) -> dict[str, float]:
 
 
 _QUERY_FILLER_STEMS = frozenset(stem(w) for w in QUERY_FILLER)
-
-
-def mix(vectors: np.ndarray, weights: Sequence[float]) -> np.ndarray:
-    """The weighted sum of unit vectors, as a unit vector (the query vector of several turns).
-
-        >>> mix(np.array([[0.0, 1.0], [1.0, 0.0]]), [0.0, 1.0]).tolist()
-        [1.0, 0.0]
-    """
-    mixed = (np.asarray(vectors, dtype=np.float64) * np.asarray(weights, dtype=np.float64)[:, None]).sum(axis=0)
-    norm = float(np.linalg.norm(mixed))
-    return (mixed / norm).astype(np.float32) if norm > 0 else mixed.astype(np.float32)
+# Words that point back at something said just before ("what was *her* name?", "tell me about *that*").
+BACK_REFERENCES = frozenset("it its that this these those they them their he him his she her hers there one".split())
 
 
 def _text(turn: Mapping[str, Any]) -> str:
-    content = turn.get("content")
-    if isinstance(content, list):
-        return " ".join(str(p.get("text", "")) for p in content if isinstance(p, Mapping))
-    return content if isinstance(content, str) else ""
+    return message_text(turn)
 
 
 # ---------------------------------------------------------------------- passages
@@ -407,7 +451,7 @@ def chunk_text(text: str, max_tokens: int, overlap: int = 0,
     """
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be positive, got {max_tokens}")
-    count = count or _count_tokens
+    count = count or count_tokens
     units = [u for s in _SENTENCE.split(text) if s.strip() for u in _fit_units(s.strip(), max_tokens, count)]
     chunks: list[list[str]] = []
     current: list[str] = []
@@ -444,9 +488,3 @@ def _tail(units: list[str], budget: int, count: Callable[[str], int]) -> list[st
             break
         tail.insert(0, unit)
     return tail
-
-
-def _count_tokens(text: str) -> int:
-    from app.tokens import count_tokens  # the shared offline encoding, loaded on first use
-
-    return count_tokens(text)

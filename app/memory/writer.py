@@ -19,7 +19,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
+from app.memory.retrieval import pieces
+
 log = logging.getLogger("app.memory.writer")
+
+
+def embedding_texts(content: str) -> list[str]:
+    """The whole message, then its statements when there are several (`retrieval.pieces`):
+    a fact in one sentence of a long message must not drown in the average of the rest."""
+    parts = pieces(content)
+    return [content] if parts == [content] or len(parts) < 2 else [content, *parts]
 
 
 @dataclass(slots=True)
@@ -110,8 +121,10 @@ class Writer:
         """Embed and score every pending message of one session; returns how many were done."""
         total = 0
         while rows := await self.store.pending(key, self.batch):
-            vectors = await self.embedder.embed([row.content for row in rows], background=True)
-            updates = [self._score(row, vector) for row, vector in zip(rows, vectors)]
+            texts = [embedding_texts(row.content) for row in rows]
+            flat = await self.embedder.embed([t for group in texts for t in group], background=True)
+            bounds = np.cumsum([0] + [len(group) for group in texts])
+            updates = [self._score(row, flat[a:b]) for row, a, b in zip(rows, bounds[:-1], bounds[1:])]
             await self.store.save_scores(key, updates)
             if self.on_scored is not None:
                 result = self.on_scored(key, rows, updates)
@@ -121,10 +134,12 @@ class Writer:
             self.stats.done += len(rows)
         return total
 
-    def _score(self, row: Any, vector: Any) -> Any:
+    def _score(self, row: Any, vectors: np.ndarray) -> Any:
+        """Row 0 is the whole message (emotion reads it); the rest, if any, its sentences."""
         from app.memory.store import ScoreUpdate
 
-        emotion = self.scorer.score(row.content, vector)
+        vector = vectors if len(vectors) > 1 else vectors[0]
+        emotion = self.scorer.score(row.content, vectors[0])
         importance = self.importance(row.content, row.role, emotion)
         return ScoreUpdate(id=row.id, emotion=emotion.label, emotion_confidence=emotion.confidence,
                            emotion_intensity=emotion.intensity, emotion_probs=emotion.probs,

@@ -1,0 +1,82 @@
+"""Search speed and memory of `SessionIndex` as a conversation grows: 1k, 10k, 100k messages.
+
+    python -m bench.recall.speed
+    python -m bench.recall.speed --sizes 10000 --queries 200
+
+Texts come from the recall generator (repeated with a counter past its length); vectors are
+random unit vectors, 1-3 per message like statement pieces. Reports the median and p95 of a
+full search (dense + BM25 + bridge + fusion + re-scoring, k=12), the median add() cost, and
+the index's own estimate of its RAM, with each size's ratio to the smallest in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT))
+
+from app.memory.index import SessionIndex  # noqa: E402
+from bench.recall.generate import generate  # noqa: E402
+
+QUERIES = ["What's my sister's name?", "Where did I grow up?", "When did I start my new job?",
+           "What did I tell you about the trip?", "Which band do I love?", "What car do I drive?"]
+
+
+def build(size: int, texts: list[str], rng: np.random.Generator) -> tuple[SessionIndex, list[float]]:
+    index, costs = SessionIndex(), []
+    for i in range(size):
+        vectors = _unit(rng.standard_normal((int(rng.integers(1, 4)), 384)))
+        text = texts[i % len(texts)] + ("" if i < len(texts) else f" ({i})")
+        started = time.perf_counter()
+        index.add(i, i, "user" if i % 2 == 0 else "assistant", text, created=1.7e9 + i, embeddings=vectors)
+        costs.append(time.perf_counter() - started)
+    return index, costs
+
+
+def measure(index: SessionIndex, queries: int, rng: np.random.Generator) -> list[float]:
+    times = []
+    for i in range(queries):
+        vector = _unit(rng.standard_normal(384))
+        started = time.perf_counter()
+        index.search(QUERIES[i % len(QUERIES)], vector, exclude_from_position=len(index) - 20, k=12)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
+def _unit(x: np.ndarray) -> np.ndarray:
+    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.recall.speed")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
+    parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recall_speed.json")
+    args = parser.parse_args(argv)
+    texts = [m["text"] for m in generate(5000, 1)["messages"]]
+    rng = np.random.default_rng(7)
+    rows = []
+    for size in args.sizes:
+        index, adds = build(size, texts, rng)
+        times = measure(index, args.queries, rng)
+        rows.append({"messages": size, "search_ms_median": round(statistics.median(times), 3),
+                     "search_ms_p95": round(float(np.percentile(times, 95)), 3),
+                     "add_us_median": round(statistics.median(adds) * 1e6, 1), "ram_mb": round(index.nbytes() / 2**20, 1)})
+        base = rows[0]
+        rows[-1]["ratio_to_smallest"] = round(rows[-1]["search_ms_median"] / base["search_ms_median"], 2)
+        print(json.dumps(rows[-1]), flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"rows": rows}, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Compare retrieval settings on the tuning seed (1): recall at each budget and by question type.
+
+    python -m bench.recall.tune                 # every setting in SETTINGS, sizes 200 1000 5000, seed 1
+    python -m bench.recall.tune --sizes 1000 --only default no-bridge
+
+Only seed 1 is used here; `bench.recall.run` reports on seeds the settings were never tuned on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from typing import Any
+
+from app.memory.retrieval import RetrievalWeights
+from bench.recall.generate import generate
+from bench.recall.run import Embeddings, evaluate, summarise
+
+W = RetrievalWeights()
+SETTINGS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "last-turn-only": {"max_turns": 1},
+    "turns-2": {"max_turns": 2},
+    "turns-4": {"max_turns": 4},
+    "min-terms-1": {"min_terms": 1},
+    "min-terms-3": {"min_terms": 3},
+    "no-pair": {"pair": False},
+    "neighbour-100": {"neighbour_chars": 100},
+    "dense-only": {"weights": dataclasses.replace(W, lexical=0.0, bridge=0.0)},
+    "lexical-only": {"weights": dataclasses.replace(W, dense=0.0)},
+    "no-lex-confidence": {"weights": dataclasses.replace(W, lexical_confidence=0.0)},
+    "no-bridge": {"weights": dataclasses.replace(W, bridge=0.0)},
+    "bridge-1": {"weights": dataclasses.replace(W, bridge=1.0)},
+    "sum-fusion": {"weights": dataclasses.replace(W, fusion="sum")},
+    "rrf-k-20": {"weights": dataclasses.replace(W, rrf_k=20)},
+    "rrf-k-60": {"weights": dataclasses.replace(W, rrf_k=60)},
+    "bm25-b-0.5": {"weights": dataclasses.replace(W, bm25_b=0.5)},
+    "no-recency": {"weights": dataclasses.replace(W, recency=0.0)},
+    "assistant-0.8": {"weights": dataclasses.replace(W, assistant=0.8)},
+    "k-8": {"k": 8},
+    "k-16": {"k": 16},
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.recall.tune")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000, 5000])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[1024, 2048, 4096])
+    parser.add_argument("--only", nargs="*", default=None)
+    parser.add_argument("--piece-words", type=int, default=4)
+    parser.add_argument("--whole", action="store_true", help="one vector per message instead of statement pieces")
+    args = parser.parse_args(argv)
+    embed = Embeddings(piece_words=args.piece_words, whole=args.whole)
+    conversations = [generate(size, args.seed) for size in args.sizes]
+    types = sorted({q["type"] for c in conversations for q in c["questions"]})
+    print(f"{'setting':>16} " + " ".join(f"{b:>6}" for b in args.budgets) + "  | 2k by type: " + " ".join(
+        f"{t[:6]:>6}" for t in types), flush=True)
+    for name, extra in SETTINGS.items():
+        if args.only and name not in args.only:
+            continue
+        rows = [r for c in conversations for r in evaluate(c, args.budgets, embed, ["product"], extra)[0]]
+        overall = summarise(rows, ("budget",))
+        by_type = summarise([r for r in rows if r["budget"] == 2048], ("type",))
+        print(f"{name:>16} " + " ".join(f"{overall[(b,)]['by_id']:>6.3f}" for b in args.budgets) + "  |             "
+              + " ".join(f"{by_type[(t,)]['by_id']:>6.3f}" for t in types), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,219 @@
+"""The per-session search index: adding, updating, removing, searching, neighbours, growth."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from app.memory.index import Hit, SessionIndex
+from app.memory.retrieval import RetrievalWeights
+
+DIM = 8
+PLAIN = RetrievalWeights(importance=0.0, recency=0.0, emotion=0.0, bridge=0.0)
+
+
+def unit(*values: float) -> np.ndarray:
+    v = np.zeros(DIM, dtype=np.float32)
+    v[: len(values)] = values
+    return v / np.linalg.norm(v)
+
+
+def axis(i: int) -> np.ndarray:
+    v = np.zeros(DIM, dtype=np.float32)
+    v[i] = 1.0
+    return v
+
+
+def index_of(*texts: str, vectors: list | None = None, roles: list[str] | None = None) -> SessionIndex:
+    index = SessionIndex(dim=DIM, capacity=2)
+    n = len(texts)
+    index.add(ids=[100 + i for i in range(n)], positions=list(range(n)),
+              roles=roles or ["user" if i % 2 == 0 else "assistant" for i in range(n)], texts=list(texts),
+              created=[1.7e9 + 60 * i for i in range(n)], embeddings=vectors)
+    return index
+
+
+def ids(hits: list[Hit]) -> list[int]:
+    return [h.id for h in hits]
+
+
+# ---------------------------------------------------------------------- writing
+
+
+def test_add_one_or_many_and_count_them():
+    index = index_of("a cat", "a dog")
+    index.add(7, 2, "user", "a bird", created=1.7e9, embeddings=axis(0), importance=0.9)
+    assert len(index) == 3 and 7 in index and 8 not in index
+    assert index.message(7).text == "a bird" and index.message(7).position == 2
+    assert index.role_of(100) == "user" and index.text_of(101) == "a dog"
+
+
+def test_adding_a_known_id_updates_it_instead_of_duplicating():
+    index = index_of("my sister Mara")
+    index.add(100, 0, "user", "my sister Mara", embeddings=axis(1), importance=0.8)
+    assert len(index) == 1
+    assert index.vectors_of(100).tolist() == [axis(1).tolist()]
+
+
+def test_many_appends_grow_the_arrays_and_keep_everything():
+    index = SessionIndex(dim=DIM, capacity=1)
+    for i in range(1000):
+        index.add(i, i, "user", f"message number {i} about topic{i % 7}", embeddings=axis(i % DIM))
+    assert len(index) == 1000
+    assert index.message(999).text.startswith("message number 999")
+    assert ids(index.search("topic3", None, k=200, weights=PLAIN))[0] % 7 == 3
+    assert index.nbytes() > SessionIndex(dim=DIM).nbytes()
+
+
+def test_a_vector_of_the_wrong_size_is_refused():
+    index = index_of("hello")
+    with pytest.raises(ValueError):
+        index.set_embedding(100, np.ones(DIM + 1))
+
+
+def test_a_message_is_found_by_words_before_its_vector_arrives_and_by_meaning_after():
+    index = index_of("the harmonica lesson", "nothing relevant here", vectors=[None, axis(1)])
+    assert ids(index.search("harmonica", axis(5), k=1, weights=PLAIN)) == [100]
+    assert index.search("instrument", axis(0), k=2, weights=PLAIN)[0].id == 101  # only one has meaning yet
+    index.set_embedding(100, axis(0))
+    assert index.search("instrument", axis(0), k=2, weights=PLAIN)[0].id == 100
+
+
+def test_replacing_a_vector_forgets_the_old_one():
+    index = index_of("alpha", "beta", vectors=[axis(0), axis(1)])
+    index.set_embedding(100, axis(2))
+    hit = index.search("", axis(0), k=2, weights=PLAIN)
+    assert all(h.cosine < 0.5 for h in hit)
+
+
+def test_removed_messages_are_never_found_and_leave_the_statistics():
+    index = index_of("Lisbon trip", "Lisbon again", "Porto", vectors=[axis(0), axis(0), axis(1)])
+    index.remove([100, 999])
+    assert 100 not in index and len(index) == 2
+    assert 100 not in ids(index.search("Lisbon", axis(0), k=5, weights=PLAIN))
+    assert index._postings.df["lisbon"] == 1
+
+
+def test_set_scores_changes_importance():
+    index = index_of("walked the dog", "walked the dog today", vectors=[axis(0), axis(0)])
+    weights = RetrievalWeights(importance=1.0, recency=0.0, emotion=0.0, bridge=0.0, duplicate_cosine=1.1)
+    index.set_scores(101, importance=1.0)
+    index.set_scores(100, importance=0.0)
+    assert ids(index.search("walked dog", axis(0), k=2, weights=weights))[0] == 101
+
+
+# ---------------------------------------------------------------------- searching
+
+
+def test_search_fuses_meaning_and_words_and_says_why():
+    index = index_of("My sister Mara moved to Lisbon.", "Lovely!", "I like cats.",
+                     vectors=[unit(1, 0.2), unit(0, 1), unit(0.2, 1)])
+    (best, *_) = index.search("where does my sister live", unit(1, 0.1), k=3, weights=PLAIN)
+    assert best.id == 100
+    assert best.cosine > 0.9 and best.bm25 > 0
+    assert best.reasons[0].startswith("meaning ") and "words: sister" in best.reasons
+
+
+def test_nothing_at_or_after_the_boundary_is_returned():
+    index = index_of(*[f"coffee talk {i}" for i in range(10)], vectors=[axis(0)] * 10)
+    hits = index.search("coffee", axis(0), exclude_from_position=4, k=10, weights=PLAIN)
+    assert hits and max(h.position for h in hits) < 4
+    assert index.search("coffee", axis(0), exclude_from_position=0, k=10) == []
+
+
+def test_empty_index_and_empty_query():
+    assert SessionIndex(dim=DIM).search("anything", axis(0), k=5) == []
+    index = index_of("hello there")
+    assert index.search("", None, k=5) == []
+    assert index.search("hello", axis(0), k=0) == []
+
+
+def test_weighted_query_parts_count_their_words_by_weight():
+    index = index_of("my sister Mara", "the football match", vectors=[axis(0), axis(1)])
+    parts = [("football", 0.1), ("sister", 1.0)]
+    assert ids(index.search(parts, None, k=2, weights=PLAIN))[0] == 100
+
+
+def test_a_message_is_scored_by_its_best_piece():
+    index = SessionIndex(dim=DIM)
+    index.add(1, 0, "user", "Rain again. My sister Mara moved to Lisbon.", embeddings=np.stack([axis(3), axis(0)]))
+    index.add(2, 1, "user", "Something vaguely similar.", embeddings=unit(1, 1))
+    hits = index.search("", axis(0), k=2, weights=PLAIN)
+    assert hits[0].id == 1 and hits[0].cosine == pytest.approx(1.0)
+
+
+def test_identical_texts_come_back_once():
+    index = index_of("Good night!", "Good night!", "good  night", vectors=[axis(0), axis(1), axis(2)])
+    assert len(index.search("good night", None, k=5, weights=PLAIN)) == 1
+
+
+def test_near_duplicate_vectors_come_back_once():
+    index = index_of("first wording", "second wording", vectors=[axis(0), unit(1, 0.01)])
+    assert len(index.search("", axis(0), k=5, weights=PLAIN)) == 1
+
+
+def test_the_bridge_finds_the_second_step_by_name():
+    index = index_of("My best friend Ibrahim is great.", "filler words", "Ibrahim is getting married in Lyon.",
+                     "more filler", "unrelated wedding chatter", vectors=[axis(0), axis(5), axis(6), axis(5), axis(1)])
+    plain = ids(index.search("best friend wedding", axis(0), k=2, weights=PLAIN))
+    bridged = ids(index.search("best friend wedding", axis(0), k=3,
+                               weights=RetrievalWeights(importance=0, recency=0, emotion=0, bridge=1.0)))
+    assert 102 not in plain
+    assert 102 in bridged
+    hit = next(h for h in index.search("best friend", axis(0), k=5, weights=RetrievalWeights(bridge=1.0))
+               if h.id == 102)
+    assert "names from a related memory" in hit.reasons
+
+
+def test_recency_prefers_the_newer_of_equals():
+    index = index_of("same words here", "same words there", vectors=[axis(0), axis(0)])
+    weights = RetrievalWeights(importance=0.0, recency=1.0, recency_half_life=1.0, emotion=0.0, bridge=0.0,
+                               duplicate_cosine=1.1)
+    assert ids(index.search("same words", axis(0), k=2, weights=weights))[0] == 101
+
+
+def test_emotional_closeness_breaks_ties():
+    index = SessionIndex(dim=DIM)
+    for i, probs in enumerate([[1, 0, 0], [0, 0, 1]]):
+        index.add(i, i, "user", f"the exam result {i}", embeddings=axis(0), emotions=np.array(probs, dtype=float))
+    weights = RetrievalWeights(importance=0.0, recency=0.0, emotion=1.0, bridge=0.0, duplicate_cosine=1.1)
+
+    class Sad:
+        probs = (0.0, 0.0, 1.0)
+
+    assert ids(index.search("exam result", axis(0), k=2, weights=weights, emotion=Sad()))[0] == 1
+    assert ids(index.search("exam result", axis(0), k=2, weights=weights, emotion=[1.0, 0.0, 0.0]))[0] == 0
+
+
+def test_assistant_turns_can_be_weighed_down():
+    index = index_of("cats are great", "cats are great indeed", vectors=[axis(0), axis(0)], roles=["assistant", "user"])
+    weights = RetrievalWeights(importance=0, recency=0, emotion=0, bridge=0, assistant=0.5, duplicate_cosine=1.1)
+    assert ids(index.search("cats", axis(0), k=2, weights=weights))[0] == 101
+
+
+# ---------------------------------------------------------------------- neighbours
+
+
+def test_neighbours_in_conversation_order_skip_removed_messages():
+    index = index_of(*"abcdef")
+    assert index.neighbours(102, 1) == [101, 103]
+    assert index.neighbours(100, 2) == [101, 102]
+    index.remove([103])
+    assert index.neighbours(102, 1) == [101, 104]
+
+
+def test_neighbours_follow_positions_when_messages_arrive_out_of_order():
+    index = SessionIndex(dim=DIM)
+    for id, position in [(1, 10), (2, 30), (3, 20), (4, 40)]:
+        index.add(id, position, "user", f"m{id}")
+    assert index.neighbours(3, 1) == [1, 2]
+    assert index.neighbours(4, 2) == [3, 2]
+
+
+def test_a_word_match_covering_little_of_the_query_counts_for_less_with_confidence():
+    index = index_of("the day was long", "quiet evening at home", "lemon tart", vectors=[axis(0), axis(1), axis(2)])
+    plain = RetrievalWeights(importance=0, recency=0, emotion=0, bridge=0, lexical_confidence=0.0)
+    sure = RetrievalWeights(importance=0, recency=0, emotion=0, bridge=0, lexical_confidence=4.0)
+    # only "day" matches among the eligible messages: half the query's word weight ("lemon" is elsewhere)
+    assert ids(index.search("day lemon", axis(1), exclude_from_position=2, k=2, weights=plain))[0] == 100
+    assert ids(index.search("day lemon", axis(1), exclude_from_position=2, k=2, weights=sure))[0] == 101
