@@ -140,7 +140,11 @@ def run(args: argparse.Namespace) -> dict:
     finally:
         for proc in procs:
             proc.terminate()
-            proc.wait(10)
+        for proc in procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
 
 def measure(targets: dict, args: argparse.Namespace) -> dict:

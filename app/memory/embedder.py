@@ -127,6 +127,9 @@ class Embedder:
         worker, self._worker = self._worker, None
         if worker is None:
             return
+        while self._background:  # background work stays pending in the store; no need to finish it
+            key, _, future = self._background.popleft()
+            self._settle(key, future, RuntimeError("Embedder closed"))
         self._queue.put_nowait(_STOP)
         try:
             await asyncio.wait([worker])

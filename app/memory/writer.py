@@ -88,7 +88,7 @@ class Writer:
         while (self._queued or self._extra) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
 
-    async def stop(self, timeout: float = 10.0) -> None:
+    async def stop(self, timeout: float = 3.0) -> None:
         """Finish queued work within `timeout`, then stop; what is left stays pending in the store."""
         if self._task is None:
             return
