@@ -48,8 +48,11 @@ VARIANTS = {
 
 
 def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen:
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    """Start a server; its output goes to a file (an unread pipe would fill up and stall it)."""
+    logs = ROOT / "data" / "bench" / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    err = open(logs / f"{url.split(':')[2].split('/')[0]}.log", "wb")
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT, stdout=err, stderr=err)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -58,7 +61,7 @@ def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen:
         except httpx.HTTPError:
             time.sleep(0.1)
         if proc.poll() is not None:
-            raise RuntimeError(proc.stderr.read().decode()[-2000:])
+            raise RuntimeError(f"{cmd} exited; see {err.name}")
     raise RuntimeError(f"{cmd} did not start")
 
 

@@ -88,7 +88,7 @@ class Embedder:
     """Batches concurrent callers into single backend calls; see the module docstring."""
 
     def __init__(self, backend: EmbeddingBackend, *, cache_size: int = 8192, max_batch: int = 32,
-                 background_batch: int = 8) -> None:
+                 background_batch: int = 2) -> None:
         self.backend = backend
         self.max_batch = max(1, max_batch)
         self.background_batch = max(1, background_batch)
