@@ -126,7 +126,7 @@ class Recall:
 
     async def recall(self, key: str, turns: list[dict[str, Any]], stored: list[Any], plan: BudgetPlan,
                      persona: str | None) -> Recalled:
-        client = attach_ids(turns, stored)
+        client = with_earlier_turns(attach_ids(turns, stored), stored)
         result = Recalled(client_messages=client)
         query = build_query(turns)
         if not query:
@@ -199,6 +199,20 @@ def attach_ids(turns: list[dict[str, Any]], stored: list[Any]) -> list[dict[str,
         found = ids.get(content_hash(message.get("role", "user"), message_text(message)))
         out.append({**message, "_id": found.pop()} if found else dict(message))
     return out[::-1]
+
+
+def with_earlier_turns(client: list[dict[str, Any]], stored: list[Any]) -> list[dict[str, Any]]:
+    """Stored turns from before the client's window, put in front of it.
+
+    A client that sends only its newest message (or a short window) still gets the conversation's
+    recent turns; the builder keeps them only while the recent share has room, newest first.
+    """
+    ids = {m["_id"] for m in client if "_id" in m}
+    positions = {row.id: row.position for row in stored}
+    first = min((positions[i] for i in ids if i in positions), default=None)
+    earlier = [row for row in stored if row.id not in ids and row.role in ("user", "assistant")
+               and (first is None or row.position < first)]
+    return [{"role": r.role, "content": r.content, "_id": r.id} for r in earlier] + client
 
 
 def recent_boundary(client: list[dict[str, Any]], stored: list[Any], plan: BudgetPlan,

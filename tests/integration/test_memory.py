@@ -106,15 +106,25 @@ def test_superseded_replies_are_never_retrieved(memory_proxy, fake):
 
 
 def test_preview_equals_what_the_upstream_received(memory_proxy, fake):
-    turns = filler_turns(40)
+    turns = filler_turns(100)
     turns[10] = ("user", "My sister Ilse lives in Tromsø and teaches the cello.")
     bulk_load(memory_proxy, "same", turns)
     messages = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "What does Ilse teach?"}]
-    shown = preview(memory_proxy, "same", messages)
+    shown = preview(memory_proxy, "same", messages, **{"X-Context-Budget": "2048"})
     openai.OpenAI(base_url=memory_proxy, api_key="k", max_retries=0).chat.completions.create(
-        model="fake-model", messages=messages, extra_headers={"X-Session-Id": "same"})
+        model="fake-model", messages=messages, extra_headers={"X-Session-Id": "same", "X-Context-Budget": "2048"})
     assert fake.requests[-1]["messages"] == shown["messages"]
     assert any("cello" in m["text"] and m["reasons"] for m in shown["memories"])
+
+
+def test_a_single_message_client_gets_the_recent_turns_it_did_not_send(memory_proxy, fake):
+    client = openai.OpenAI(base_url=memory_proxy, api_key="k", max_retries=0)
+    for text in ("I just adopted a parrot named Kiwi.", "What should I call my parrot's cage?"):
+        client.chat.completions.create(model="fake-model", messages=[{"role": "user", "content": text}],
+                                       extra_headers={"X-Session-Id": "single"})
+    sent = fake.requests[-1]["messages"]
+    assert [m["role"] for m in sent] == ["user", "assistant", "user"]
+    assert sent[0]["content"] == "I just adopted a parrot named Kiwi." and "_id" not in sent[0]
 
 
 def test_memory_off_is_a_plain_pass_through(memory_proxy, fake):
