@@ -60,7 +60,7 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
                                  summarizer=summarizer, policy=policy, invalidate=memory.forget_key)
     state.memory = memory
     _register_health(state, store, embedder)
-    _register_gauges(state, working, recall, writer, [writer.stats, summarizer, consolidator])
+    _register_gauges(state, working, recall, writer, embedder, [writer.stats, summarizer, consolidator])
     return memory
 
 
@@ -104,14 +104,16 @@ def _register_health(state, store, embedder) -> None:
     state.health_checks = {"storage": storage, "embedder": embedding, **state.health_checks}
 
 
-def _register_gauges(state, working, recall, writer, tasks: list) -> None:
+def _register_gauges(state, working, recall, writer, embedder, tasks: list) -> None:
     metrics = getattr(state, "metrics", None)
     if metrics is None:
         return
     metrics.gauge("proxy_active_sessions", "Sessions held in working memory", lambda: len(working))
     metrics.gauge("proxy_working_memory_messages", "Messages held in working memory", working.message_count)
     metrics.gauge("proxy_indexed_messages", "Messages in the in-RAM search indexes", recall.indexed_count)
-    metrics.gauge("proxy_embedding_queue_depth", "Sessions waiting for background embedding",
+    metrics.gauge("proxy_embedding_queue_depth", "Texts waiting for the embedding model",
+                  lambda: embedder.queue_depth)
+    metrics.gauge("proxy_memory_writer_queue_depth", "Sessions waiting for background embedding and scoring",
                   lambda: writer.depth)
     metrics.gauge("proxy_background_failures", "Background memory jobs that failed (writer, summaries, tiers)",
                   lambda: sum(t.failures for t in tasks if t is not None))

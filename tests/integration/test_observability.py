@@ -104,3 +104,13 @@ def test_logs_are_json_lines_with_request_ids_and_no_content(fake, start_proxy, 
     done = [r for r in records if r["msg"] == "exchange finished"]
     assert done and done[-1]["request_id"].startswith("chatcmpl-") and done[-1]["status"] == 200
     assert secret not in "\n".join(lines) and "sk-secret" not in "\n".join(lines)
+
+
+def test_memory_gauges_are_exported(memory_proxy, fake):
+    openai.OpenAI(base_url=memory_proxy, api_key="k", max_retries=0).chat.completions.create(
+        model="fake-model", messages=MSG, extra_headers={"X-Session-Id": "gauges"})
+    metrics = scrape(memory_proxy.removesuffix("/v1"))
+    assert metrics[("proxy_active_sessions", ())] == 1
+    assert metrics[("proxy_working_memory_messages", ())] == 2
+    for name in ("proxy_embedding_queue_depth", "proxy_memory_writer_queue_depth", "proxy_background_failures"):
+        assert (name, ()) in metrics
