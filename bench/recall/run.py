@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from app.tokens import count_message
+
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -90,6 +92,8 @@ def evaluate(conversation: dict[str, Any], budgets: list[int], embed: Embeddings
     rows = {m["id"]: i for i, m in enumerate(messages)}
     whole = embed.whole_vectors(conversation)  # plain cosine: one vector per message
     index, added, out, latencies = SessionIndex(), 0, [], []
+    spans = S.extractive_spans(messages, embed) if "summaries" in strategies else []
+    history_tokens = np.cumsum([0] + [count_message({"role": m["role"], "content": m["text"]}) for m in messages])
     for q in sorted(conversation["questions"], key=lambda q: q["position"]):
         for m in messages[added:q["position"]]:
             index.add(m["id"], m["position"], m["role"], m["text"], created=m["created"], embeddings=vectors[rows[m["id"]]])
@@ -99,11 +103,13 @@ def evaluate(conversation: dict[str, Any], budgets: list[int], embed: Embeddings
             probe = S.Probe(history=history, window=S.client_window(history, q["turns"], budget), budget=budget)
             for name in strategies:
                 started = time.perf_counter()
-                built = S.STRATEGIES[name](probe, index=index, vectors=whole, rows=rows, embed=embed,
+                built = S.STRATEGIES[name](probe, index=index, vectors=whole, rows=rows, embed=embed, spans=spans,
                                            **(product_args or {}))
                 if name == "product" and budget == budgets[0]:
                     latencies.append((time.perf_counter() - started) * 1000)
-                out.append(_score(q, budget, name, built, probe))
+                out.append({**_score(q, budget, name, built, probe),
+                            "history_tokens": int(history_tokens[q["position"]]),
+                            "context_tokens": built.budget["total_prompt"]})
     return out, latencies
 
 
@@ -121,7 +127,10 @@ def summarise(rows: list[dict[str, Any]], keys: tuple[str, ...]) -> dict[tuple, 
     for row in rows:
         groups[tuple(row[k] for k in keys)].append(row)
     return {key: {"n": len(g), "by_id": sum(r["by_id"] for r in g) / len(g),
-                  "by_answer": sum(r["by_answer"] for r in g) / len(g)} for key, g in sorted(groups.items())}
+                  "by_answer": sum(r["by_answer"] for r in g) / len(g),
+                  "context_tokens": sum(r.get("context_tokens", 0) for r in g) / len(g),
+                  "history_tokens": sum(r.get("history_tokens", 0) for r in g) / len(g)}
+            for key, g in sorted(groups.items())}
 
 
 def print_tables(rows: list[dict[str, Any]], strategies: list[str]) -> None:
@@ -133,6 +142,15 @@ def print_tables(rows: list[dict[str, Any]], strategies: list[str]) -> None:
         n = next(c["n"] for c in cells if c)
         print(f"{size:>6} {budget:>6} {n:>5}  " + "  ".join(
             f"{c['by_id']:>8.3f} / {c['by_answer']:.3f}" if c else f"{'-':>17}" for c in cells))
+    if "summaries" in strategies:
+        print(f"\nsummaries on: change against the product, and tokens against sending the whole history\n"
+              f"{'size':>6} {'budget':>6}  {'by id':>7} {'by answer':>9}  {'context':>8} {'history':>8} {'saved':>6}")
+        for size, budget in sorted({(k[0], k[1]) for k in overall}):
+            a, b = overall.get((size, budget, "product")), overall.get((size, budget, "summaries"))
+            if a and b:
+                saved = 1 - b["context_tokens"] / b["history_tokens"] if b["history_tokens"] else 0.0
+                print(f"{size:>6} {budget:>6}  {b['by_id'] - a['by_id']:+7.3f} {b['by_answer'] - a['by_answer']:+9.3f}  "
+                      f"{b['context_tokens']:8.0f} {b['history_tokens']:8.0f} {saved:6.1%}")
     by_type = summarise(rows, ("budget", "type", "strategy"))
     print(f"\nby question type (all sizes), by id\n{'budget':>6} {'type':>11} {'n':>5}  " +
           "  ".join(f"{s:>8}" for s in strategies))

@@ -3,7 +3,10 @@
 - recency: what a client that trims the oldest turns sends (no memories at all);
 - cosine: plain cosine top-k over single past messages, the newest user turn as the query,
   filling the same memory share (what a vector-storage extension does);
-- product: `SessionIndex` + `app.memory.retrieval` (hybrid search, re-scoring, passages).
+- product: `SessionIndex` + `app.memory.retrieval` (hybrid search, re-scoring, passages);
+- summaries: the product plus rolling summaries (the story so far and the three summaries
+  closest to the query), here the extractive kind the proxy writes when no model is reachable,
+  so the benchmark needs no model.
 
 Each returns the built context; `covered()` says which message ids and text reached it.
 """
@@ -98,6 +101,45 @@ def product(probe: Probe, *, index: SessionIndex, embed: Embed, weights: Retriev
     return pack(probe, [memory_item(p) for p in passages(index, hits, pair=pair, neighbour_chars=neighbour_chars)])
 
 
+def summaries(probe: Probe, *, index: SessionIndex, embed: Embed, spans: list[dict[str, Any]],
+              **kwargs: Any) -> BuiltContext:
+    """The product's memories plus the story so far and related summaries of finished spans."""
+    query = build_query(probe.window)
+    hits = index.search(query, embed([query])[0], exclude_from_position=probe.boundary(), k=12,
+                        weights=kwargs.get("weights", RetrievalWeights()))
+    items = [memory_item(p) for p in passages(index, hits)]
+    before = probe.history[-1]["position"] if probe.history else -1
+    done = [s for s in spans if s["end"] <= before]
+    if not done:
+        return pack(probe, items)
+    story = MemoryItem(text=done[-1]["text"], kind="summary", reasons=("story so far",), position=done[-1]["start"])
+    vector = embed([query])[0]
+    ranked = sorted(done[:-1], key=lambda s: -float(s["vector"] @ vector))[:3]
+    related = [MemoryItem(text=s["text"], kind="summary", score=float(s["vector"] @ vector),
+                          reasons=("related summary",), position=s["start"]) for s in ranked]
+    return build_context(persona=None, client_messages=probe.window, memories=items, summaries=related,
+                         story_so_far=story, emotion_line=None, plan=probe.plan)
+
+
+def extractive_spans(messages: list[dict[str, Any]], embed: Embed, every: int = 20) -> list[dict[str, Any]]:
+    """What the summarizer's extractive fallback writes for each finished span of `every` messages."""
+    from types import SimpleNamespace
+
+    from app.importance import score_importance
+    from app.memory.summaries import extractive_summary
+
+    spans = []
+    for start in range(0, len(messages) - every + 1, every):
+        chunk = messages[start:start + every]
+        rows = [SimpleNamespace(role=m["role"], content=m["text"], importance=score_importance(m["text"], m["role"]))
+                for m in chunk]
+        spans.append({"start": chunk[0]["position"], "end": chunk[-1]["position"], "text": extractive_summary(rows)})
+    if spans:
+        for span, vector in zip(spans, embed([s["text"] for s in spans])):
+            span["vector"] = vector
+    return spans
+
+
 def memory_item(passage: Any) -> MemoryItem:
     text = "\n".join(f"{LABELS.get(role, role)}: {content}" for role, content in passage.lines)
     return MemoryItem(text=text, message_ids=passage.ids, score=passage.score, reasons=passage.reasons,
@@ -116,4 +158,4 @@ def _last_user(window: list[dict[str, Any]]) -> str:
     return next(m["content"] for m in reversed(window) if m["role"] == "user")
 
 
-STRATEGIES = {"recency": recency, "cosine": cosine, "product": product}
+STRATEGIES = {"recency": recency, "cosine": cosine, "product": product, "summaries": summaries}
