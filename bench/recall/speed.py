@@ -7,6 +7,10 @@ Texts come from the recall generator (repeated with a counter past its length); 
 random unit vectors, 1-3 per message like statement pieces. Reports the median and p95 of a
 full search (dense + BM25 + bridge + fusion + re-scoring, k=12), the median add() cost, and
 the index's own estimate of its RAM, with each size's ratio to the smallest in the same run.
+
+It also times everything memory adds before the upstream call for a new message, end to end:
+embedding the query with the real model (ONNX; each query text is new, so no cache hit), the
+search, growing hits into passages and building the context (`pre_upstream_ms_median`).
 """
 
 from __future__ import annotations
@@ -51,6 +55,32 @@ def measure(index: SessionIndex, queries: int, rng: np.random.Generator) -> list
     return times
 
 
+def pre_upstream(index: SessionIndex, queries: int) -> list[float]:
+    """Embed a new question, search, make passages, build an 8k context: ms per request."""
+    from app.budget import BudgetSplit, plan_budget
+    from app.context import MemoryItem, build_context
+    from app.memory.embedder import load_backend
+    from app.memory.retrieval import passages
+
+    backend = load_backend("all-MiniLM-L6-v2", "auto", ROOT / "data" / "models", 2)
+    plan = plan_budget(8192, None, BudgetSplit())
+    window = [{"role": "user" if i % 2 == 0 else "assistant", "content": index.text_of(i)}
+              for i in range(len(index) - 20, len(index))]
+    times = []
+    for i in range(queries):
+        question = f"{QUERIES[i % len(QUERIES)]} (asked {i} times)"
+        started = time.perf_counter()
+        vector = backend.encode([question])[0]
+        hits = index.search(question, vector, exclude_from_position=len(index) - 20, k=12)
+        items = [MemoryItem(text="\n".join(t for _, t in p.lines), message_ids=p.ids, score=p.score)
+                 for p in passages(index, hits)]
+        build_context(persona="You are a helpful companion.", client_messages=window + [
+            {"role": "user", "content": question}], memories=items, summaries=[], story_so_far=None,
+            emotion_line=None, plan=plan)
+        times.append((time.perf_counter() - started) * 1000)
+    return times
+
+
 def _unit(x: np.ndarray) -> np.ndarray:
     return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
@@ -67,7 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         index, adds = build(size, texts, rng)
         times = measure(index, args.queries, rng)
+        total = pre_upstream(index, args.queries)
         rows.append({"messages": size, "search_ms_median": round(statistics.median(times), 3),
+                     "pre_upstream_ms_median": round(statistics.median(total), 3),
                      "search_ms_p95": round(float(np.percentile(times, 95)), 3),
                      "add_us_median": round(statistics.median(adds) * 1e6, 1), "ram_mb": round(index.nbytes() / 2**20, 1)})
         base = rows[0]
