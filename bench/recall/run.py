@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 
+from app.importance import score_importance
 from app.tokens import count_message
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +97,8 @@ def evaluate(conversation: dict[str, Any], budgets: list[int], embed: Embeddings
     history_tokens = np.cumsum([0] + [count_message({"role": m["role"], "content": m["text"]}) for m in messages])
     for q in sorted(conversation["questions"], key=lambda q: q["position"]):
         for m in messages[added:q["position"]]:
-            index.add(m["id"], m["position"], m["role"], m["text"], created=m["created"], embeddings=vectors[rows[m["id"]]])
+            index.add(m["id"], m["position"], m["role"], m["text"], created=m["created"],
+                      embeddings=vectors[rows[m["id"]]], importance=score_importance(m["text"], m["role"]))
         added = max(added, q["position"])
         history = messages[:q["position"]]
         for budget in budgets:
