@@ -9,13 +9,13 @@ runs the same for one session at once.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from app.memory.tiers import TierPolicy, consolidate
+from app.tasks import cancel
 
 log = logging.getLogger("app.memory.consolidation")
 
@@ -50,11 +50,8 @@ class Consolidator:
             self._task = asyncio.create_task(self._run(), name="consolidation")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

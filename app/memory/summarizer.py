@@ -12,13 +12,13 @@ marked `extractive`, which a later pass replaces with a real one. Never on the r
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from app.memory.summaries import (Span, extractive_summary, higher_request, next_higher, next_span,
                                   summary_request)
+from app.tasks import cancel
 
 log = logging.getLogger("app.memory.summarizer")
 Complete = Callable[[list[dict[str, str]], str], Awaitable[str]]
@@ -59,11 +59,8 @@ class Summarizer:
 
     async def stop(self) -> None:
         """Abandon queued work safely: a summary is written in one transaction or not at all."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

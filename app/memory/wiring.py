@@ -8,7 +8,6 @@ closes the embedder and the store.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from contextlib import AsyncExitStack
@@ -17,6 +16,7 @@ from typing import Any
 from app.config import Settings
 from app.memory.consolidation import Consolidator
 from app.memory.tiers import TierPolicy
+from app.tasks import cancel
 
 log = logging.getLogger("app.memory")
 
@@ -84,14 +84,7 @@ def _start_janitor(stack: AsyncExitStack, working, recall, idle_seconds: float) 
             for key in working.evict_idle(time.monotonic()):
                 recall.forget_session(key)
 
-    task = asyncio.create_task(sweep(), name="memory-janitor")
-
-    async def stop() -> None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    stack.push_async_callback(stop)
+    stack.push_async_callback(cancel, asyncio.create_task(sweep(), name="memory-janitor"))
 
 
 def _register_health(state, store, embedder) -> None:

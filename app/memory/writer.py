@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from app.memory.retrieval import pieces
+from app.tasks import cancel
 
 log = logging.getLogger("app.memory.writer")
 
@@ -93,11 +94,7 @@ class Writer:
         if self._task is None:
             return
         await self.idle(timeout)
-        self._task.cancel()
-        try:
-            await self._task
-        except asyncio.CancelledError:
-            pass
+        await cancel(self._task)
         self._task = None
 
     async def _run(self) -> None:
