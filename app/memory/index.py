@@ -37,6 +37,7 @@ from app.memory.retrieval import (
     emotion_closeness,
     entities,
     fuse,
+    minmax,
     query_terms,
     recency,
     rescore,
@@ -74,15 +75,26 @@ class _Postings:
         self.df: dict[str, int] = {}
         self.total_len = 0
         self.docs = 0
+        self.term_ids: dict[str, int] = {}  # each term's number, for the per-row lists below
+        self.df_by_id = array("i")
+        self.row_terms = array("i")  # the distinct term numbers of every row, row after row
+        self.row_start = array("q")  # per row: where its terms start in row_terms
 
     def add(self, row: int, terms: list[str]) -> None:
+        """Count a new document; rows arrive in order (row == the number of rows added so far)."""
         counts: dict[str, int] = {}
         for term in terms:
             counts[term] = counts.get(term, 0) + 1
+        self.row_start.append(len(self.row_terms))
         for term, tf in counts.items():
             self.rows.setdefault(term, array("i")).append(row)
             self.tfs.setdefault(term, array("f")).append(tf)
             self.df[term] = self.df.get(term, 0) + 1
+            number = self.term_ids.setdefault(term, len(self.term_ids))
+            if number == len(self.df_by_id):
+                self.df_by_id.append(0)
+            self.df_by_id[number] += 1
+            self.row_terms.append(number)
         self.total_len += len(terms)
         self.docs += 1
 
@@ -90,8 +102,36 @@ class _Postings:
         """Statistics no longer count a removed document (its postings stay, masked by the index)."""
         for term in set(terms):
             self.df[term] -= 1
+            self.df_by_id[self.term_ids[term]] -= 1
         self.total_len -= len(terms)
         self.docs -= 1
+
+    def specificity(self, rows: np.ndarray) -> np.ndarray:
+        """Per row: the mean IDF of its two rarest words (0 for a row without words).
+
+        A query-independent prior: a turn that names things said rarely in this conversation
+        ("Fenna", "Harbour Row", "okonomiyaki") is more likely a fact worth recalling than one
+        built from words said every day ("work was a slog again").
+        """
+        if len(rows) == 0:
+            return np.zeros(0)
+        flat = np.frombuffer(self.row_terms, dtype=np.int32)
+        starts = np.frombuffer(self.row_start, dtype=np.int64)
+        after = rows + 1
+        lengths = np.where(after < len(starts), starts[np.minimum(after, len(starts) - 1)], len(flat)) - starts[rows]
+        segment = np.repeat(np.arange(len(rows)), lengths)
+        offsets = np.arange(len(segment)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        terms = flat[np.repeat(starts[rows], lengths) + offsets]
+        df = np.frombuffer(self.df_by_id, dtype=np.int32)[terms].astype(np.float64)
+        idf = np.log1p((self.docs - df + 0.5) / (df + 0.5))
+        order = np.lexsort((idf, segment))  # by row, rarest word last
+        ranked, ends = idf[order], np.cumsum(lengths) - 1
+        out = np.zeros(len(rows))
+        has = lengths > 0
+        out[has] += ranked[ends[has]]
+        two = lengths > 1
+        out[two] += ranked[ends[two] - 1]
+        return out / 2
 
     def scores(self, terms: dict[str, float], lengths: np.ndarray, k1: float = 1.2, b: float = 0.75) -> np.ndarray:
         """BM25 of every row (length `len(lengths)`) for the weighted query terms."""
@@ -366,8 +406,10 @@ class SessionIndex:
         if weights.assistant != 1.0:
             relevance = relevance * np.where(self._is_assistant(rows), weights.assistant, 1.0)
         ages = self._positions[: self._n][self._alive[: self._n]].max() - self._positions[rows]
+        specific = minmax(self._postings.specificity(rows)) if weights.specificity else np.zeros(len(rows))
         return rows, rescore(relevance, self._importance[rows].astype(np.float64),
-                             recency(ages, weights.recency_half_life), self._closeness(rows, emotion), weights)
+                             recency(ages, weights.recency_half_life), self._closeness(rows, emotion), weights,
+                             specific)
 
     def _is_assistant(self, rows: np.ndarray) -> np.ndarray:
         return np.array([self._roles[r] == "assistant" for r in rows], dtype=bool)
@@ -377,7 +419,8 @@ class SessionIndex:
         n, nv = self._n, self._nvec
         if query_vec is None or nv == 0:
             return np.zeros(n, dtype=np.float32), np.zeros(0, dtype=np.int64)
-        per_vector = self._vectors[:nv] @ np.asarray(query_vec, dtype=np.float32).reshape(-1)
+        queries = np.asarray(query_vec, dtype=np.float32).reshape(-1, self.dim)
+        per_vector = self._vectors[:nv] @ queries[0] if len(queries) == 1 else (self._vectors[:nv] @ queries.T).max(1)
         best = np.full(n + 1, -np.inf, dtype=np.float32)  # replaced vectors (owner -1) land in the last slot
         np.maximum.at(best, self._owner[:nv], per_vector)
         cosine = np.where(np.isfinite(best[:n]), best[:n], 0.0).astype(np.float32)

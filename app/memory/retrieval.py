@@ -88,32 +88,53 @@ def tokenize(text: str) -> list[str]:
     return [stem(w) for w in words if w and w not in STOP_WORDS]
 
 
-def pieces(text: str, *, max_pieces: int = 12, min_words: int = 4) -> list[str]:
-    """The texts to embed for one message: its statements, one piece per sentence.
+def pieces(text: str, *, max_pieces: int = 12, min_words: int = 4, clauses: bool = True) -> list[str]:
+    """The texts to embed for one message: its statements, one piece per sentence, then clauses.
 
         >>> pieces("Rainy again. I grew up in Porto, so I like it. How are you?")
-        ['Rainy again. I grew up in Porto, so I like it.']
+        ['Rainy again. I grew up in Porto, so I like it.', 'Rainy again. I grew up in Porto', 'so I like it.']
         >>> pieces("I grew up in Porto. My sister Mara lives in Lisbon now.")
         ['I grew up in Porto.', 'My sister Mara lives in Lisbon now.']
 
     One vector for a long message is an average of everything in it, and a fact in one of its
-    sentences drowns; the index scores a message by its best piece. Questions are left out
-    when the message also states something ("How was your day?" matches every question asked
-    later, and says nothing); a message of questions only is embedded whole. Sentences shorter
-    than `min_words` words join the next; past `max_pieces` sentences are grouped evenly.
+    sentences drowns; the index scores a message by its best piece. The same holds inside a
+    sentence: "I grew up in Tucson, so this kind of rain doesn't bother me" is far from "where
+    did I grow up?" until its first clause stands alone, so a sentence of several clauses also
+    gives one piece per clause (`clauses`), after the sentences. Questions are left out when the
+    message also states something ("How was your day?" matches every question asked later, and
+    says nothing); a message of questions only is embedded whole. Sentences and clauses shorter
+    than `min_words` words join the next; past `max_pieces` sentences are grouped evenly, and
+    clauses stop at twice that many pieces in all.
     """
     sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
     statements = [s for s in sentences if not s.endswith("?")] or sentences
-    merged: list[str] = []
-    for sentence in statements:
-        if merged and len(merged[-1].split()) < min_words:
-            merged[-1] = f"{merged[-1]} {sentence}"
-        else:
-            merged.append(sentence)
+    merged = _joined_short(statements, min_words)
     if len(merged) > max_pieces:
         size = -(-len(merged) // max_pieces)
         merged = [" ".join(merged[i:i + size]) for i in range(0, len(merged), size)]
-    return merged or [text]
+    out = merged or [text]
+    if clauses:
+        for sentence in list(out):
+            parts = _joined_short([c.strip() for c in _CLAUSE.split(sentence) if c.strip()], min_words)
+            parts = [c.strip(",;:—–- ") for c in parts]
+            out += [c for c in parts if c not in out][: 2 * max_pieces - len(out)] if len(parts) > 1 else []
+    return out
+
+
+_CLAUSE = re.compile(r"(?<=\w[,;:])\s+|\s+(?=[—–]\s)|(?<=\w)\s+(?=-\s)")  # cut after , ; : and before a dash
+
+
+def _joined_short(parts: list[str], min_words: int) -> list[str]:
+    """Parts shorter than `min_words` words joined to the next one (the last to the one before)."""
+    merged: list[str] = []
+    for part in parts:
+        if merged and len(merged[-1].split()) < min_words:
+            merged[-1] = f"{merged[-1]} {part}"
+        else:
+            merged.append(part)
+    if len(merged) > 1 and len(merged[-1].split()) < min_words:
+        merged[-2:] = [f"{merged[-2]} {merged[-1]}"]
+    return merged
 
 
 # ---------------------------------------------------------------------- weights and fusion
@@ -130,10 +151,11 @@ class RetrievalWeights:
     more lexical ranking, by the names in the `bridge_from` best first-pass hits (`entities`),
     which finds the second fact of a two-step question. `assistant` scales the relevance of
     assistant turns. Relevance is then scaled to 0..1 and `importance`, `recency` (half-life
-    `recency_half_life` messages) and `emotion` (closeness of the emotion distributions) are
-    added with their weights. `candidates` is how deep each ranking is read before fusion;
-    `bm25_k1`/`bm25_b` are BM25's usual constants; hits closer than `duplicate_cosine` to a
-    better one are dropped.
+    `recency_half_life` messages), `emotion` (closeness of the emotion distributions) and
+    `specificity` (how rare the candidate's rarest words are in the conversation, scaled 0..1
+    among the candidates) are added with their weights. `candidates` is how deep each ranking
+    is read before fusion; `bm25_k1`/`bm25_b` are BM25's usual constants; hits closer than
+    `duplicate_cosine` to a better one are dropped.
     """
 
     dense: float = 1.0
@@ -151,6 +173,7 @@ class RetrievalWeights:
     recency: float = 0.10
     recency_half_life: float = 500.0
     emotion: float = 0.05
+    specificity: float = 0.8
     duplicate_cosine: float = 0.97
 
 
@@ -238,17 +261,31 @@ def emotion_closeness(probs: np.ndarray, current: np.ndarray) -> np.ndarray:
 
 
 def rescore(relevance: np.ndarray, importance: np.ndarray, fresh: np.ndarray, closeness: np.ndarray,
-            weights: RetrievalWeights) -> np.ndarray:
-    """Final score: relevance plus weighted importance, recency and emotional closeness.
+            weights: RetrievalWeights, specificity: np.ndarray | None = None) -> np.ndarray:
+    """Final score: relevance plus weighted importance, recency, emotional closeness and specificity.
 
     Unknown importance (NaN) counts as neutral 0.5; closeness rows for messages without an
-    emotion are expected as 0.
+    emotion are expected as 0; `specificity` (0..1 among the candidates, see
+    `SessionIndex`) is left out when None.
     """
     known = np.where(np.isnan(importance), 0.5, importance)
-    return relevance + weights.importance * known + weights.recency * fresh + weights.emotion * closeness
+    score = relevance + weights.importance * known + weights.recency * fresh + weights.emotion * closeness
+    return score if specificity is None else score + weights.specificity * specificity
 
 
 # ---------------------------------------------------------------------- queries
+
+
+def hits_for_budget(memory_tokens: int, floor: int = 12, per_hit: int = 48, ceiling: int = 64) -> int:
+    """How many hits to ask the index for: enough to fill `memory_tokens`, at least `floor`.
+
+        >>> hits_for_budget(683), hits_for_budget(1400), hits_for_budget(30_000)
+        (14, 29, 64)
+
+    A fixed k leaves a large budget half empty and spends search time a small one cannot use;
+    `per_hit` is about what one recollection costs (a turn, its partner and a time label).
+    """
+    return max(floor, min(ceiling, memory_tokens // max(1, per_hit)))
 
 
 def query_turns(turns: Sequence[Mapping[str, Any]], *, max_turns: int = 3, min_terms: int = 2) -> list[str]:
@@ -369,13 +406,51 @@ def partner(source: MessageSource, id: int) -> int | None:
     return None
 
 
+def companions(source: MessageSource, id: int) -> list[int]:
+    """The turns a retrieved turn needs to be understood: its partner, and the other side of a question.
+
+    A question and its answer belong together whichever of them was found: an assistant turn that
+    asks ("what's your sister called?") brings the user's answer after it, and a user turn that
+    answers such a question in a few words ("Mara. She's the chaotic one.") brings the question
+    before it, since a bare answer says nothing of what it answers.
+    """
+    found = [p] if (p := partner(source, id)) is not None else []
+    here = source.message(id)
+    for other in source.neighbours(id, 1):
+        if other in found:
+            continue
+        msg = source.message(other)
+        if msg.role == here.role:
+            continue
+        asker, answer = (here, msg) if msg.position > here.position else (msg, here)
+        if asker.role != "assistant" or answer.role != "user" or not asks(asker.text):
+            continue
+        if asker is here or len(answer.text.split()) <= SHORT_ANSWER_WORDS:
+            found.append(other)
+    return found
+
+
+SHORT_ANSWER_WORDS = 12  # an answer this short needs its question to be understood
+
+
+def asks(text: str) -> bool:
+    """Whether a turn asks something near its end (one of its last two sentences is a question).
+
+        >>> asks("Ha. Who's your best friend? You never said."), asks("Why? Anyway. Lovely. Bye.")
+        (True, False)
+    """
+    sentences = [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
+    return any(s.endswith("?") for s in sentences[-2:])
+
+
 def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True,
              neighbour_chars: int = 600) -> list[Passage]:
     """Hits grown into exchanges and merged where they touch, in the order of their best hit.
 
     A retrieved user turn brings its reply and a retrieved assistant turn the user turn it
-    answers (`pair`), so a recollection reads as "User: ... / Assistant: ...". A pulled-in turn
-    longer than `neighbour_chars` is clipped; retrieved turns are never cut.
+    answers (`pair`), so a recollection reads as "User: ... / Assistant: ..."; a question brings
+    its answer and an answer its question (`companions`). A pulled-in turn longer than
+    `neighbour_chars` is clipped; retrieved turns are never cut.
     """
     groups = _runs(source, _members(source, hits, pair))
     best = {h.id: h for h in hits}
@@ -388,8 +463,7 @@ def _members(source: MessageSource, hits: Sequence[Any], pair: bool) -> dict[int
     members: dict[int, int] = {}
     for hit in hits:
         members[hit.id] = source.message(hit.id).position
-        other = partner(source, hit.id) if pair else None
-        if other is not None:
+        for other in companions(source, hit.id) if pair else ():
             members.setdefault(other, source.message(other).position)
     return members
 

@@ -38,8 +38,20 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "bm25-b-0.5": {"weights": dataclasses.replace(W, bm25_b=0.5)},
     "no-recency": {"weights": dataclasses.replace(W, recency=0.0)},
     "assistant-0.8": {"weights": dataclasses.replace(W, assistant=0.8)},
+    "k-12": {"k": 12},  # a fixed k; by default k fills the memory share (retrieval.hits_for_budget)
     "k-8": {"k": 8},
     "k-16": {"k": 16},
+    "k-24": {"k": 24},
+    "spec-0": {"weights": dataclasses.replace(W, specificity=0.0)},
+    "spec-0.3": {"weights": dataclasses.replace(W, specificity=0.3)},
+    "spec-0.5": {"weights": dataclasses.replace(W, specificity=0.5)},
+    "spec-1.2": {"weights": dataclasses.replace(W, specificity=1.2)},
+    "spec-no-importance": {"weights": dataclasses.replace(W, importance=0.0)},
+    "cand-32": {"weights": dataclasses.replace(W, candidates=32)},
+    "cand-128": {"weights": dataclasses.replace(W, candidates=128)},
+    "cand-256": {"weights": dataclasses.replace(W, candidates=256)},
+    "rrf-k-5": {"weights": dataclasses.replace(W, rrf_k=5)},
+    "k-32": {"k": 32},
 }
 
 

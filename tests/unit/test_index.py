@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,7 @@ from app.memory.index import Hit, SessionIndex
 from app.memory.retrieval import RetrievalWeights
 
 DIM = 8
-PLAIN = RetrievalWeights(importance=0.0, recency=0.0, emotion=0.0, bridge=0.0)
+PLAIN = RetrievalWeights(importance=0.0, recency=0.0, emotion=0.0, bridge=0.0, specificity=0.0)
 
 
 def unit(*values: float) -> np.ndarray:
@@ -217,3 +219,28 @@ def test_a_word_match_covering_little_of_the_query_counts_for_less_with_confiden
     # only "day" matches among the eligible messages: half the query's word weight ("lemon" is elsewhere)
     assert ids(index.search("day lemon", axis(1), exclude_from_position=2, k=2, weights=plain))[0] == 100
     assert ids(index.search("day lemon", axis(1), exclude_from_position=2, k=2, weights=sure))[0] == 101
+
+
+def test_specificity_is_the_rarity_of_a_messages_two_rarest_words():
+    index = index_of("work was long", "work was long again", "work with Fenna at Harbour Row", "work")
+    spec = index._postings.specificity(np.arange(4))
+    assert spec[2] > spec[0] and spec[2] > spec[1]  # names said once are rarer than everyday words
+    assert spec[3] < spec[0]  # one common word: half its rarity
+    index.remove([101])  # the other "long" goes: the word is rarer now
+    assert index._postings.specificity(np.array([0]))[0] > spec[0]
+
+
+def test_specificity_lifts_the_message_that_names_things_among_equal_matches():
+    vectors = [axis(0), axis(0), axis(1)]
+    index = index_of("my boss was in a meeting", "my boss Fenna from Lyon", "unrelated chatter", vectors=vectors)
+    plain = index.search("boss", axis(0), k=2, weights=PLAIN)
+    lifted = index.search("boss", axis(0), k=2, weights=dataclasses.replace(PLAIN, specificity=1.0))
+    assert ids(plain)[0] == 100  # a tie goes to the shorter, earlier text
+    assert ids(lifted)[0] == 101
+
+
+def test_several_query_vectors_score_a_message_by_the_closest():
+    index = index_of("alpha", "beta", "gamma", vectors=[axis(0), axis(1), axis(2)])
+    hits = index.search("", np.stack([axis(1), axis(2)]), k=3, weights=PLAIN)
+    assert set(ids(hits)[:2]) == {101, 102}
+    assert {h.id: round(h.cosine, 3) for h in hits}[101] == 1.0

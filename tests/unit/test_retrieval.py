@@ -11,9 +11,11 @@ import pytest
 from app.memory.retrieval import (
     Passage,
     RetrievalWeights,
+    asks,
     build_query,
     chunk_text,
     clip,
+    companions,
     distinct,
     emotion_closeness,
     entities,
@@ -183,9 +185,33 @@ def test_pieces_are_the_statements(text, expected):
     assert pieces(text) == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("I grew up in Tucson, so this kind of rain doesn't bother me at all.",
+     ["I grew up in Tucson, so this kind of rain doesn't bother me at all.", "I grew up in Tucson",
+      "so this kind of rain doesn't bother me at all."]),
+    ("Our new place is number 154 Harbour Row, come visit.", ["Our new place is number 154 Harbour Row, come visit."]),
+    ("New boss started today, Oskar, seems nice but talks fast.",
+     ["New boss started today, Oskar, seems nice but talks fast.", "New boss started today",
+      "Oskar, seems nice but talks fast."]),
+    ("Ok, fine. I moved to Lyon; it rains a lot there.", ["Ok, fine. I moved to Lyon; it rains a lot there.",
+                                                          "Ok, fine. I moved to Lyon", "it rains a lot there."]),
+    ("Well — I moved to Lyon last spring — it rains all the time.",
+     ["Well — I moved to Lyon last spring — it rains all the time.", "Well — I moved to Lyon last spring",
+      "it rains all the time."]),
+])
+def test_sentences_of_several_clauses_also_give_their_clauses(text, expected):
+    assert pieces(text) == expected
+    assert pieces(text, clauses=False) == expected[:1]
+
+
+def test_clauses_stop_at_twice_the_piece_limit():
+    text = " ".join(f"Sentence {i} is here, and clause {i} follows it." for i in range(30))
+    assert len(pieces(text, max_pieces=6)) == 12
+
+
 def test_pieces_are_grouped_past_the_limit():
     text = " ".join(f"Sentence number {i} is here." for i in range(30))
-    got = pieces(text, max_pieces=12)
+    got = pieces(text, max_pieces=12, clauses=False)
     assert len(got) <= 12
     assert " ".join(got) == text
 
@@ -265,6 +291,33 @@ CHAT = Source(("user", "I grew up in Porto."), ("assistant", "Porto! Lovely city
 @pytest.mark.parametrize("hit, expected", [(10, 11), (11, 10), (14, 15), (13, 12), (15, 14)])
 def test_partner_is_the_other_half_of_the_exchange(hit, expected):
     assert partner(CHAT, hit) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Who's your best friend? You never said.", True),
+    ("Ha. What's new?", True),
+    ("Why? Anyway. Lovely. Bye.", False),
+    ("No question here.", False),
+])
+def test_asks_looks_at_the_last_two_sentences(text, expected):
+    assert asks(text) is expected
+
+
+QA = Source(("user", "Rainy again."), ("assistant", "Ugh. Who's your best friend, by the way? You never said."),
+            ("user", "Oh, that's Ibrahim."), ("assistant", "Lovely."),
+            ("user", "The weather turned and I spent the whole day inside with tea and a very long book."))
+
+
+def test_a_question_brings_its_answer_and_a_short_answer_its_question():
+    assert sorted(companions(QA, 11)) == [10, 12]  # the user turn it answers, and the answer after it
+    assert sorted(companions(QA, 12)) == [11, 13]  # its reply, and the question it answers
+    assert [p.ids for p in passages(QA, [FakeHit(12, 1.0)])] == [(11, 12, 13)]
+
+
+def test_a_long_statement_after_a_question_stands_alone():
+    chat = Source(("assistant", "How was your day?"),
+                  ("user", "The weather turned and I spent the whole day inside with tea and a very long book."))
+    assert companions(chat, 11) == []
 
 
 def test_partner_of_a_lone_turn_is_none():
