@@ -4,9 +4,11 @@
     python bench/embed_bench.py --onnx-threads 1 --calls 100
 
 Reports one-sentence latency (median, p95), batch throughput (texts/s at batch 1, 8, 32, 128),
-the shared `Embedder`'s own one-sentence latency (cache off, so the model runs every time), and
-how often the top-5 neighbours of a query agree between onnx and torch. Backends are measured in
-alternating blocks so machine noise hits all alike; ratios are against torch in the same run.
+the shared `Embedder`'s own one-sentence latency (cache off, so the model runs every time), a
+query's latency while the memory writer's background work arrives just before it (back-to-back
+turns with long replies; background sharing the model against its own lane), and how often the
+top-5 neighbours of a query agree between onnx and torch. Backends are measured in alternating
+blocks so machine noise hits all alike; ratios are against torch in the same run.
 """
 
 from __future__ import annotations
@@ -98,6 +100,42 @@ def service_latency(backend, texts: list[str]) -> list[float]:
     return asyncio.run(main())
 
 
+def under_background(backend, turns: int, seed: int, lane: bool) -> list[float]:
+    """Query latency (s) when each turn's background work (a long reply and the user's message,
+    as the writer sends them) is queued 2 ms before the next query, through the `Embedder`."""
+    replies = [" ".join(sentences(8, seed=seed * 1000 + i)) for i in range(turns)]  # ~100 tokens
+    asked = sentences(2 * turns, seed=seed + 500)
+
+    async def main() -> list[float]:
+        embedder = Embedder(backend, cache_size=0, background_threads=1 if lane else 0)
+        await embedder.start()
+        spent, pending = [], []
+        for i in range(turns):
+            work = [replies[i], asked[2 * i]]
+            pending.append(asyncio.create_task(embedder.embed(work, background=True)))
+            await asyncio.sleep(0.002)  # the next request's own preparation
+            start = time.perf_counter()
+            await embedder.embed_one(asked[2 * i + 1])
+            spent.append(time.perf_counter() - start)
+            await asyncio.sleep(0.03)  # search, context, the upstream's first tokens
+        await asyncio.gather(*pending)
+        await embedder.aclose()
+        return spent
+    return asyncio.run(main())
+
+
+def background_report(backend, turns: int) -> None:
+    lanes = {"background shares the model": False, "background on its own lane": True}
+    spent = {name: [] for name in lanes}
+    for block in range(4):  # alternating blocks, as above
+        for name, lane in lanes.items():
+            spent[name] += under_background(backend, max(1, turns // 4), seed=block, lane=lane)
+    print(f"\nquery while background work arrives ({turns} turns)   median ms     p95 ms")
+    for name, times in spent.items():
+        med, p95 = ms(times)
+        print(f"  {name:<40} {med:9.2f} {p95:10.2f}")
+
+
 def top5(queries: np.ndarray, corpus: np.ndarray) -> np.ndarray:
     return np.argsort(-(queries @ corpus.T), axis=1, kind="stable")[:, :5]
 
@@ -138,7 +176,9 @@ def report(args: argparse.Namespace) -> None:
     for name in backends:
         cells = "".join(f"{rates[b][name]:8.0f} {rates[b][name] / rates[b]['torch']:3.1f}x" for b in args.batches)
         print(f"  {name:<12} {cells}")
-    onnx = backends[f"onnx t={args.onnx_threads[0]}"]
+    onnx = backends[f"onnx t={args.onnx_threads[-1]}"]
+    if args.turns:
+        background_report(onnx, args.turns)
     agree = agreement(onnx, backends["torch"], sentences(500, seed=2), sentences(100, seed=3))
     print(f"\ntop-5 neighbours, 100 queries over 500 sentences, onnx vs torch: same order "
           f"{agree['same order']:.0%}, same set {agree['same set']:.0%}; "
@@ -154,6 +194,7 @@ def main() -> None:
     parser.add_argument("--batches", type=lambda s: [int(x) for x in s.split(",")], default=[1, 8, 32, 128])
     parser.add_argument("--calls", type=int, default=200, help="one-sentence calls per backend")
     parser.add_argument("--rounds", type=int, default=4, help="rounds at batch 8 (scaled for others)")
+    parser.add_argument("--turns", type=int, default=80, help="turns for the background test (0: skip it)")
     report(parser.parse_args())
 
 

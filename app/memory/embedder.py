@@ -4,9 +4,16 @@ Callers await `embed()`; texts already seen come from an LRU cache, the rest joi
 single worker task takes everything waiting (up to `max_batch` texts), runs the backend once in
 one dedicated thread (the event loop never blocks on the model) and resolves each caller's
 future. Twenty requests arriving together cost one model call, not twenty; a text asked for
-twice while in flight is encoded once. The lifespan owns it:
+twice while in flight is encoded once.
 
-    embedder = Embedder(load_backend(model, "auto", cache_dir, threads=1), cache_size=8192)
+Background texts (the memory writer's) take a second lane when `background_threads` > 0 and the
+backend can make a copy of itself (`with_threads`, the ONNX backend): their own copy of the model
+on their own thread, run at a lower CPU priority, so a request's query never waits behind them
+and the scheduler hands the cores to requests first. Without a second lane they share the model
+and small batches keep a query's wait short. The lifespan owns it:
+
+    embedder = Embedder(load_backend(model, "auto", cache_dir, threads=1), cache_size=8192,
+                        background_threads=1)
     await embedder.start()
     vectors = await embedder.embed(["hello", "goodbye"])   # float32 (2, 384), unit rows
     query = await embedder.embed_one("what did I say about the sea?")
@@ -23,6 +30,7 @@ import asyncio
 import collections
 import hashlib
 import logging
+import os
 import sys
 import threading
 from collections import OrderedDict
@@ -47,6 +55,13 @@ __all__ = ["Embedder", "EmbeddingBackend", "OnnxBackend", "TorchBackend", "load_
 log = logging.getLogger("app.memory.embedder")
 _STOP = object()  # queued by aclose(): everything before it is still served
 _WAKE = object()  # background work is waiting
+# How much lower the background lane runs (nice 0-19): high enough that a request's threads get the
+# cores first, while the lane still uses every idle cycle.
+BACKGROUND_NICE = 10
+# Texts per background-lane batch: no query waits for it, so larger than the shared lane's, but
+# small enough that the copy's activations stay modest (8 texts of 256 tokens: ~40 MB at peak;
+# texts/s on one thread is the same at 8 as at 32).
+LANE_BATCH = 8
 
 
 def text_key(text: str) -> bytes:
@@ -88,10 +103,14 @@ class Embedder:
     """Batches concurrent callers into single backend calls; see the module docstring."""
 
     def __init__(self, backend: EmbeddingBackend, *, cache_size: int = 8192, max_batch: int = 32,
-                 background_batch: int = 2) -> None:
+                 background_batch: int = 2, background_threads: int = 0,
+                 background_nice: int = BACKGROUND_NICE) -> None:
         self.backend = backend
         self.max_batch = max(1, max_batch)
         self.background_batch = max(1, background_batch)
+        self.background_threads = background_threads
+        self.background_nice = background_nice
+        self.background_backend: EmbeddingBackend | None = None  # the second lane's model, once started
         self._background: collections.deque = collections.deque()
         self.cache = VectorCache(cache_size)
         self.cache_hits = 0
@@ -100,6 +119,7 @@ class Embedder:
         self._inflight: dict[bytes, asyncio.Future] = {}
         self._worker: asyncio.Task | None = None
         self._thread: ThreadPoolExecutor | None = None
+        self._lane: BackgroundLane | None = None
 
     @property
     def dim(self) -> int:
@@ -115,12 +135,15 @@ class Embedder:
         return (self._queue.qsize() if self._queue is not None else 0) + len(self._background)
 
     async def start(self) -> None:
-        """Start the worker task and its thread on the running loop."""
+        """Start the worker task and its thread on the running loop (and the background lane, if any)."""
         if self._worker is not None:
             raise RuntimeError("Embedder already started")
         self._queue = asyncio.Queue()
         self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder")
         self._worker = asyncio.create_task(self._work(), name="embedder")
+        if self.background_threads > 0 and hasattr(self.backend, "with_threads"):
+            self._lane = await BackgroundLane.open(self, self.background_threads, self.background_nice)
+            self.background_backend = self._lane.backend if self._lane else None
 
     async def aclose(self) -> None:
         """Serve the texts already queued, then stop the worker and its thread (cancelled: at once)."""
@@ -130,6 +153,8 @@ class Embedder:
         while self._background:  # background work stays pending in the store; no need to finish it
             key, _, future = self._background.popleft()
             self._settle(key, future, RuntimeError("Embedder closed"))
+        if self._lane is not None:
+            await self._lane.aclose()
         self._queue.put_nowait(_STOP)
         try:
             await asyncio.wait([worker])
@@ -142,9 +167,9 @@ class Embedder:
     async def embed(self, texts: Sequence[str], *, background: bool = False) -> np.ndarray:
         """One unit vector per text, in order: float32 (len(texts), dim).
 
-        `background=True` (the memory writer) yields to requests: queries on the time-to-first-token
-        path are always encoded first, and background batches are kept small so a query that
-        arrives meanwhile waits little.
+        `background=True` (the memory writer) yields to requests: with a second lane its texts go
+        there and a query never waits for them; without one, queries on the time-to-first-token
+        path are encoded first and background batches are kept small, so a query waits little.
         """
         if self._worker is None or self._worker.done():
             raise RuntimeError("Embedder is not running: await start() first (or it was closed)")
@@ -179,24 +204,41 @@ class Embedder:
 
     def _request(self, key: bytes, text: str, background: bool = False) -> asyncio.Future:
         future = self._inflight.get(key)
-        if future is None:
-            future = self._inflight[key] = asyncio.get_running_loop().create_future()
-            if background:
-                self._background.append((key, text, future))
-                self._queue.put_nowait(_WAKE)
-            else:
-                self._queue.put_nowait((key, text, future))
+        if future is not None:
+            if not background:
+                self._promote(key)
+            return future
+        future = self._inflight[key] = asyncio.get_running_loop().create_future()
+        if not background:
+            self._queue.put_nowait((key, text, future))
+            return future
+        self._background.append((key, text, future))
+        if self._lane is not None:
+            self._lane.wake()
+        else:
+            self._queue.put_nowait(_WAKE)
         return future
+
+    def _promote(self, key: bytes) -> None:
+        """A query wants a text still waiting as background work (the writer may queue the new
+        message just before the request asks for it as its query): move it to the query queue, so
+        the query never waits at background priority."""
+        for item in self._background:
+            if item[0] == key:
+                self._background.remove(item)
+                self._queue.put_nowait(item)
+                return
 
     def _stack(self, keys: list[bytes], found: dict[bytes, np.ndarray]) -> np.ndarray:
         if not keys:
             return np.zeros((0, self.dim), dtype=np.float32)
         return np.stack([found[k] for k in keys])
 
-    def _encode(self, texts: list[str]) -> np.ndarray:
-        vectors = np.asarray(self.backend.encode(texts), dtype=np.float32)
+    def _encode(self, texts: list[str], backend: EmbeddingBackend | None = None) -> np.ndarray:
+        backend = backend or self.backend
+        vectors = np.asarray(backend.encode(texts), dtype=np.float32)
         if vectors.shape != (len(texts), self.dim):
-            raise RuntimeError(f"{self.backend_name} returned shape {vectors.shape} for {len(texts)} texts")
+            raise RuntimeError(f"{backend.name} returned shape {vectors.shape} for {len(texts)} texts")
         return vectors
 
     async def _work(self) -> None:
@@ -205,12 +247,12 @@ class Embedder:
             while not stop:
                 batch, stop = await self._next_batch()
                 if batch:
-                    await self._serve(batch)
+                    await self._serve(batch, self._thread, self.backend)
         finally:
             self._fail_pending(RuntimeError("Embedder closed"))
 
     async def _next_batch(self) -> tuple[list[tuple], bool]:
-        """Urgent texts first (up to max_batch); else a small background batch."""
+        """Urgent texts first (up to max_batch); else a small background batch (shared lane only)."""
         batch: list[tuple] = []
         stop = False
         item = await self._queue.get()
@@ -222,19 +264,24 @@ class Embedder:
             if len(batch) >= self.max_batch or self._queue.empty():
                 break
             item = self._queue.get_nowait()
-        if not batch and self._background:
-            batch = [self._background.popleft() for _ in range(min(self.background_batch, len(self._background)))]
-            if self._background:
-                self._queue.put_nowait(_WAKE)  # more background work: come back after any urgent texts
-        if stop and (self._background or not self._queue.empty()):
+        if self._background and self._lane is None:
+            if not batch:
+                batch = self._take_background(self.background_batch)
+            if self._background:  # more (the wake-up may have been drained with urgent texts): come back
+                self._queue.put_nowait(_WAKE)
+        if stop and (not self._queue.empty() or (self._background and self._lane is None)):
             self._queue.put_nowait(_STOP)  # serve what is queued before stopping
             stop = False
         return batch, stop
 
-    async def _serve(self, batch: list[tuple]) -> None:
+    def _take_background(self, limit: int) -> list[tuple]:
+        return [self._background.popleft() for _ in range(min(limit, len(self._background)))]
+
+    async def _serve(self, batch: list[tuple], thread: ThreadPoolExecutor, backend: EmbeddingBackend) -> None:
         loop = asyncio.get_running_loop()
         try:
-            vectors = await loop.run_in_executor(self._thread, self._encode, [text for _, text, _ in batch])
+            texts = [text for _, text, _ in batch]
+            vectors = await loop.run_in_executor(thread, self._encode, texts, backend)
         except Exception as exc:  # every caller in the batch hears about it; the worker carries on
             log.warning("embedding %d texts failed: %s: %s", len(batch), type(exc).__name__, exc)
             vectors = [exc] * len(batch)
@@ -261,6 +308,67 @@ class Embedder:
             self._settle(key, future, error)
         for key, future in list(self._inflight.items()):
             self._settle(key, future, error)
+
+
+class BackgroundLane:
+    """The background texts' own model copy and thread, at a lower CPU priority than requests.
+
+    A query never waits for its batches: it runs at once on the embedder's own lane, and the
+    scheduler gives the lane's thread whatever CPU the requests leave. The copy costs about 100 MB.
+    """
+
+    def __init__(self, embedder: Embedder, backend: EmbeddingBackend, thread: ThreadPoolExecutor) -> None:
+        self.embedder = embedder
+        self.backend = backend
+        self.thread = thread
+        self._ready = asyncio.Event()
+        self._ready.set()  # texts may have queued while the copy was loading
+        self._task = asyncio.create_task(self._work(), name="embedder-background")
+
+    @classmethod
+    async def open(cls, embedder: Embedder, threads: int, nice: int) -> BackgroundLane | None:
+        """Load the copy on the lane's own (lowered) thread, so ONNX Runtime's pool inherits its
+        priority; None, with a warning, if it cannot be made."""
+        thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embedder-background",
+                                    initializer=lower_priority, initargs=(nice,))
+        try:
+            backend = await asyncio.get_running_loop().run_in_executor(
+                thread, embedder.backend.with_threads, threads)
+        except Exception as exc:  # the shared lane still works
+            log.warning("no background embedding lane (%s: %s); background texts share the model",
+                        type(exc).__name__, exc)
+            thread.shutdown(wait=False)
+            return None
+        return cls(embedder, backend, thread)
+
+    def wake(self) -> None:
+        self._ready.set()
+
+    async def aclose(self) -> None:
+        self._task.cancel()
+        await asyncio.wait([self._task])
+        self.thread.shutdown(wait=False, cancel_futures=True)
+
+    async def _work(self) -> None:
+        embedder = self.embedder
+        while True:
+            await self._ready.wait()
+            self._ready.clear()
+            while embedder._background:
+                batch = embedder._take_background(LANE_BATCH)
+                await embedder._serve(batch, self.thread, self.backend)
+
+
+def lower_priority(nice: int) -> None:
+    """Raise the calling thread's nice value by `nice` (at most 19): threads it starts later inherit
+    it. Linux only, where the value is per thread; elsewhere it would lower the whole process."""
+    if nice <= 0 or not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
+    try:
+        os.setpriority(os.PRIO_PROCESS, thread, min(19, os.getpriority(os.PRIO_PROCESS, thread) + nice))
+    except OSError as exc:  # a sandbox may forbid it; the lane still works at normal priority
+        log.debug("could not lower the background embedding thread's priority: %s", exc)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -223,6 +223,7 @@ class OnnxBackend:
         from tokenizers import Tokenizer
 
         layout = read_layout(model_dir)
+        self.onnx_file, self.model_dir, self.threads = onnx_file, model_dir, threads
         self.tokenizer = Tokenizer.from_file(str(layout.transformer_dir / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(layout.max_seq_length)
@@ -238,6 +239,14 @@ class OnnxBackend:
         if read_layout(model_dir).pooling != "mean_tokens":
             raise ValueError(f"{model}: only mean pooling runs on ONNX; use the torch backend")
         return cls(prepare(model, cache_dir), model_dir, threads=threads)
+
+    def with_threads(self, threads: int) -> OnnxBackend:
+        """A second copy of the model with its own session and `threads` (for the background lane).
+
+        The copy loads its own weights (about 100 MB more memory): ONNX Runtime sessions run
+        concurrently without waiting for each other, and each thread pool stays its own.
+        """
+        return type(self)(self.onnx_file, self.model_dir, threads=threads)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:

@@ -1,7 +1,7 @@
 """Search speed and memory of `SessionIndex` as a conversation grows: 1k, 10k, 100k messages.
 
     python -m bench.recall.speed
-    python -m bench.recall.speed --sizes 10000 --queries 200
+    python -m bench.recall.speed --sizes 10000 --queries 200 --threads 1
 
 Texts come from the recall generator (repeated with a counter past its length); vectors are
 random unit vectors, 1-3 per message like statement pieces. Reports the median and p95 of a
@@ -10,7 +10,9 @@ the index's own estimate of its RAM, with each size's ratio to the smallest in t
 
 It also times everything memory adds before the upstream call for a new message, end to end:
 embedding the query with the real model (ONNX; each query text is new, so no cache hit), the
-search, growing hits into passages and building the context (`pre_upstream_ms_median`).
+search, growing hits into passages and building the context (`pre_upstream_ms_median` and
+`_p95`), with the embedding's own share (`embed_ms_median`); `--threads` is the model's
+(`EMBEDDING_THREADS`).
 """
 
 from __future__ import annotations
@@ -55,22 +57,24 @@ def measure(index: SessionIndex, queries: int, rng: np.random.Generator) -> list
     return times
 
 
-def pre_upstream(index: SessionIndex, queries: int) -> list[float]:
-    """Embed a new question, search, make passages, build an 8k context: ms per request."""
+def pre_upstream(index: SessionIndex, queries: int, threads: int) -> tuple[list[float], list[float]]:
+    """Embed a new question, search, make passages, build an 8k context: ms per request, and ms
+    of it spent embedding."""
     from app.budget import BudgetSplit, plan_budget
     from app.context import MemoryItem, build_context
     from app.memory.embedder import load_backend
     from app.memory.retrieval import passages
 
-    backend = load_backend("all-MiniLM-L6-v2", "auto", ROOT / "data" / "models", 2)
+    backend = load_backend("all-MiniLM-L6-v2", "auto", ROOT / "data" / "models", threads)
     plan = plan_budget(8192, None, BudgetSplit())
     window = [{"role": "user" if i % 2 == 0 else "assistant", "content": index.text_of(i)}
               for i in range(len(index) - 20, len(index))]
-    times = []
+    times, embeds = [], []
     for i in range(queries):
         question = f"{QUERIES[i % len(QUERIES)]} (asked {i} times)"
         started = time.perf_counter()
         vector = backend.encode([question])[0]
+        embeds.append((time.perf_counter() - started) * 1000)
         hits = index.search(question, vector, exclude_from_position=len(index) - 20, k=12)
         items = [MemoryItem(text="\n".join(t for _, t in p.lines), message_ids=p.ids, score=p.score)
                  for p in passages(index, hits)]
@@ -78,7 +82,7 @@ def pre_upstream(index: SessionIndex, queries: int) -> list[float]:
             {"role": "user", "content": question}], memories=items, summaries=[], story_so_far=None,
             emotion_line=None, plan=plan)
         times.append((time.perf_counter() - started) * 1000)
-    return times
+    return times, embeds
 
 
 def _unit(x: np.ndarray) -> np.ndarray:
@@ -89,6 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.recall.speed")
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
     parser.add_argument("--queries", type=int, default=100)
+    parser.add_argument("--threads", type=int, default=2, help="the embedding model's threads")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recall_speed.json")
     args = parser.parse_args(argv)
     texts = [m["text"] for m in generate(5000, 1)["messages"]]
@@ -97,9 +102,11 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         index, adds = build(size, texts, rng)
         times = measure(index, args.queries, rng)
-        total = pre_upstream(index, args.queries)
+        total, embeds = pre_upstream(index, args.queries, args.threads)
         rows.append({"messages": size, "search_ms_median": round(statistics.median(times), 3),
                      "pre_upstream_ms_median": round(statistics.median(total), 3),
+                     "pre_upstream_ms_p95": round(float(np.percentile(total, 95)), 3),
+                     "embed_ms_median": round(statistics.median(embeds), 3),
                      "search_ms_p95": round(float(np.percentile(times, 95)), 3),
                      "add_us_median": round(statistics.median(adds) * 1e6, 1), "ram_mb": round(index.nbytes() / 2**20, 1)})
         base = rows[0]

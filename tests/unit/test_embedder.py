@@ -9,12 +9,13 @@ import logging
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from app.memory.embedder import Embedder, load_backend, prepare, resolve_model_path
+from app.memory.embedder import LANE_BATCH, Embedder, load_backend, prepare, resolve_model_path
 from app.memory.embedding_backends import export_path, mean_pool, normalise, pad, read_layout, utf8_safe
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -373,3 +374,201 @@ def test_blocking_embed_shares_the_cache(onnx_backend):
 
     assert np.array_equal(run(embedder, body), blocking[::-1]) and counting.batches == [2]
     assert (embedder.dim, embedder.backend_name) == (384, "onnx")
+
+
+# The background lane
+
+class Gated(HashBackend):
+    """A HashBackend that can copy itself; the copy waits for `gate` before each batch and notes
+    the texts it got and its thread's nice value."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        super().__init__()
+        self.gate = gate
+        self.copies: list[Gated] = []
+        self.nice: list[int] = []
+
+    def with_threads(self, threads: int) -> Gated:
+        copy = Gated(self.gate)
+        self.copies.append(copy)
+        return copy
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        if self.gate is not None:
+            assert self.gate.wait(10), "the gate was never opened"
+        if sys.platform.startswith("linux"):
+            self.nice.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return super().encode(texts)
+
+
+def test_a_query_does_not_wait_for_background_work_on_its_own_lane():
+    gate = threading.Event()
+    backend = Gated()
+    backend.with_threads = lambda threads: Gated(gate)  # only the copy is held up
+
+    async def body(embedder):
+        background = asyncio.create_task(embedder.embed(["an old reply", "an old question"], background=True))
+        await asyncio.sleep(0.05)
+        query = await asyncio.wait_for(embedder.embed_one("the new question"), 5)
+        held = not background.done()
+        gate.set()
+        return query, await background, held
+
+    query, background, held = run(Embedder(backend, background_threads=1), body)
+    assert held and backend.batches == [["the new question"]]
+    assert np.array_equal(query, HashBackend().encode(["the new question"])[0])
+    assert np.array_equal(background, HashBackend().encode(["an old reply", "an old question"]))
+
+
+def test_the_background_lane_batches_its_texts_and_caches_them():
+    backend = Gated()
+
+    async def body(embedder):
+        await asyncio.gather(*(embedder.embed([f"m{i}", f"r{i}"], background=True) for i in range(20)))
+        await embedder.embed_one("m3")  # cached by the lane: no model call
+        return embedder.background_backend
+
+    copy = run(Embedder(backend, background_threads=1), body)
+    assert copy is backend.copies[0] and backend.batches == []
+    assert sum(map(len, copy.batches)) == 40 and max(map(len, copy.batches)) == LANE_BATCH
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_the_background_lane_runs_at_a_lower_priority():
+    backend = Gated()
+    base = os.getpriority(os.PRIO_PROCESS, 0)
+
+    async def body(embedder):
+        await embedder.embed(["background"], background=True)
+        await embedder.embed_one("query")
+
+    run(Embedder(backend, background_threads=1, background_nice=5), body)
+    assert backend.copies[0].nice == [min(19, base + 5)] and backend.nice == [base]
+
+
+def test_background_shares_the_model_when_the_backend_cannot_copy_itself():
+    backend = HashBackend()
+
+    async def body(embedder):
+        await embedder.embed(["a", "b", "c"], background=True)
+        return embedder.background_backend
+
+    assert run(Embedder(backend, background_threads=1, background_batch=2), body) is None
+    assert backend.batches == [["a", "b"], ["c"]]
+
+
+def test_a_copy_that_fails_to_load_leaves_the_shared_lane(caplog):
+    backend = Gated()
+
+    def broken(threads):
+        raise MemoryError("no room for a second copy")
+
+    backend.with_threads = broken
+
+    async def body(embedder):
+        return await embedder.embed(["x"], background=True), embedder.background_backend
+
+    with caplog.at_level(logging.WARNING, logger="app.memory.embedder"):
+        vectors, copy = run(Embedder(backend, background_threads=1), body)
+    assert copy is None and vectors.shape == (1, 8) and "no background embedding lane" in caplog.text
+
+
+def test_close_fails_background_work_still_waiting_for_the_lane():
+    gate = threading.Event()
+    backend = Gated()
+    backend.with_threads = lambda threads: Gated(gate)
+
+    async def main():
+        embedder = Embedder(backend, background_threads=1)
+        await embedder.start()
+        running = asyncio.create_task(embedder.embed(["being encoded"], background=True))
+        await asyncio.sleep(0.05)
+        waiting = asyncio.create_task(embedder.embed(["not yet"], background=True))
+        await asyncio.sleep(0)
+        await asyncio.wait_for(embedder.aclose(), 5)
+        gate.set()
+        return await asyncio.gather(running, waiting, return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+    assert all(isinstance(o, RuntimeError) and "closed" in str(o) for o in outcomes)
+
+
+# Vectors stay what they were: threads, lanes, batching and length never change them
+
+def varied_texts(n: int = 300) -> list[str]:
+    """Short and long, plain and odd: what a chat sends, the same every run."""
+    odd = ["", " ", "ok", "?!", "42", "Ünïcödé çafé 日本語 🙂", "lone \ud800 surrogate",
+           "def f(x): return x * 2",
+           "*waves* hi there :) <3", "https://example.com/a?b=c", "line one\nline two\n\nline four"]
+    rng = np.random.default_rng(11)
+    out = list(odd)
+    while len(out) < n:
+        k = int(rng.integers(1, 12))
+        out.append(" ".join(SENTENCES[int(i)] for i in rng.integers(0, len(SENTENCES), k)))
+    return out[:n]
+
+
+def test_vectors_are_the_same_whatever_the_threads_lane_or_batch(onnx_backend):
+    texts = varied_texts()
+    reference = onnx_backend.encode(texts)  # one thread, batches of 32 sorted by length
+    two = load_backend(MODEL, "onnx", cache_dir(), threads=2)
+    copy = onnx_backend.with_threads(1)
+    alone = np.stack([two.encode([t])[0] for t in texts[::7]])
+    for other in (two.encode(texts), copy.encode(texts[::-1])[::-1]):
+        assert np.min(np.sum(reference * other, axis=1)) >= 0.99999
+    assert np.min(np.sum(reference[::7] * alone, axis=1)) >= 0.99999
+
+
+def test_onnx_stays_within_a_hair_of_sentence_transformers(onnx_backend, torch_backend):
+    texts = varied_texts(120)
+    assert np.min(np.sum(onnx_backend.encode(texts) * torch_backend.encode(texts), axis=1)) >= 0.99999
+
+
+def test_the_real_model_on_its_background_lane_gives_the_query_lanes_vectors(onnx_backend):
+    texts = SENTENCES[:12]
+
+    async def body(embedder):
+        background = await embedder.embed(texts, background=True)
+        return background, embedder.background_backend
+
+    background, copy = run(Embedder(onnx_backend, cache_size=0, background_threads=1), body)
+    assert copy is not None and copy is not onnx_backend and copy.threads == 1
+    assert np.min(np.sum(background * onnx_backend.encode(texts), axis=1)) >= 0.99999
+
+
+def test_background_work_is_not_stranded_when_a_query_arrives_with_it():
+    backend = HashBackend()
+
+    async def body(embedder):
+        background = asyncio.create_task(embedder.embed(["old reply", "old question"], background=True))
+        query = asyncio.create_task(embedder.embed_one("new question"))  # drained together with the wake-up
+        await query
+        return await asyncio.wait_for(background, 2)
+
+    vectors = run(Embedder(backend, background_batch=1), body)
+    assert vectors.shape == (2, 8) and backend.batches[0] == ["new question"]
+
+
+@pytest.mark.parametrize("lane", [0, 1])
+def test_a_query_for_a_text_queued_as_background_work_is_served_as_a_query(lane):
+    gate = threading.Event()
+    backend = Gated()
+    backend.with_threads = lambda threads: Gated(gate)  # the lane, if any, is held up
+
+    async def body(embedder):
+        if lane:
+            held = asyncio.create_task(embedder.embed(["being encoded"], background=True))
+            await asyncio.sleep(0.05)  # the lane is now busy with it
+        background = asyncio.create_task(embedder.embed([f"x{i}" for i in range(7)] + ["the user's message"],
+                                                        background=True))
+        await asyncio.sleep(0)
+        query = await asyncio.wait_for(embedder.embed_one("the user's message"), 5)
+        gate.set()
+        await background
+        if lane:
+            await held
+        return query
+
+    query = run(Embedder(backend, background_threads=lane, background_batch=2), body)
+    assert np.array_equal(query, HashBackend().encode(["the user's message"])[0])
+    assert ["the user's message"] in backend.batches  # on the query lane, ahead of the rest
