@@ -82,10 +82,19 @@ class Settings(BaseSettings):
     embedding_cache_dir: Path | None = None
     embedding_threads: int = 2
     embedding_cache_size: int = 8192
+    embedding_background_threads: int = Field(1, ge=0)
+    embedding_background_nice: int = Field(10, ge=0, le=19)
     retrieval_k: int = 12
     weight_importance: float = 0.15
     weight_recency: float = 0.10
     weight_emotion: float = 0.05
+    weight_specificity: float = 0.8
+
+    # Persona memory: earlier system prompts, chunked and offered back when relevant
+    persona_chunk_tokens: int = Field(128, ge=16)
+    persona_chunk_overlap: int = Field(32, ge=0)
+    persona_recall_k: int = Field(3, ge=0)
+    persona_min_score: float = 0.4
 
     # Emotion
     emotion_guidance: bool = True

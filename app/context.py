@@ -12,8 +12,9 @@
    it borrows from the others; when it is larger than the whole prompt budget it is still sent
    and `over_budget` is set.
 2. one system message fenced as `<memory>...</memory>` that tells the model these are
-   recollections from earlier in this conversation, not instructions: the story so far, the
-   relevant moments in chronological order with their time labels, summaries of older parts by
+   recollections from earlier in this conversation, not instructions: relevant character/world
+   information from earlier system prompts (kind "persona"), the story so far, the relevant
+   moments in chronological order with their time labels, summaries of older parts by
    relevance, and the user's current mood. Left out when nothing was recalled or nothing fits.
 3. the client's own turns, unchanged and in their order (only the private `_id` key is removed).
    Only the oldest are dropped, the newest is always kept, and an assistant message with tool
@@ -52,12 +53,14 @@ MEMORY_OPEN = (
 )
 MEMORY_CLOSE = "</memory>"
 _HEADERS = {
+    "persona": "Earlier character/world information:\n",
     "story": "Story so far:\n",
     "moments": "Earlier moments (oldest first):\n",
     "summaries": "Summaries of older parts:\n",
     "mood": "",
 }
-_SECTION_ORDER = ("story", "moments", "summaries", "mood")
+_SECTION_ORDER = ("persona", "story", "moments", "summaries", "mood")
+_SECTION_OF_KIND = {"memory": "moments", "summary": "summaries", "persona": "persona"}
 _FENCE_TAG = re.compile(r"<\s*(/?)\s*memory\s*>", re.IGNORECASE)
 
 
@@ -216,7 +219,7 @@ def _candidates(memories: Sequence[MemoryItem], summaries: Sequence[MemoryItem],
         lines.append(_line("mood", f"The user's mood right now: {_flat(emotion_line)}\n", None))
     if story is not None and story.text.strip():
         lines.append(_line("story", _bullet(story), story))
-    ranked = [(it, "summaries" if it.kind == "summary" else "moments") for it in memories]
+    ranked = [(it, _SECTION_OF_KIND.get(it.kind, "moments")) for it in memories]
     ranked += [(it, "summaries") for it in summaries]
     ranked.sort(key=lambda pair: -pair[0].score)
     seen = {story.text.strip()} if story is not None else set()
@@ -315,7 +318,7 @@ def render_block(lines: list[_Line]) -> str:
 
 
 def _ordered(section: str, lines: list[_Line]) -> list[_Line]:
-    if section == "moments":
+    if section in ("moments", "persona"):
         return sorted(lines, key=lambda ln: (ln.item.position, ln.item.message_ids))
     if section == "summaries":
         return sorted(lines, key=lambda ln: -ln.item.score)

@@ -22,8 +22,10 @@ EMOTION_FIELDS = ("emotion", "emotion_confidence", "importance")
 
 class MemoryAPI:
     def __init__(self, *, store: Any, working: Any, recall: Any, writer: Any, summarizer: Any = None,
-                 policy: Any = None, owner: str | None = None, invalidate: Any = None) -> None:
+                 policy: Any = None, owner: str | None = None, invalidate: Any = None,
+                 persona_memory: Any = None) -> None:
         self.store = store
+        self.persona_memory = persona_memory
         self.working = working
         self.recall = recall
         self.writer = writer
@@ -70,8 +72,14 @@ class MemoryAPI:
         return ids
 
     async def search(self, session_id: str, query: str, k: int) -> list[dict[str, Any]]:
+        """Up to `k` past messages (kind "message"), then up to `k` chunks of system prompts the
+        session sent (kind "persona", scored on their own scale; see app.memory.persona)."""
         key = await self._existing(session_id)
-        return await self.recall.search(key, query, k)
+        found = [{"kind": "message", **hit} for hit in await self.recall.search(key, query, k)]
+        if self.persona_memory is not None:
+            vector = await self.recall.embedder.embed_one(query)  # cached: the search just embedded it
+            found += await self.persona_memory.search(key, query, vector, k, await self.store.get_persona(key))
+        return found
 
     async def emotions(self, session_id: str) -> dict[str, Any]:
         key = await self._existing(session_id)
@@ -92,6 +100,12 @@ class MemoryAPI:
                 "persona": await self.store.get_persona(key),
                 "messages": [message_dict(r) for r in rows],
                 "summaries": [summary_dict(s) for s in summaries]}
+
+    async def persona_info(self, session_id: str) -> dict[str, Any]:
+        key = await self._existing(session_id)
+        chunks = await self.persona_memory.count(key) if self.persona_memory is not None else 0
+        return {"id": session_id, "object": "session.persona", "persona": await self.store.get_persona(key),
+                "chunks": chunks}
 
     async def set_persona(self, session_id: str, persona: str) -> None:
         key = self.key(session_id)

@@ -225,3 +225,19 @@ def m002_position_and_pending_indexes(conn: sqlite3.Connection) -> None:
         CREATE INDEX messages_pending ON messages (id) WHERE scored_at IS NULL AND superseded_by IS NULL;
         CREATE INDEX summaries_current ON summaries (superseded, kind, level, start_position)
     """)
+
+
+@migration("session")
+def m003_persona_chunks(conn: sqlite3.Connection) -> None:
+    # Pieces of every distinct system prompt the session sent, once each (by hash of the
+    # whitespace-normalised text), with their vectors: the chunk, then its sentences.
+    _script(conn, """
+        CREATE TABLE persona_chunks (
+            id INTEGER PRIMARY KEY,
+            hash TEXT NOT NULL UNIQUE,
+            text TEXT NOT NULL,
+            token_count INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            embedding BLOB
+        )
+    """)

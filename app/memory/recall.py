@@ -21,7 +21,7 @@ import numpy as np
 from app.budget import BudgetPlan, split_remaining
 from app.context import MemoryItem
 from app.memory.index import SessionIndex
-from app.memory.retrieval import RetrievalWeights, build_query, passages
+from app.memory.retrieval import RetrievalWeights, build_query, hits_for_budget, passages
 from app.tokens import count_message, count_tokens, message_text
 
 LABELS = {"user": "User", "assistant": "Assistant", "tool": "Tool"}
@@ -37,7 +37,7 @@ class RecallSettings:
     @classmethod
     def from_settings(cls, s: Any) -> RecallSettings:
         weights = RetrievalWeights(importance=s.weight_importance, recency=s.weight_recency,
-                                   emotion=s.weight_emotion)
+                                   emotion=s.weight_emotion, specificity=s.weight_specificity)
         return cls(k=s.retrieval_k, weights=weights, emotion_guidance=s.emotion_guidance)
 
 
@@ -52,11 +52,13 @@ class Recalled:
 
 
 class Recall:
-    def __init__(self, store: Any, embedder: Any, scorer: Any, settings: RecallSettings = RecallSettings()) -> None:
+    def __init__(self, store: Any, embedder: Any, scorer: Any, settings: RecallSettings = RecallSettings(),
+                 persona_memory: Any = None) -> None:
         self.store = store
         self.embedder = embedder
         self.scorer = scorer
         self.settings = settings
+        self.persona_memory = persona_memory  # app.memory.persona.PersonaMemory: earlier system prompts
         self._indexes: dict[str, SessionIndex] = {}
         self._building: dict[str, asyncio.Future] = {}
         self._summaries: dict[str, list[Any]] = {}
@@ -118,6 +120,8 @@ class Recall:
         self._summaries.pop(key, None)
         self._forgotten.pop(key, None)
         self._trail.pop(key, None)
+        if self.persona_memory is not None:
+            self.persona_memory.forget(key)
 
     def indexed_count(self) -> int:
         return sum(len(i) for i in self._indexes.values())
@@ -137,9 +141,13 @@ class Recall:
         t1 = time.perf_counter()
         index = await self.index(key)
         boundary = recent_boundary(client, stored, plan, persona)
-        hits = index.search(query, vector, exclude_from_position=boundary, k=self.settings.k,
+        memory_cap, _ = split_remaining(plan, count_tokens(persona or ""))
+        hits = index.search(query, vector, exclude_from_position=boundary,
+                            k=hits_for_budget(memory_cap, floor=self.settings.k),
                             weights=self.settings.weights, emotion=self._emotion(turns, vector))
         result.items = [_item(p) for p in passages(index, hits)]
+        if self.persona_memory is not None:
+            result.items += await self.persona_memory.recall(key, query, vector, persona)
         result.timings["retrieval"] = time.perf_counter() - t1
         await self._add_summaries(result, key, vector)
         result.emotion_line = self._emotion_line(key, turns, vector) if self.settings.emotion_guidance else None

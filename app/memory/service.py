@@ -60,12 +60,13 @@ class MemoryService:
     """Reads and writes memory for chat requests; every collaborator is passed in."""
 
     def __init__(self, *, store: Any, working: Any, recall: Any, writer: Any, settings: Any,
-                 summarizer: Any = None) -> None:
+                 summarizer: Any = None, persona_memory: Any = None) -> None:
         self.store = store
         self.working = working
         self.recall = recall
         self.writer = writer
         self.summarizer = summarizer
+        self.persona_memory = persona_memory
         self.settings = settings
         self.split = BudgetSplit(settings.budget_persona, settings.budget_memories,
                                  settings.budget_recent, settings.budget_response)
@@ -169,15 +170,24 @@ class MemoryService:
         return sorted([r for r in stored if r.id not in gone] + list(applied.rows), key=lambda r: r.position)
 
     async def _persona(self, turn: Turn, given: str | None) -> str | None:
-        """The request's system prompt, remembered; else the one remembered (or set with PUT persona)."""
+        """The request's system prompt, remembered; else the one remembered (or set with PUT persona).
+
+        A new prompt is also chunked into persona memory in the background, with the one it
+        replaces (already there unless it predates persona memory: its chunks are then added).
+        """
         known = self._personas.get(turn.key)
         if known is None:
             known = await self.store.get_persona(turn.key) or ""
         if given and given != known and not turn.read_only:
             await self.store.set_persona(turn.key, given)
+            self._remember_prompts(turn.key, [known, given])
             known = given
         self._personas[turn.key] = known
         return given or known or None
+
+    def _remember_prompts(self, key: str, prompts: list[str]) -> None:
+        if self.persona_memory is not None:
+            self.writer.submit_call(lambda: self.persona_memory.remember(key, prompts))
 
     async def _build(self, turn: Turn, exchange: Any, turns: list[dict], stored: list[Any]) -> None:
         request = exchange.request

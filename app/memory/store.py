@@ -32,7 +32,7 @@ import weakref
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -143,6 +143,22 @@ class SummaryRow:
     created_at: float
     embedding: np.ndarray | None = None
     superseded: bool = False
+
+
+@dataclass(slots=True, frozen=True, kw_only=True)
+class PersonaChunk:
+    """A piece of a system prompt the session sent, stored once per `hash` (see `app.memory.persona`).
+
+    `embedding` holds float32 rows: the chunk, then its sentences when it has several. `id` and
+    `created_at` are set by the store (0 on a chunk not stored yet).
+    """
+
+    hash: str
+    text: str
+    token_count: int = 0
+    embedding: Sequence[float] | np.ndarray | None = None
+    id: int = 0
+    created_at: float = 0.0
 
 
 @dataclass(slots=True)
@@ -296,6 +312,12 @@ class Store:
     async def set_persona(self, key: str, text: str) -> None:
         await self._run(key, _put_meta, {"persona": text, "persona_updated_at": repr(time.time())}, True)
 
+    async def add_persona_chunks(self, key: str, chunks: Sequence[PersonaChunk]) -> list[PersonaChunk]:
+        """Store the chunks whose hash is new, in one transaction; returns those, with ids."""
+        if not chunks:
+            return []
+        return await self._run(key, _add_persona_chunks, list(chunks), time.time())
+
     async def add_summary(self, key: str, *, kind: str, level: int, start_position: int, end_position: int,
                           text: str, embedding: Sequence[float] | np.ndarray | None = None,
                           supersedes: Sequence[int] = ()) -> int:
@@ -331,6 +353,13 @@ class Store:
 
     async def pending_count(self, key: str) -> int:
         return await self._read(key, 0, _pending_count)
+
+    async def persona_chunks(self, key: str) -> list[PersonaChunk]:
+        """Every stored chunk of the session's system prompts, oldest first."""
+        return await self._read(key, [], _persona_chunks)
+
+    async def persona_chunk_hashes(self, key: str) -> set[str]:
+        return await self._read(key, set(), _persona_chunk_hashes)
 
     async def get_persona(self, key: str) -> str | None:
         return (await self.meta(key)).get("persona")
@@ -640,3 +669,25 @@ def _summaries(conn: sqlite3.Connection, include_superseded: bool) -> list[Summa
     rows = conn.execute("SELECT id, kind, level, start_position, end_position, text, created_at, embedding, "
                         f"superseded FROM summaries {where} ORDER BY level, start_position, id")
     return [SummaryRow(*t[:7], _vector(t[7]), bool(t[8])) for t in rows]
+
+
+def _add_persona_chunks(conn: sqlite3.Connection, chunks: list[PersonaChunk], now: float) -> list[PersonaChunk]:
+    added = []
+    with transaction(conn):
+        for c in chunks:
+            cursor = conn.execute("INSERT OR IGNORE INTO persona_chunks (hash, text, token_count, created_at, "
+                                  "embedding) VALUES (?, ?, ?, ?, ?)",
+                                  (c.hash, c.text, c.token_count, now, _blob(c.embedding)))
+            if cursor.rowcount:
+                added.append(replace(c, id=cursor.lastrowid, created_at=now))
+    return added
+
+
+def _persona_chunks(conn: sqlite3.Connection) -> list[PersonaChunk]:
+    rows = conn.execute("SELECT id, hash, text, token_count, created_at, embedding FROM persona_chunks ORDER BY id")
+    return [PersonaChunk(id=i, hash=h, text=t, token_count=n, created_at=c, embedding=_vector(e))
+            for i, h, t, n, c, e in rows]
+
+
+def _persona_chunk_hashes(conn: sqlite3.Connection) -> set[str]:
+    return {h for (h,) in conn.execute("SELECT hash FROM persona_chunks")}

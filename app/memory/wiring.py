@@ -26,6 +26,7 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     from app.importance import score_importance
     from app.memory.api import MemoryAPI
     from app.memory.embedder import Embedder, load_backend
+    from app.memory.persona import PersonaMemory, PersonaSettings
     from app.memory.recall import Recall, RecallSettings
     from app.memory.service import MemoryService
     from app.memory.store import Store
@@ -37,12 +38,15 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     stack.push_async_callback(store.aclose)
     backend = await asyncio.to_thread(load_backend, settings.embedding_model, settings.embedding_backend,
                                       settings.model_cache_dir, settings.embedding_threads)
-    embedder = Embedder(backend, cache_size=settings.embedding_cache_size)
+    embedder = Embedder(backend, cache_size=settings.embedding_cache_size,
+                        background_threads=settings.embedding_background_threads,
+                        background_nice=settings.embedding_background_nice)
     await embedder.start()
     stack.push_async_callback(embedder.aclose)
     scorer = EmotionScorer.load()
     working = WorkingMemory(settings.working_memory_messages, settings.session_idle_seconds)
-    recall = Recall(store, embedder, scorer, RecallSettings.from_settings(settings))
+    persona_memory = PersonaMemory(store, embedder, PersonaSettings.from_settings(settings))
+    recall = Recall(store, embedder, scorer, RecallSettings.from_settings(settings), persona_memory=persona_memory)
     writer = Writer(store, embedder, scorer, importance=score_importance, on_scored=recall.scored)
     await writer.start()
     stack.push_async_callback(writer.stop)
@@ -55,9 +59,10 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     stack.push_async_callback(consolidator.stop)
     _start_janitor(stack, working, recall, settings.session_idle_seconds)
     memory = MemoryService(store=store, working=working, recall=recall, writer=writer, settings=settings,
-                           summarizer=summarizer)
+                           summarizer=summarizer, persona_memory=persona_memory)
     state.memory_api = MemoryAPI(store=store, working=working, recall=recall, writer=writer,
-                                 summarizer=summarizer, policy=policy, invalidate=memory.forget_key)
+                                 summarizer=summarizer, policy=policy, invalidate=memory.forget_key,
+                                 persona_memory=persona_memory)
     state.memory = memory
     _register_health(state, store, embedder)
     _register_gauges(state, working, recall, writer, embedder, [writer.stats, summarizer, consolidator])

@@ -4,12 +4,13 @@
     GET    /v1/sessions/{id}                 counts, activity, tokens, pending background work
     GET    /v1/sessions/{id}/messages        paged; superseded ones only with ?include_superseded=true
     POST   /v1/sessions/{id}/messages        {"messages": [...]} appended without a completion
-    GET    /v1/sessions/{id}/search?q=&k=    memory search with scores
+    GET    /v1/sessions/{id}/search?q=&k=    memory search with scores (messages, then system-prompt chunks)
     GET    /v1/sessions/{id}/emotions        emotional trajectory and shares
     GET    /v1/sessions/{id}/export          everything, as JSON
     GET    /v1/sessions/{id}/summaries       rolling and higher-level summaries with their message ranges
     POST   /v1/sessions/{id}/summarize       write the summaries that are due, now
     POST   /v1/sessions/{id}/consolidate     re-tier the session's messages, now
+    GET    /v1/sessions/{id}/persona         the current system prompt and how many chunks of prompts are stored
     PUT    /v1/sessions/{id}/persona         {"persona": "..."} used when a request has no system prompt
     POST   /v1/sessions/{id}/import          a SillyTavern chat file (.jsonl) as the body
     DELETE /v1/sessions/{id}                 everything gone, its file included
@@ -99,6 +100,11 @@ async def summarize(session_id: str, state: StateDep):
 @router.post("/{session_id}/consolidate")
 async def consolidate(session_id: str, state: StateDep):
     return await _memory(state).consolidate(session_id)
+
+
+@router.get("/{session_id}/persona")
+async def get_persona(session_id: str, state: StateDep):
+    return await _memory(state).persona_info(session_id)
 
 
 @router.put("/{session_id}/persona")

@@ -60,6 +60,32 @@ def test_session_schema_has_the_documented_tables_and_columns(tmp_path):
     assert (defaults["kind"], defaults["tier"], defaults["access_count"]) == ("'turn'", "'working'", "0")
 
 
+def test_persona_chunks_table_stores_each_hash_once(tmp_path):
+    conn = connect(tmp_path / "s.sqlite")
+    migrate(conn, "session")
+    assert columns(conn, "persona_chunks") == ["id", "hash", "text", "token_count", "created_at", "embedding"]
+    insert = "INSERT OR IGNORE INTO persona_chunks (hash, text, created_at) VALUES (?, ?, ?)"
+    assert conn.execute(insert, ("h1", "The gate opens at moonrise.", 1.0)).rowcount == 1
+    assert conn.execute(insert, ("h1", "The gate opens at moonrise.", 2.0)).rowcount == 0
+
+
+def test_session_database_from_before_persona_chunks_upgrades(tmp_path):
+    path = tmp_path / "old.sqlite"
+    conn = connect(path)
+    migrate(conn, "session", upto=2)
+    conn.execute("INSERT INTO messages (position, role, content, content_hash, created_at) "
+                 "VALUES (1, 'user', 'hello', 'h1', 1.0)")
+    conn.execute("INSERT INTO meta (key, value) VALUES ('persona', 'A patient tutor')")
+    conn.close()
+
+    conn = connect(path)
+    ran = migrate(conn, "session")
+    assert ran == names("session")[2:] and ran[0] == "m003_persona_chunks"
+    assert conn.execute("SELECT content FROM messages").fetchall() == [("hello",)]
+    assert conn.execute("SELECT COUNT(*) FROM persona_chunks").fetchone() == (0,)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
 def test_registry_schema(tmp_path):
     conn = connect(tmp_path / "r.sqlite")
     migrate(conn, "registry")
