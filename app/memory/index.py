@@ -79,6 +79,7 @@ class _Postings:
         self.df_by_id = array("i")
         self.row_terms = array("i")  # the distinct term numbers of every row, row after row
         self.row_start = array("q")  # per row: where its terms start in row_terms
+        self.names: list[str] = []  # term numbers back to terms, filled when asked
 
     def add(self, row: int, terms: list[str]) -> None:
         """Count a new document; rows arrive in order (row == the number of rows added so far)."""
@@ -105,6 +106,16 @@ class _Postings:
             self.df_by_id[self.term_ids[term]] -= 1
         self.total_len -= len(terms)
         self.docs -= 1
+
+    def terms_of(self, row: int) -> array:
+        """The distinct term numbers of one row."""
+        end = self.row_start[row + 1] if row + 1 < len(self.row_start) else len(self.row_terms)
+        return self.row_terms[self.row_start[row]: end]
+
+    def term_of(self, number: int) -> str:
+        if len(self.names) != len(self.term_ids):
+            self.names = list(self.term_ids)  # numbered in insertion order
+        return self.names[number]
 
     def specificity(self, rows: np.ndarray) -> np.ndarray:
         """Per row: the mean IDF of its two rarest words (0 for a row without words).
@@ -177,6 +188,8 @@ class SessionIndex:
         self._vectors = np.zeros((capacity, dim), dtype=np.float32)  # one or more per message
         self._owner = np.full(capacity, -1, dtype=np.int64)  # the row each vector belongs to (-1: replaced)
         self._nvec = 0
+        self._blocks = array("q")  # rows with vectors, in the order of their vector blocks
+        self._blocks_stale = False  # a row's vectors were replaced: rebuild that order
         self._first = np.full(capacity, -1, dtype=np.int64)  # per row: its first vector and how many
         self._count = np.zeros(capacity, dtype=np.int64)
         self._emotions: np.ndarray | None = None
@@ -270,6 +283,9 @@ class SessionIndex:
             raise ValueError(f"embedding of shape {vecs.shape}, the index holds vectors of {self.dim}")
         if self._has_vec[row]:
             self._owner[self._first[row]: self._first[row] + self._count[row]] = -1
+            self._blocks_stale = True
+        else:
+            self._blocks.append(row)  # a new block starts after every other: the order holds
         while self._nvec + len(vecs) > len(self._vectors):
             self._vectors, self._owner = _grown(self._vectors, 0.0), _grown(self._owner, -1)
         self._vectors[self._nvec: self._nvec + len(vecs)] = vecs
@@ -421,10 +437,19 @@ class SessionIndex:
             return np.zeros(n, dtype=np.float32), np.zeros(0, dtype=np.int64)
         queries = np.asarray(query_vec, dtype=np.float32).reshape(-1, self.dim)
         per_vector = self._vectors[:nv] @ queries[0] if len(queries) == 1 else (self._vectors[:nv] @ queries.T).max(1)
-        best = np.full(n + 1, -np.inf, dtype=np.float32)  # replaced vectors (owner -1) land in the last slot
-        np.maximum.at(best, self._owner[:nv], per_vector)
-        cosine = np.where(np.isfinite(best[:n]), best[:n], 0.0).astype(np.float32)
+        per_vector = np.where(self._owner[:nv] >= 0, per_vector, -np.inf)  # replaced vectors never count
+        rows = self._block_rows()
+        cosine = np.zeros(n, dtype=np.float32)
+        cosine[rows] = np.maximum.reduceat(per_vector, self._first[rows])  # each block runs to the next
         return cosine, _top(np.where(eligible & self._has_vec[:n], cosine, -np.inf), depth)
+
+    def _block_rows(self) -> np.ndarray:
+        """Rows with vectors, ordered by where their vectors start (kept as vectors arrive)."""
+        if self._blocks_stale:
+            rows = np.flatnonzero(self._has_vec[: self._n])
+            self._blocks = array("q", rows[np.argsort(self._first[rows], kind="stable")].tolist())
+            self._blocks_stale = False
+        return np.frombuffer(self._blocks, dtype=np.int64)
 
     def _closeness(self, rows: np.ndarray, emotion: Any) -> np.ndarray:
         if emotion is None or self._emotions is None:
@@ -437,25 +462,32 @@ class SessionIndex:
     def _hits(self, rows: np.ndarray, final: np.ndarray, cosine: np.ndarray, bm25: np.ndarray,
               terms: dict[str, float], k: int, weights: RetrievalWeights) -> list[Hit]:
         ranked = rows[np.argsort(-final, kind="stable")][: 2 * k + 4]
-        vectors = np.stack([self._mean_vector(r) for r in ranked]) if len(ranked) else None
-        keep = distinct(vectors, [self._texts[r] for r in ranked], weights.duplicate_cosine)[:k]
+        keep = distinct(self._mean_vectors(ranked), [self._texts[r] for r in ranked], weights.duplicate_cosine, k)
         score = dict(zip(rows.tolist(), final.tolist()))
+        asked = {self._postings.term_ids[t] for t in terms if t in self._postings.term_ids}
         return [Hit(id=int(self._ids[r]), position=int(self._positions[r]), score=score[int(r)],
-                    cosine=float(cosine[r]), bm25=float(bm25[r]), reasons=self._reasons(r, cosine, bm25, terms))
+                    cosine=float(cosine[r]), bm25=float(bm25[r]), reasons=self._reasons(r, cosine, bm25, asked))
                 for r in ranked[keep]]
 
-    def _mean_vector(self, row: int) -> np.ndarray:
-        """The unit mean of a message's vectors (what near-duplicate checks compare)."""
-        if not self._has_vec[row]:
-            return np.zeros(self.dim, dtype=np.float32)
-        mean = self._vectors[self._first[row]: self._first[row] + self._count[row]].mean(axis=0)
-        return mean / max(float(np.linalg.norm(mean)), 1e-9)
+    def _mean_vectors(self, rows: np.ndarray) -> np.ndarray | None:
+        """The unit mean of each row's vectors, zeros without any (what near-duplicate checks compare)."""
+        if len(rows) == 0:
+            return None
+        counts = np.where(self._has_vec[rows], self._count[rows], 0)
+        out = np.zeros((len(rows), self.dim), dtype=np.float32)
+        has = counts > 0
+        if has.any():
+            starts, lengths = self._first[rows][has], counts[has]
+            offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            sums = np.add.reduceat(self._vectors[np.repeat(starts, lengths) + offsets], np.cumsum(lengths) - lengths)
+            out[has] = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
+        return out
 
-    def _reasons(self, row: int, cosine: np.ndarray, bm25: np.ndarray, terms: dict[str, float]) -> tuple[str, ...]:
+    def _reasons(self, row: int, cosine: np.ndarray, bm25: np.ndarray, asked: set[int]) -> tuple[str, ...]:
         reasons = []
         if self._has_vec[row]:
             reasons.append(f"meaning {float(cosine[row]):.2f}")
-        shared = sorted(set(terms) & set(tokenize(self._texts[row])))
+        shared = sorted(self._postings.term_of(t) for t in asked.intersection(self._postings.terms_of(row)))
         if shared:
             reasons.append("words: " + ", ".join(shared[:5]))
         elif bm25[row] > 0:

@@ -11,6 +11,7 @@ and writes the emotion line.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -128,26 +129,32 @@ class Recall:
 
     # ------------------------------------------------------------------ per request
 
+    def embed_early(self, turns: list[dict[str, Any]]) -> EarlyQuery:
+        """Start embedding the request's query now, so the model runs while the session is read."""
+        return EarlyQuery.start(build_query(turns), self.embedder)
+
     async def recall(self, key: str, turns: list[dict[str, Any]], stored: list[Any], plan: BudgetPlan,
-                     persona: str | None) -> Recalled:
+                     persona: str | None, query: EarlyQuery | None = None) -> Recalled:
+        """`query`: the vector `embed_early` started (embedded here when None)."""
         client = with_earlier_turns(attach_ids(turns, stored), stored)
         result = Recalled(client_messages=client)
-        query = build_query(turns)
-        if not query:
+        early = query or self.embed_early(turns)
+        text = early.text
+        if not text:
             return result
         t0 = time.perf_counter()
-        vector = await self.embedder.embed_one(query)
-        result.timings["embed"] = time.perf_counter() - t0
+        vector = await early.vector()
+        result.timings["embed"] = time.perf_counter() - t0  # what is left to wait for, after the sync
         t1 = time.perf_counter()
         index = await self.index(key)
         boundary = recent_boundary(client, stored, plan, persona)
         memory_cap, _ = split_remaining(plan, count_tokens(persona or ""))
-        hits = index.search(query, vector, exclude_from_position=boundary,
+        hits = index.search(text, vector, exclude_from_position=boundary,
                             k=hits_for_budget(memory_cap, floor=self.settings.k),
                             weights=self.settings.weights, emotion=self._emotion(turns, vector))
         result.items = [_item(p) for p in passages(index, hits)]
         if self.persona_memory is not None:
-            result.items += await self.persona_memory.recall(key, query, vector, persona)
+            result.items += await self.persona_memory.recall(key, text, vector, persona)
         result.timings["retrieval"] = time.perf_counter() - t1
         await self._add_summaries(result, key, vector)
         result.emotion_line = self._emotion_line(key, turns, vector) if self.settings.emotion_guidance else None
@@ -193,6 +200,30 @@ class Recall:
         path = " → ".join(trail + [now.label]) if trail else now.label
         return (f"The user's latest message reads as {now.label} (confidence {now.confidence:.2f}, "
                 f"intensity {now.intensity:.2f}); recent emotional trajectory: {path}. Respond with matching care.")
+
+
+@dataclass(slots=True)
+class EarlyQuery:
+    """A request's query text and the embedding of it, already under way."""
+
+    text: str
+    task: asyncio.Task | None = None
+
+    @classmethod
+    def start(cls, text: str, embedder: Any) -> EarlyQuery:
+        task = asyncio.ensure_future(embedder.embed_one(text)) if text else None
+        return cls(text=text, task=task)
+
+    async def vector(self) -> np.ndarray:
+        return await self.task
+
+    async def discard(self) -> None:
+        """The request failed before using the vector: stop waiting for it, quietly."""
+        if self.task is not None and not self.task.done():
+            self.task.cancel()
+        if self.task is not None:
+            with contextlib.suppress(BaseException):
+                await self.task
 
 
 def attach_ids(turns: list[dict[str, Any]], stored: list[Any]) -> list[dict[str, Any]]:

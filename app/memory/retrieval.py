@@ -276,14 +276,15 @@ def rescore(relevance: np.ndarray, importance: np.ndarray, fresh: np.ndarray, cl
 # ---------------------------------------------------------------------- queries
 
 
-def hits_for_budget(memory_tokens: int, floor: int = 12, per_hit: int = 48, ceiling: int = 64) -> int:
+def hits_for_budget(memory_tokens: int, floor: int = 12, per_hit: int = 48, ceiling: int = 24) -> int:
     """How many hits to ask the index for: enough to fill `memory_tokens`, at least `floor`.
 
-        >>> hits_for_budget(683), hits_for_budget(1400), hits_for_budget(30_000)
-        (14, 29, 64)
+        >>> hits_for_budget(683), hits_for_budget(1000), hits_for_budget(30_000)
+        (14, 20, 24)
 
     A fixed k leaves a large budget half empty and spends search time a small one cannot use;
-    `per_hit` is about what one recollection costs (a turn, its partner and a time label).
+    `per_hit` is about what one recollection costs (a turn, its partner and a time label). The
+    `ceiling` bounds the time spent growing hits into passages (about 0.1 ms a hit).
     """
     return max(floor, min(ceiling, memory_tokens // max(1, per_hit)))
 
@@ -376,19 +377,22 @@ class Passage:
     hit_ids: tuple[int, ...] = field(default=(), compare=False)
 
 
-def distinct(vectors: np.ndarray | None, texts: Sequence[str], threshold: float) -> list[int]:
+def distinct(vectors: np.ndarray | None, texts: Sequence[str], threshold: float, limit: int | None = None) -> list[int]:
     """Indices to keep, best first: a text equal to a kept one, or a vector closer than `threshold`, goes.
 
         >>> distinct(None, ["Hi there", "hi  there!", "bye"], 0.9)
         [0, 2]
+
+    Stops once `limit` are kept.
     """
     kept: list[int] = []
     seen: set[str] = set()
+    close = vectors @ vectors.T > threshold if vectors is not None and len(vectors) else None
     for i, text in enumerate(texts):
+        if limit is not None and len(kept) >= limit:
+            break
         key = " ".join(_WORD.findall(text.lower()))
-        if key in seen:
-            continue
-        if vectors is not None and kept and float(np.max(vectors[kept] @ vectors[i])) > threshold:
+        if key in seen or close is not None and kept and close[i, kept].any():
             continue
         seen.add(key)
         kept.append(i)
@@ -452,10 +456,30 @@ def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True,
     its answer and an answer its question (`companions`). A pulled-in turn longer than
     `neighbour_chars` is clipped; retrieved turns are never cut.
     """
+    source = _Remembering(source)
     groups = _runs(source, _members(source, hits, pair))
     best = {h.id: h for h in hits}
     out = [_passage(source, run, best, neighbour_chars) for run in groups]
     return sorted(out, key=lambda p: -p.score)
+
+
+class _Remembering:
+    """A message source that looks each message and neighbourhood up once (passages ask often)."""
+
+    def __init__(self, source: MessageSource) -> None:
+        self.source = source
+        self._messages: dict[int, Any] = {}
+        self._neighbours: dict[tuple[int, int], list[int]] = {}
+
+    def message(self, id: int) -> Any:
+        if id not in self._messages:
+            self._messages[id] = self.source.message(id)
+        return self._messages[id]
+
+    def neighbours(self, id: int, radius: int) -> list[int]:
+        if (id, radius) not in self._neighbours:
+            self._neighbours[id, radius] = self.source.neighbours(id, radius)
+        return self._neighbours[id, radius]
 
 
 def _members(source: MessageSource, hits: Sequence[Any], pair: bool) -> dict[int, int]:

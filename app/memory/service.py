@@ -80,20 +80,24 @@ class MemoryService:
     async def prepare(self, exchange: Any, *, preview: bool = False) -> Turn:
         messages = exchange.upstream.messages
         persona, turns = split_persona(messages)
+        query = self.recall.embed_early(turns)  # the model works while the store is read
         auxiliary = is_auxiliary(messages, self.aux_patterns)
         read_only = preview or bool(auxiliary) or exchange.controls.mode == "read-only"
-        key, session_id, fingerprint = await self._resolve(exchange, turns)
-        read_only = read_only or fingerprint == ""  # nothing to tell this chat apart by yet
-        turn = Turn(key=key, session_id=session_id, read_only=read_only, auxiliary=auxiliary)
-        if not read_only:
-            turn.lock = self.store.lock_for(key)
-            await turn.lock.acquire()
+        turn = None
         try:
+            key, session_id, fingerprint = await self._resolve(exchange, turns)
+            read_only = read_only or fingerprint == ""  # nothing to tell this chat apart by yet
+            turn = Turn(key=key, session_id=session_id, read_only=read_only, auxiliary=auxiliary)
+            if not read_only:
+                turn.lock = self.store.lock_for(key)
+                await turn.lock.acquire()
             stored = await self._sync(turn, exchange, turns, fingerprint)
             turn.persona = await self._persona(turn, persona)
-            await self._build(turn, exchange, turns, stored)
+            await self._build(turn, exchange, turns, stored, query)
         except BaseException:
-            turn.release()
+            if turn is not None:
+                turn.release()
+            await query.discard()
             raise
         exchange.upstream.messages = turn.built.messages
         return turn
@@ -189,11 +193,11 @@ class MemoryService:
         if self.persona_memory is not None:
             self.writer.submit_call(lambda: self.persona_memory.remember(key, prompts))
 
-    async def _build(self, turn: Turn, exchange: Any, turns: list[dict], stored: list[Any]) -> None:
+    async def _build(self, turn: Turn, exchange: Any, turns: list[dict], stored: list[Any], query: Any) -> None:
         request = exchange.request
         total = exchange.controls.context_budget or self.settings.context_size(exchange.model)
         plan = plan_budget(total, request.response_limit, self.split)
-        recalled = await self.recall.recall(turn.key, turns, stored, plan, turn.persona)
+        recalled = await self.recall.recall(turn.key, turns, stored, plan, turn.persona, query=query)
         t0 = time.perf_counter()
         turn.built = build_context(persona=turn.persona, client_messages=recalled.client_messages,
                                    memories=recalled.items, summaries=recalled.summaries,

@@ -10,7 +10,8 @@ the index's own estimate of its RAM, with each size's ratio to the smallest in t
 
 It also times everything memory adds before the upstream call for a new message, end to end:
 embedding the query with the real model (ONNX; each query text is new, so no cache hit), the
-search, growing hits into passages and building the context (`pre_upstream_ms_median` and
+search (k as the product sizes it for an 8k context), growing hits into passages and building
+the context (`pre_upstream_ms_median` and
 `_p95`), with the embedding's own share (`embed_ms_median`); `--threads` is the model's
 (`EMBEDDING_THREADS`).
 """
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 from app.memory.index import SessionIndex  # noqa: E402
 from bench.recall.generate import generate  # noqa: E402
 
+PERSONA = "You are a helpful companion."
 QUERIES = ["What's my sister's name?", "Where did I grow up?", "When did I start my new job?",
            "What did I tell you about the trip?", "Which band do I love?", "What car do I drive?"]
 
@@ -60,13 +62,16 @@ def measure(index: SessionIndex, queries: int, rng: np.random.Generator) -> list
 def pre_upstream(index: SessionIndex, queries: int, threads: int) -> tuple[list[float], list[float]]:
     """Embed a new question, search, make passages, build an 8k context: ms per request, and ms
     of it spent embedding."""
-    from app.budget import BudgetSplit, plan_budget
+    from app.budget import BudgetSplit, plan_budget, split_remaining
     from app.context import MemoryItem, build_context
+    from app.memory.retrieval import hits_for_budget
+    from app.tokens import count_tokens
     from app.memory.embedder import load_backend
     from app.memory.retrieval import passages
 
     backend = load_backend("all-MiniLM-L6-v2", "auto", ROOT / "data" / "models", threads)
-    plan = plan_budget(8192, None, BudgetSplit())
+    plan = plan_budget(8192, None, BudgetSplit())  # the default CONTEXT_TOKENS
+    k = hits_for_budget(split_remaining(plan, count_tokens(PERSONA))[0])  # as many as the product asks for
     window = [{"role": "user" if i % 2 == 0 else "assistant", "content": index.text_of(i)}
               for i in range(len(index) - 20, len(index))]
     times, embeds = [], []
@@ -75,10 +80,10 @@ def pre_upstream(index: SessionIndex, queries: int, threads: int) -> tuple[list[
         started = time.perf_counter()
         vector = backend.encode([question])[0]
         embeds.append((time.perf_counter() - started) * 1000)
-        hits = index.search(question, vector, exclude_from_position=len(index) - 20, k=12)
+        hits = index.search(question, vector, exclude_from_position=len(index) - 20, k=k)
         items = [MemoryItem(text="\n".join(t for _, t in p.lines), message_ids=p.ids, score=p.score)
                  for p in passages(index, hits)]
-        build_context(persona="You are a helpful companion.", client_messages=window + [
+        build_context(persona=PERSONA, client_messages=window + [
             {"role": "user", "content": question}], memories=items, summaries=[], story_so_far=None,
             emotion_line=None, plan=plan)
         times.append((time.perf_counter() - started) * 1000)
