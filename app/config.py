@@ -124,6 +124,12 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @field_validator("embedding_cache_dir", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """`EMBEDDING_CACHE_DIR=` (as in .env.example) means the default, not the current directory."""
+        return None if isinstance(value, str) and not value.strip() else value
+
     @field_validator("model_aliases", "model_context_tokens", "gemini_safety_settings", "routes",
                      mode="before")
     @classmethod

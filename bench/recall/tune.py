@@ -27,6 +27,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "min-terms-3": {"min_terms": 3},
     "no-pair": {"pair": False},
     "neighbour-100": {"neighbour_chars": 100},
+    "neighbour-200": {"neighbour_chars": 200},
+    "neighbour-300": {"neighbour_chars": 300},
     "dense-only": {"weights": dataclasses.replace(W, lexical=0.0, bridge=0.0)},
     "lexical-only": {"weights": dataclasses.replace(W, dense=0.0)},
     "no-lex-confidence": {"weights": dataclasses.replace(W, lexical_confidence=0.0)},

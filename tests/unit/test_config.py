@@ -1,0 +1,19 @@
+"""Settings read from the environment and .env."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from app.config import Settings
+
+
+def test_a_blank_embedding_cache_dir_means_the_data_dir(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("EMBEDDING_CACHE_DIR", "")
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    assert settings.embedding_cache_dir is None
+    assert settings.model_cache_dir == tmp_path / "models"
+
+
+def test_an_embedding_cache_dir_is_used_as_given(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("EMBEDDING_CACHE_DIR", str(tmp_path / "elsewhere"))
+    assert Settings(_env_file=None, data_dir=tmp_path).model_cache_dir == tmp_path / "elsewhere"
