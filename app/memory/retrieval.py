@@ -410,15 +410,16 @@ def partner(source: MessageSource, id: int) -> int | None:
     return None
 
 
-def companions(source: MessageSource, id: int) -> list[int]:
-    """The turns a retrieved turn needs to be understood: its partner, and the other side of a question.
+def companions(source: MessageSource, id: int, replies: bool = False) -> list[int]:
+    """The turns a retrieved turn needs to be understood: the other side of a question.
 
     A question and its answer belong together whichever of them was found: an assistant turn that
     asks ("what's your sister called?") brings the user's answer after it, and a user turn that
     answers such a question in a few words ("Mara. She's the chaotic one.") brings the question
-    before it, since a bare answer says nothing of what it answers.
+    before it, since a bare answer says nothing of what it answers. With `replies`, every turn
+    also brings its partner (`partner`): a statement its reply, a reply what it answers.
     """
-    found = [p] if (p := partner(source, id)) is not None else []
+    found = [p] if replies and (p := partner(source, id)) is not None else []
     here = source.message(id)
     for other in source.neighbours(id, 1):
         if other in found:
@@ -447,17 +448,18 @@ def asks(text: str) -> bool:
     return any(s.endswith("?") for s in sentences[-2:])
 
 
-def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True,
+def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True, replies: bool = False,
              neighbour_chars: int = 600) -> list[Passage]:
     """Hits grown into exchanges and merged where they touch, in the order of their best hit.
 
-    A retrieved user turn brings its reply and a retrieved assistant turn the user turn it
-    answers (`pair`), so a recollection reads as "User: ... / Assistant: ..."; a question brings
-    its answer and an answer its question (`companions`). A pulled-in turn longer than
-    `neighbour_chars` is clipped; retrieved turns are never cut.
+    With `pair`, a question brings its answer and an answer its question (`companions`); with
+    `replies` too, every retrieved turn brings its partner. Measured on the recall benchmark,
+    bare statements without the reply they drew fit more recollections in the budget and find
+    more (0.83 against 0.80 at 2k on the tuning seed): a reply worth recalling is found on its own.
+    A pulled-in turn longer than `neighbour_chars` is clipped; retrieved turns are never cut.
     """
     source = _Remembering(source)
-    groups = _runs(source, _members(source, hits, pair))
+    groups = _runs(source, _members(source, hits, pair, replies))
     best = {h.id: h for h in hits}
     out = [_passage(source, run, best, neighbour_chars) for run in groups]
     return sorted(out, key=lambda p: -p.score)
@@ -482,12 +484,12 @@ class _Remembering:
         return self._neighbours[id, radius]
 
 
-def _members(source: MessageSource, hits: Sequence[Any], pair: bool) -> dict[int, int]:
+def _members(source: MessageSource, hits: Sequence[Any], pair: bool, replies: bool) -> dict[int, int]:
     """Every message to show, id -> position."""
     members: dict[int, int] = {}
     for hit in hits:
         members[hit.id] = source.message(hit.id).position
-        for other in companions(source, hit.id) if pair else ():
+        for other in companions(source, hit.id, replies) if pair else ():
             members.setdefault(other, source.message(other).position)
     return members
 

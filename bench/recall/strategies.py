@@ -93,13 +93,14 @@ def cosine(probe: Probe, *, vectors: np.ndarray, rows: dict[int, int], embed: Em
 
 
 def product(probe: Probe, *, index: SessionIndex, embed: Embed, weights: RetrievalWeights = RetrievalWeights(),
-            k: int | None = None, max_turns: int = 3, min_terms: int = 2, pair: bool = True, neighbour_chars: int = 600,
-            **_: Any) -> BuiltContext:
+            k: int | None = None, max_turns: int = 3, min_terms: int = 2, pair: bool = True, replies: bool = False,
+            neighbour_chars: int = 600, **_: Any) -> BuiltContext:
     """The newest user turn (with the turns before it when it is vague) as the query, hybrid search, passages."""
     query = build_query(probe.window, max_turns=max_turns, min_terms=min_terms)
     k = k or hits_for_budget(split_remaining(probe.plan, 0)[0])
     hits = index.search(query, embed([query])[0], exclude_from_position=probe.boundary(), k=k, weights=weights)
-    return pack(probe, [memory_item(p) for p in passages(index, hits, pair=pair, neighbour_chars=neighbour_chars)])
+    return pack(probe, [memory_item(p) for p in passages(index, hits, pair=pair, replies=replies,
+                                                          neighbour_chars=neighbour_chars)])
 
 
 def summaries(probe: Probe, *, index: SessionIndex, embed: Embed, spans: list[dict[str, Any]],

@@ -26,6 +26,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "min-terms-1": {"min_terms": 1},
     "min-terms-3": {"min_terms": 3},
     "no-pair": {"pair": False},
+    "replies": {"replies": True},
     "neighbour-100": {"neighbour_chars": 100},
     "neighbour-200": {"neighbour_chars": 200},
     "neighbour-300": {"neighbour_chars": 300},

@@ -309,9 +309,12 @@ QA = Source(("user", "Rainy again."), ("assistant", "Ugh. Who's your best friend
 
 
 def test_a_question_brings_its_answer_and_a_short_answer_its_question():
-    assert sorted(companions(QA, 11)) == [10, 12]  # the user turn it answers, and the answer after it
-    assert sorted(companions(QA, 12)) == [11, 13]  # its reply, and the question it answers
-    assert [p.ids for p in passages(QA, [FakeHit(12, 1.0)])] == [(11, 12, 13)]
+    assert companions(QA, 11) == [12]  # the answer after it
+    assert companions(QA, 12) == [11]  # the question it answers
+    assert [p.ids for p in passages(QA, [FakeHit(12, 1.0)])] == [(11, 12)]
+    assert sorted(companions(QA, 11, replies=True)) == [10, 12]  # also the user turn it replies to
+    assert sorted(companions(QA, 12, replies=True)) == [11, 13]  # also its reply
+    assert companions(QA, 14) == []  # a statement stands alone
 
 
 def test_a_long_statement_after_a_question_stands_alone():
@@ -324,8 +327,8 @@ def test_partner_of_a_lone_turn_is_none():
     assert partner(Source(("user", "alone")), 10) is None
 
 
-def test_a_user_hit_brings_its_reply_and_passages_are_ordered_by_score():
-    got = passages(CHAT, [FakeHit(15, 0.4), FakeHit(10, 0.9, ("meaning 0.6",))])
+def test_with_replies_a_user_hit_brings_its_reply_and_passages_are_ordered_by_score():
+    got = passages(CHAT, [FakeHit(15, 0.4), FakeHit(10, 0.9, ("meaning 0.6",))], replies=True)
     assert [p.ids for p in got] == [(10, 11), (14, 15)]
     assert got[0].lines == (("user", "I grew up in Porto."), ("assistant", "Porto! Lovely city."))
     assert got[0].reasons == ("meaning 0.6",)
@@ -333,11 +336,15 @@ def test_a_user_hit_brings_its_reply_and_passages_are_ordered_by_score():
 
 
 def test_touching_hits_merge_into_one_passage_with_the_best_score():
-    got = passages(CHAT, [FakeHit(14, 0.8, ("words: biscuit",)), FakeHit(13, 0.5, ("meaning 0.4",))])
+    got = passages(CHAT, [FakeHit(14, 0.8, ("words: biscuit",)), FakeHit(13, 0.5, ("meaning 0.4",))], replies=True)
     assert len(got) == 1
     assert got[0].ids == (12, 13, 14, 15)
     assert got[0].score == 0.8
     assert set(got[0].reasons) == {"words: biscuit", "meaning 0.4"}
+
+
+def test_by_default_a_statement_comes_without_its_reply():
+    assert [p.ids for p in passages(CHAT, [FakeHit(10, 1.0), FakeHit(14, 0.5)])] == [(10,), (13, 14)]
 
 
 def test_without_pairing_only_hits_are_shown():
@@ -347,7 +354,7 @@ def test_without_pairing_only_hits_are_shown():
 def test_a_pulled_in_turn_is_clipped_and_a_hit_never_is():
     long = "word " * 200
     source = Source(("user", long.strip()), ("assistant", long.strip()))
-    (passage,) = passages(source, [FakeHit(10, 1.0)], neighbour_chars=50)
+    (passage,) = passages(source, [FakeHit(10, 1.0)], replies=True, neighbour_chars=50)
     assert passage.lines[0][1] == long.strip()
     assert len(passage.lines[1][1]) <= 50 and passage.lines[1][1].endswith("…")
 

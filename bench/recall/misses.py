@@ -1,0 +1,81 @@
+"""Why questions are missed: never a candidate, ranked too low, or ranked well but not packed.
+
+    python -m bench.recall.misses                       # tuning seed 1, sizes 200 1000 5000, 2k budget
+    python -m bench.recall.misses --sizes 1000 --budget 4096 --show
+
+For each question the product misses at the budget, the search is run again deep (200 hits, a
+question's partner turns counted as found with it) and the worst rank among the messages it
+needs decides the cause: `not-a-candidate` (no ranking read deep enough found it),
+`ranked-low` (found, below the k the product asks for) or `packing` (within k, but its passage
+did not fit the memory share). `--show` prints each miss with its query. Use the tuning seed:
+held-out seeds are for `bench.recall.run`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from typing import Any
+
+from app.budget import split_remaining
+from app.importance import score_importance
+from app.memory.index import SessionIndex
+from app.memory.retrieval import build_query, companions, hits_for_budget
+from bench.recall import strategies as S
+from bench.recall.generate import generate
+from bench.recall.run import Embeddings
+
+
+def causes(conversation: dict[str, Any], budget: int, embed: Embeddings) -> list[dict[str, Any]]:
+    """One row per missed question: its type, cause, worst rank, k and query."""
+    messages = conversation["messages"]
+    vectors = embed.messages(conversation)
+    rows = {m["id"]: i for i, m in enumerate(messages)}
+    index, added, out = SessionIndex(), 0, []
+    for q in sorted(conversation["questions"], key=lambda q: q["position"]):
+        for m in messages[added:q["position"]]:
+            index.add(m["id"], m["position"], m["role"], m["text"], created=m["created"],
+                      embeddings=vectors[rows[m["id"]]], importance=score_importance(m["text"], m["role"]))
+        added = max(added, q["position"])
+        history = messages[:q["position"]]
+        probe = S.Probe(history=history, window=S.client_window(history, q["turns"], budget), budget=budget)
+        ids, _ = S.covered(S.product(probe, index=index, embed=embed), probe)
+        needed = [i for fact in q["facts"] for i in fact]
+        if all(i in ids for i in needed):
+            continue
+        query = build_query(probe.window)
+        rank: dict[int, int] = {}
+        for r, hit in enumerate(index.search(query, embed([query])[0], exclude_from_position=probe.boundary(), k=200)):
+            for i in (hit.id, *companions(index, hit.id)):
+                rank.setdefault(i, r)
+        k = hits_for_budget(split_remaining(probe.plan, 0)[0])
+        worst = max(rank.get(i, 10**6) for i in needed)
+        cause = "not-a-candidate" if worst == 10**6 else "ranked-low" if worst >= k else "packing"
+        out.append({"type": q["type"], "cause": cause, "rank": None if worst == 10**6 else worst, "k": k,
+                    "query": query})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.recall.misses", description=__doc__.split("\n")[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000, 5000])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--budget", type=int, default=2048)
+    parser.add_argument("--show", action="store_true", help="print every miss")
+    args = parser.parse_args(argv)
+    embed, total = Embeddings(), Counter()
+    for size in args.sizes:
+        conversation = generate(size, args.seed)
+        found = causes(conversation, args.budget, embed)
+        total.update((size, row["cause"]) for row in found)
+        for row in found if args.show else ():
+            print(f"{size:>5} {row['type']:>10} {row['cause']:>15} rank {row['rank']} k {row['k']}: "
+                  f"{row['query'][-80:]!r}")
+        print(f"size {size}: {len(conversation['questions'])} questions, {len(found)} missed: "
+              + ", ".join(f"{c} {n}" for (s, c), n in sorted(total.items()) if s == size), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
