@@ -19,26 +19,16 @@ from collections import Counter
 from typing import Any
 
 from app.budget import split_remaining
-from app.importance import score_importance
-from app.memory.index import SessionIndex
 from app.memory.retrieval import build_query, companions, hits_for_budget
 from bench.recall import strategies as S
 from bench.recall.generate import generate
-from bench.recall.run import Embeddings
+from bench.recall.run import Embeddings, replay
 
 
 def causes(conversation: dict[str, Any], budget: int, embed: Embeddings) -> list[dict[str, Any]]:
     """One row per missed question: its type, cause, worst rank, k and query."""
-    messages = conversation["messages"]
-    vectors = embed.messages(conversation)
-    rows = {m["id"]: i for i, m in enumerate(messages)}
-    index, added, out = SessionIndex(), 0, []
-    for q in sorted(conversation["questions"], key=lambda q: q["position"]):
-        for m in messages[added:q["position"]]:
-            index.add(m["id"], m["position"], m["role"], m["text"], created=m["created"],
-                      embeddings=vectors[rows[m["id"]]], importance=score_importance(m["text"], m["role"]))
-        added = max(added, q["position"])
-        history = messages[:q["position"]]
+    out = []
+    for q, index, history in replay(conversation, embed):
         probe = S.Probe(history=history, window=S.client_window(history, q["turns"], budget), budget=budget)
         ids, _ = S.covered(S.product(probe, index=index, embed=embed), probe)
         needed = [i for fact in q["facts"] for i in fact]
@@ -72,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         for row in found if args.show else ():
             print(f"{size:>5} {row['type']:>10} {row['cause']:>15} rank {row['rank']} k {row['k']}: "
                   f"{row['query'][-80:]!r}")
-        print(f"size {size}: {len(conversation['questions'])} questions, {len(found)} missed: "
-              + ", ".join(f"{c} {n}" for (s, c), n in sorted(total.items()) if s == size), flush=True)
+        why = ", ".join(f"{c} {n}" for (s, c), n in sorted(total.items()) if s == size)
+        print(f"size {size}: {len(conversation['questions'])} questions, {len(found)} missed"
+              + (f": {why}" if why else ""), flush=True)
     return 0
 
 

@@ -25,6 +25,7 @@ import statistics
 import sys
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,22 +86,34 @@ class Embeddings:
         return [vectors[end - len(p): end] for p, end in zip(split, ends)]
 
 
+def replay(conversation: dict[str, Any],
+           embed: Embeddings) -> Iterator[tuple[dict[str, Any], SessionIndex, list[dict[str, Any]]]]:
+    """Each question in the order asked, with an index of everything said before it, and that history.
+
+    The index grows as the product's does (statement pieces, importance); it is the same object
+    from one question to the next.
+    """
+    messages = conversation["messages"]
+    vectors = embed.messages(conversation)
+    index, added = SessionIndex(), 0
+    for q in sorted(conversation["questions"], key=lambda q: q["position"]):
+        for i, m in enumerate(messages[added:q["position"]], start=added):
+            index.add(m["id"], m["position"], m["role"], m["text"], created=m["created"],
+                      embeddings=vectors[i], importance=score_importance(m["text"], m["role"]))
+        added = max(added, q["position"])
+        yield q, index, messages[:q["position"]]
+
+
 def evaluate(conversation: dict[str, Any], budgets: list[int], embed: Embeddings, strategies: list[str],
              product_args: dict[str, Any] | None = None) -> tuple[list[dict[str, Any]], list[float]]:
     """One row per (question, budget, strategy), and product search latencies in ms."""
     messages = conversation["messages"]
-    vectors = embed.messages(conversation)
     rows = {m["id"]: i for i, m in enumerate(messages)}
     whole = embed.whole_vectors(conversation)  # plain cosine: one vector per message
-    index, added, out, latencies = SessionIndex(), 0, [], []
+    out, latencies = [], []
     spans = S.extractive_spans(messages, embed) if "summaries" in strategies else []
     history_tokens = np.cumsum([0] + [count_message({"role": m["role"], "content": m["text"]}) for m in messages])
-    for q in sorted(conversation["questions"], key=lambda q: q["position"]):
-        for m in messages[added:q["position"]]:
-            index.add(m["id"], m["position"], m["role"], m["text"], created=m["created"],
-                      embeddings=vectors[rows[m["id"]]], importance=score_importance(m["text"], m["role"]))
-        added = max(added, q["position"])
-        history = messages[:q["position"]]
+    for q, index, history in replay(conversation, embed):
         for budget in budgets:
             probe = S.Probe(history=history, window=S.client_window(history, q["turns"], budget), budget=budget)
             for name in strategies:
