@@ -22,6 +22,7 @@ messages are masked, not compacted (removal is rare: edits and deletions).
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import sys
 from array import array
@@ -371,8 +372,9 @@ class SessionIndex:
         """The `k` best messages before `exclude_from_position` (None: all), best first.
 
         `query` is a text (`retrieval.build_query`) or weighted texts; `query_vec` its unit vector
-        (None: words only). Candidates are the top `weights.candidates` by cosine and by BM25,
-        plus those sharing a name with the best first-pass hits (`weights.bridge`); they are
+        (None: words only). Candidates are the top `weights.candidates` (at least
+        `weights.candidates_per_hit` * k) by cosine and by BM25, plus those sharing a name with
+        the best first-pass hits (`weights.bridge`); they are
         fused, re-scored by importance, recency and closeness to `emotion` (a probability
         vector or anything with `.probs`), and near-duplicates of better hits are dropped.
         """
@@ -381,13 +383,16 @@ class SessionIndex:
             eligible &= self._positions[: self._n] < exclude_from_position
         if not eligible.any() or k <= 0:
             return []
+        if weights.candidates_per_hit * k > weights.candidates:
+            weights = dataclasses.replace(weights, candidates=weights.candidates_per_hit * k)
         terms = query_terms(query)
         cosine, dense = self._dense(query_vec, eligible, weights.candidates)
         rankings = [(cosine, dense, weights.dense), self._lexical(terms, eligible, weights, weights.lexical)]
-        rows, final = self._fused(rankings, weights, emotion)
+        specific = np.full(self._n, np.nan)  # per row, computed once per search
+        rows, final = self._fused(rankings, weights, emotion, specific)
         if weights.bridge > 0 and weights.bridge_from > 0:
             rankings.append(self._bridge(rows, final, terms, eligible, weights))
-            rows, final = self._fused(rankings, weights, emotion)
+            rows, final = self._fused(rankings, weights, emotion, specific)
         lexical = sum((r[0] for r in rankings[1:]), np.zeros(self._n, dtype=np.float32))
         return self._hits(rows, final, cosine, lexical, terms, k, weights)
 
@@ -412,8 +417,11 @@ class SessionIndex:
         return self._lexical(names, eligible, weights, weights.bridge)
 
     def _fused(self, rankings: list[tuple[np.ndarray, np.ndarray, float]], weights: RetrievalWeights,
-               emotion: Any) -> tuple[np.ndarray, np.ndarray]:
-        """The candidates (every row some ranking found) and their final scores."""
+               emotion: Any, specific: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates (every row some ranking found) and their final scores.
+
+        `specific` holds each row's specificity once computed (NaN before), shared by both passes.
+        """
         rows = np.unique(np.concatenate([order for _, order, _ in rankings]))
         place = np.full(self._n, -1, dtype=np.int64)
         place[rows] = np.arange(len(rows))
@@ -422,10 +430,14 @@ class SessionIndex:
         if weights.assistant != 1.0:
             relevance = relevance * np.where(self._is_assistant(rows), weights.assistant, 1.0)
         ages = self._positions[: self._n][self._alive[: self._n]].max() - self._positions[rows]
-        specific = minmax(self._postings.specificity(rows)) if weights.specificity else np.zeros(len(rows))
+        prior = np.zeros(len(rows))
+        if weights.specificity:
+            missing = rows[np.isnan(specific[rows])]
+            specific[missing] = self._postings.specificity(missing)
+            prior = minmax(specific[rows])
         return rows, rescore(relevance, self._importance[rows].astype(np.float64),
                              recency(ages, weights.recency_half_life), self._closeness(rows, emotion), weights,
-                             specific)
+                             prior)
 
     def _is_assistant(self, rows: np.ndarray) -> np.ndarray:
         return np.array([self._roles[r] == "assistant" for r in rows], dtype=bool)

@@ -53,6 +53,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "cand-32": {"weights": dataclasses.replace(W, candidates=32)},
     "cand-128": {"weights": dataclasses.replace(W, candidates=128)},
     "cand-256": {"weights": dataclasses.replace(W, candidates=256)},
+    "cand-per-hit-8": {"weights": dataclasses.replace(W, candidates_per_hit=8)},
     "rrf-k-5": {"weights": dataclasses.replace(W, rrf_k=5)},
     "k-32": {"k": 32},
 }
