@@ -80,7 +80,7 @@ class _Postings:
         self.df_by_id = array("i")
         self.row_terms = array("i")  # the distinct term numbers of every row, row after row
         self.row_start = array("q")  # per row: where its terms start in row_terms
-        self.names: list[str] = []  # term numbers back to terms, filled when asked
+        self.names: list[str] = []  # term numbers back to terms
 
     def add(self, row: int, terms: list[str]) -> None:
         """Count a new document; rows arrive in order (row == the number of rows added so far)."""
@@ -95,6 +95,7 @@ class _Postings:
             number = self.term_ids.setdefault(term, len(self.term_ids))
             if number == len(self.df_by_id):
                 self.df_by_id.append(0)
+                self.names.append(term)
             self.df_by_id[number] += 1
             self.row_terms.append(number)
         self.total_len += len(terms)
@@ -112,11 +113,6 @@ class _Postings:
         """The distinct term numbers of one row."""
         end = self.row_start[row + 1] if row + 1 < len(self.row_start) else len(self.row_terms)
         return self.row_terms[self.row_start[row]: end]
-
-    def term_of(self, number: int) -> str:
-        if len(self.names) != len(self.term_ids):
-            self.names = list(self.term_ids)  # numbered in insertion order
-        return self.names[number]
 
     def specificity(self, rows: np.ndarray) -> np.ndarray:
         """Per row: the mean IDF of its two rarest words (0 for a row without words).
@@ -499,7 +495,7 @@ class SessionIndex:
         reasons = []
         if self._has_vec[row]:
             reasons.append(f"meaning {float(cosine[row]):.2f}")
-        shared = sorted(self._postings.term_of(t) for t in asked.intersection(self._postings.terms_of(row)))
+        shared = sorted(self._postings.names[t] for t in asked.intersection(self._postings.terms_of(row)))
         if shared:
             reasons.append("words: " + ", ".join(shared[:5]))
         elif bm25[row] > 0:
