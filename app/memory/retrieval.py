@@ -144,8 +144,11 @@ def _joined_short(parts: list[str], min_words: int) -> list[str]:
 class RetrievalWeights:
     """How relevance is computed and re-scored; every weight is a parameter, none hidden.
 
-    `dense`/`lexical` weigh the two rankings in the fusion (`fusion`: "rrf" reciprocal rank
-    fusion with constant `rrf_k`, or "sum" of min-max normalised scores). The lexical weight
+    `dense`/`lexical` weigh the two rankings in the fusion (`fusion`: "sum" of min-max
+    normalised scores, a convex combination, or "rrf" reciprocal rank fusion with constant
+    `rrf_k`). Sum keeps how far apart scores are, which rank fusion throws away: on five
+    tuning conversations of 1,000 turns it found 0.785 / 0.891 at 1k / 2k tokens against
+    0.743 / 0.880 for RRF, and never less at 200 or 5,000 turns. The lexical weight
     shrinks with `lexical_confidence` when its best match covers little of the query's word
     weight (coverage ** lexical_confidence; 0 turns this off). `bridge` weighs one
     more lexical ranking, by the names in the `bridge_from` best first-pass hits (`entities`),
@@ -154,22 +157,22 @@ class RetrievalWeights:
     `recency_half_life` messages), `emotion` (closeness of the emotion distributions) and
     `specificity` (how rare the candidate's rarest words are in the conversation, scaled 0..1
     among the candidates) are added with their weights. `candidates` is how deep each ranking
-    is read before fusion, at least `candidates_per_hit` per hit asked for when set (a large
-    budget then reads deeper: 8 took 4k-token recall from 0.85 to 0.93 on the tuning seed, for
-    about 0.5 ms more at 10k messages); `bm25_k1`/`bm25_b` are BM25's usual constants; hits
+    is read before fusion, at least `candidates_per_hit` per hit asked for (0: off), so a
+    large budget reads deeper: with 8, 4k-token recall on 5,000-turn tuning conversations
+    went from 0.80 to 0.89, for about 0.3 ms more at 10k messages; `bm25_k1`/`bm25_b` are BM25's usual constants; hits
     closer than `duplicate_cosine` to a better one are dropped.
     """
 
     dense: float = 1.0
     lexical: float = 1.0
     lexical_confidence: float = 0.5
-    bridge: float = 0.5
+    bridge: float = 1.0
     bridge_from: int = 3
     assistant: float = 1.0
-    fusion: Literal["rrf", "sum"] = "rrf"
+    fusion: Literal["rrf", "sum"] = "sum"
     rrf_k: float = 10.0
     candidates: int = 64
-    candidates_per_hit: int = 0
+    candidates_per_hit: int = 8
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     importance: float = 0.15

@@ -1,6 +1,6 @@
 """Why questions are missed: never a candidate, ranked too low, or ranked well but not packed.
 
-    python -m bench.recall.misses                       # tuning seed 1, sizes 200 1000 5000, 2k budget
+    python -m bench.recall.misses                       # tuning seed 1 (--seeds 1 5 6 for more), sizes 200 1000 5000, 2k budget
     python -m bench.recall.misses --sizes 1000 --budget 4096 --show
 
 For each question the product misses at the budget, the search is run again deep (200 hits, a
@@ -50,21 +50,23 @@ def causes(conversation: dict[str, Any], budget: int, embed: Embeddings) -> list
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.recall.misses", description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000, 5000])
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--budget", type=int, default=2048)
     parser.add_argument("--show", action="store_true", help="print every miss")
     args = parser.parse_args(argv)
     embed, total = Embeddings(), Counter()
     for size in args.sizes:
-        conversation = generate(size, args.seed)
-        found = causes(conversation, args.budget, embed)
-        total.update((size, row["cause"]) for row in found)
-        for row in found if args.show else ():
-            print(f"{size:>5} {row['type']:>10} {row['cause']:>15} rank {row['rank']} k {row['k']}: "
-                  f"{row['query'][-80:]!r}")
+        for seed in args.seeds:
+            conversation = generate(size, seed)
+            found = causes(conversation, args.budget, embed)
+            total.update((size, row["cause"]) for row in found)
+            for row in found if args.show else ():
+                print(f"{size:>5} {seed:>3} {row['type']:>10} {row['cause']:>15} rank {row['rank']} k {row['k']}: "
+                      f"{row['query'][-80:]!r}")
+            print(f"size {size} seed {seed}: {len(conversation['questions'])} questions, {len(found)} missed",
+                  flush=True)
         why = ", ".join(f"{c} {n}" for (s, c), n in sorted(total.items()) if s == size)
-        print(f"size {size}: {len(conversation['questions'])} questions, {len(found)} missed"
-              + (f": {why}" if why else ""), flush=True)
+        print(f"size {size}: " + (why or "nothing missed"), flush=True)
     return 0
 
 

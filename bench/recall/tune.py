@@ -62,14 +62,14 @@ SETTINGS: dict[str, dict[str, Any]] = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.recall.tune")
     parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000, 5000])
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
     parser.add_argument("--budgets", type=int, nargs="+", default=[1024, 2048, 4096])
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--piece-words", type=int, default=4)
     parser.add_argument("--whole", action="store_true", help="one vector per message instead of statement pieces")
     args = parser.parse_args(argv)
     embed = Embeddings(piece_words=args.piece_words, whole=args.whole)
-    conversations = [generate(size, args.seed) for size in args.sizes]
+    conversations = [generate(size, seed) for size in args.sizes for seed in args.seeds]
     types = sorted({q["type"] for c in conversations for q in c["questions"]})
     print(f"{'setting':>16} " + " ".join(f"{b:>6}" for b in args.budgets) + "  | 2k by type: " + " ".join(
         f"{t[:6]:>6}" for t in types), flush=True)

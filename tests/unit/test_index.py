@@ -250,7 +250,7 @@ def test_candidates_per_hit_reads_deeper_for_more_hits():
     vectors = [unit(1.0, 0.1 * i) for i in range(6)]  # cosine to axis 0 falls with i
     index = index_of(*[f"message {i}" for i in range(6)], vectors=vectors)
     index.set_scores(105, importance=1.0)
-    shallow = dataclasses.replace(PLAIN, importance=1.0, candidates=2, lexical=0.0)
+    shallow = dataclasses.replace(PLAIN, importance=1.0, candidates=2, candidates_per_hit=0, lexical=0.0, fusion="rrf")
     assert ids(index.search("", axis(0), k=1, weights=shallow)) == [100]
     deep = dataclasses.replace(shallow, candidates_per_hit=6)
     assert ids(index.search("", axis(0), k=1, weights=deep)) == [105]
