@@ -67,6 +67,10 @@ class IndexedMessage:
     created: float | None
 
 
+RARE_DF = 64  # a word said this often or less moves the specificity of the rows holding it
+SPECIFICITY_DRIFT = 0.02  # kept specificity values are recomputed once the row count moves this much
+
+
 class _Postings:
     """BM25 statistics kept current on every add and remove."""
 
@@ -81,6 +85,8 @@ class _Postings:
         self.row_terms = array("i")  # the distinct term numbers of every row, row after row
         self.row_start = array("q")  # per row: where its terms start in row_terms
         self.names: list[str] = []  # term numbers back to terms
+        self._specific = np.zeros(0)  # per row: its specificity, NaN until computed or once stale
+        self._specific_docs = 0  # the document count those values were computed at
 
     def add(self, row: int, terms: list[str]) -> None:
         """Count a new document; rows arrive in order (row == the number of rows added so far)."""
@@ -98,6 +104,9 @@ class _Postings:
                 self.names.append(term)
             self.df_by_id[number] += 1
             self.row_terms.append(number)
+            if self.df[term] <= RARE_DF and len(self._specific):
+                held = np.frombuffer(self.rows[term], dtype=np.int32)
+                self._specific[held[held < len(self._specific)]] = np.nan  # its IDF moved
         self.total_len += len(terms)
         self.docs += 1
 
@@ -108,6 +117,7 @@ class _Postings:
             self.df_by_id[self.term_ids[term]] -= 1
         self.total_len -= len(terms)
         self.docs -= 1
+        self._specific[:] = np.nan  # removal is rare: recompute everything
 
     def terms_of(self, row: int) -> array:
         """The distinct term numbers of one row."""
@@ -120,9 +130,25 @@ class _Postings:
         A query-independent prior: a turn that names things said rarely in this conversation
         ("Fenna", "Harbour Row", "okonomiyaki") is more likely a fact worth recalling than one
         built from words said every day ("work was a slog again").
+
+        Values are kept between searches. A row's value is dropped when one of its words said at
+        most `RARE_DF` times is said again (the only IDFs that move it noticeably), and all are
+        dropped when the conversation has grown by `SPECIFICITY_DRIFT` since they were computed
+        or a message is removed; within that drift a value is off by less than log(1.02).
         """
         if len(rows) == 0:
             return np.zeros(0)
+        if abs(self.docs - self._specific_docs) > SPECIFICITY_DRIFT * self._specific_docs:
+            self._specific[:] = np.nan
+            self._specific_docs = self.docs
+        if len(self._specific) < len(self.row_start):
+            self._specific = _grown(self._specific, np.nan, max(2 * len(self._specific), len(self.row_start)))
+        missing = rows[np.isnan(self._specific[rows])]
+        if len(missing):
+            self._specific[missing] = self._computed_specificity(missing)
+        return self._specific[rows]
+
+    def _computed_specificity(self, rows: np.ndarray) -> np.ndarray:
         flat = np.frombuffer(self.row_terms, dtype=np.int32)
         starts = np.frombuffer(self.row_start, dtype=np.int64)
         after = rows + 1
@@ -384,11 +410,10 @@ class SessionIndex:
         terms = query_terms(query)
         cosine, dense = self._dense(query_vec, eligible, weights.candidates)
         rankings = [(cosine, dense, weights.dense), self._lexical(terms, eligible, weights, weights.lexical)]
-        specific = np.full(self._n, np.nan)  # per row, computed once per search
-        rows, final = self._fused(rankings, weights, emotion, specific)
+        rows, final = self._fused(rankings, weights, emotion)
         if weights.bridge > 0 and weights.bridge_from > 0:
             rankings.append(self._bridge(rows, final, terms, eligible, weights))
-            rows, final = self._fused(rankings, weights, emotion, specific)
+            rows, final = self._fused(rankings, weights, emotion)
         lexical = sum((r[0] for r in rankings[1:]), np.zeros(self._n, dtype=np.float32))
         return self._hits(rows, final, cosine, lexical, terms, k, weights)
 
@@ -413,11 +438,8 @@ class SessionIndex:
         return self._lexical(names, eligible, weights, weights.bridge)
 
     def _fused(self, rankings: list[tuple[np.ndarray, np.ndarray, float]], weights: RetrievalWeights,
-               emotion: Any, specific: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The candidates (every row some ranking found) and their final scores.
-
-        `specific` holds each row's specificity once computed (NaN before), shared by both passes.
-        """
+               emotion: Any) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates (every row some ranking found) and their final scores."""
         rows = np.unique(np.concatenate([order for _, order, _ in rankings]))
         place = np.full(self._n, -1, dtype=np.int64)
         place[rows] = np.arange(len(rows))
@@ -428,9 +450,7 @@ class SessionIndex:
         ages = self._positions[: self._n][self._alive[: self._n]].max() - self._positions[rows]
         prior = np.zeros(len(rows))
         if weights.specificity:
-            missing = rows[np.isnan(specific[rows])]
-            specific[missing] = self._postings.specificity(missing)
-            prior = minmax(specific[rows])
+            prior = minmax(self._postings.specificity(rows))
         return rows, rescore(relevance, self._importance[rows].astype(np.float64),
                              recency(ages, weights.recency_half_life), self._closeness(rows, emotion), weights,
                              prior)

@@ -1,13 +1,13 @@
 """Why questions are missed: never a candidate, ranked too low, or ranked well but not packed.
 
-    python -m bench.recall.misses                       # tuning seed 1 (--seeds 1 5 6 for more), sizes 200 1000 5000, 2k budget
+    python -m bench.recall.misses                       # tuning seeds 1 5 6 7 8, 1,000 turns, 2k budget
     python -m bench.recall.misses --sizes 1000 --budget 4096 --show
 
 For each question the product misses at the budget, the search is run again deep (200 hits, a
 question's partner turns counted as found with it) and the worst rank among the messages it
 needs decides the cause: `not-a-candidate` (no ranking read deep enough found it),
 `ranked-low` (found, below the k the product asks for) or `packing` (within k, but its passage
-did not fit the memory share). `--show` prints each miss with its query. Use the tuning seed:
+did not fit the memory share). `--show` prints each miss with its query. Use tuning seeds only:
 held-out seeds are for `bench.recall.run`.
 """
 
@@ -23,6 +23,7 @@ from app.memory.retrieval import build_query, companions, hits_for_budget
 from bench.recall import strategies as S
 from bench.recall.generate import generate
 from bench.recall.run import Embeddings, replay
+from bench.recall.tune import TUNING_SEEDS
 
 
 def causes(conversation: dict[str, Any], budget: int, embed: Embeddings) -> list[dict[str, Any]]:
@@ -49,8 +50,8 @@ def causes(conversation: dict[str, Any], budget: int, embed: Embeddings) -> list
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.recall.misses", description=__doc__.split("\n")[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000, 5000])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000])
+    parser.add_argument("--seeds", type=int, nargs="+", default=TUNING_SEEDS)
     parser.add_argument("--budget", type=int, default=2048)
     parser.add_argument("--show", action="store_true", help="print every miss")
     args = parser.parse_args(argv)

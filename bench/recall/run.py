@@ -11,7 +11,8 @@ as recalled when every message holding its fact(s) is in the context (`by_id`); 
 checks the answer strings in the context text instead (case-insensitive; dates as YYYY-MM-DD,
 which only a memory's time label can show). Prints tables and writes bench/results/recall.json.
 
-Seed 1 is the tuning seed; the default report uses seeds 2-4, which the method never saw.
+Seeds 1 and 5-8 are for tuning (`bench.recall.tune`); the default report uses seeds 2-4,
+which the method never saw.
 Message embeddings are computed once per conversation and cached under data/cache/recall/.
 """
 
@@ -205,7 +206,7 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], timing: dict[str
         return [{**dict(zip(keys, k)), **v} for k, v in table.items()]
 
     report = {"sizes": args.sizes, "seeds": args.seeds, "budgets": args.budgets, "weights": RetrievalWeights().__dict__,
-              "notes": "seed 1 tuned (bench.recall.tune); these seeds held out. Packed by app.context.build_context "
+              "notes": "seeds 1 and 5-8 tuned (bench.recall.tune); these seeds held out. Packed by app.context.build_context "
                        "with the default budget split, no persona. by_id: every message holding the fact(s) is in "
                        "the context; by_answer: every answer string is in the context text.",
               "overall": flat(summarise(rows, ("size", "budget", "strategy")), ("size", "budget", "strategy")),

@@ -1,9 +1,11 @@
-"""Compare retrieval settings on the tuning seed (1): recall at each budget and by question type.
+"""Compare retrieval settings on the tuning seeds: recall at each budget and by question type.
 
-    python -m bench.recall.tune                 # every setting in SETTINGS, sizes 200 1000 5000, seed 1
-    python -m bench.recall.tune --sizes 1000 --only default no-bridge
+    python -m bench.recall.tune                 # every setting in SETTINGS, 1,000 turns, seeds 1 5 6 7 8
+    python -m bench.recall.tune --sizes 200 5000 --seeds 1 5 6 --only default no-bridge
 
-Only seed 1 is used here; `bench.recall.run` reports on seeds the settings were never tuned on.
+Only tuning seeds (1 and 5-8) belong here; `bench.recall.run` reports on seeds 2-4, which the
+settings were never tuned on. One seed holds about 57 questions at 1,000 turns, so a
+difference of 0.01 on one seed is a single question: compare on all five.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from bench.recall.generate import generate
 from bench.recall.run import Embeddings, evaluate, summarise
 
 W = RetrievalWeights()
+TUNING_SEEDS = [1, 5, 6, 7, 8]  # never 2-4: those are held out for bench.recall.run
 SETTINGS: dict[str, dict[str, Any]] = {
     "default": {},
     "last-turn-only": {"max_turns": 1},
@@ -34,10 +37,10 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "lexical-only": {"weights": dataclasses.replace(W, dense=0.0)},
     "no-lex-confidence": {"weights": dataclasses.replace(W, lexical_confidence=0.0)},
     "no-bridge": {"weights": dataclasses.replace(W, bridge=0.0)},
-    "bridge-1": {"weights": dataclasses.replace(W, bridge=1.0)},
-    "sum-fusion": {"weights": dataclasses.replace(W, fusion="sum")},
-    "rrf-k-20": {"weights": dataclasses.replace(W, rrf_k=20)},
-    "rrf-k-60": {"weights": dataclasses.replace(W, rrf_k=60)},
+    "bridge-0.5": {"weights": dataclasses.replace(W, bridge=0.5)},
+    "rrf-fusion": {"weights": dataclasses.replace(W, fusion="rrf")},
+    "rrf-k-20": {"weights": dataclasses.replace(W, fusion="rrf", rrf_k=20)},
+    "rrf-k-60": {"weights": dataclasses.replace(W, fusion="rrf", rrf_k=60)},
     "bm25-b-0.5": {"weights": dataclasses.replace(W, bm25_b=0.5)},
     "no-recency": {"weights": dataclasses.replace(W, recency=0.0)},
     "assistant-0.8": {"weights": dataclasses.replace(W, assistant=0.8)},
@@ -53,16 +56,17 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "cand-32": {"weights": dataclasses.replace(W, candidates=32)},
     "cand-128": {"weights": dataclasses.replace(W, candidates=128)},
     "cand-256": {"weights": dataclasses.replace(W, candidates=256)},
-    "cand-per-hit-8": {"weights": dataclasses.replace(W, candidates_per_hit=8)},
-    "rrf-k-5": {"weights": dataclasses.replace(W, rrf_k=5)},
+    "cand-per-hit-0": {"weights": dataclasses.replace(W, candidates_per_hit=0)},
+    "cand-per-hit-12": {"weights": dataclasses.replace(W, candidates_per_hit=12)},
+    "rrf-k-5": {"weights": dataclasses.replace(W, fusion="rrf", rrf_k=5)},
     "k-32": {"k": 32},
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.recall.tune")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[200, 1000, 5000])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[1])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000])
+    parser.add_argument("--seeds", type=int, nargs="+", default=TUNING_SEEDS)
     parser.add_argument("--budgets", type=int, nargs="+", default=[1024, 2048, 4096])
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--piece-words", type=int, default=4)

@@ -230,6 +230,20 @@ def test_specificity_is_the_rarity_of_a_messages_two_rarest_words():
     assert index._postings.specificity(np.array([0]))[0] > spec[0]
 
 
+def test_kept_specificity_follows_a_rare_word_said_again_and_a_growing_conversation():
+    index = index_of(*[f"plain day number {i % 3}" for i in range(40)], "dinner with Fenna")
+    postings = index._postings
+    rows = np.arange(41)
+    before = postings.specificity(rows).copy()
+    index.add(141, 41, "user", "Fenna called")  # "fenna" said again: row 40 is less specific now
+    assert postings.specificity(np.array([40]))[0] < before[40]
+    assert postings.specificity(np.array([40]))[0] == postings._computed_specificity(np.array([40]))[0]
+    for i in range(42, 60):  # the conversation grows past the drift: everything is fresh again
+        index.add(100 + i, i, "user", f"plain day number {i % 3}")
+    fresh = postings._computed_specificity(np.arange(60))
+    assert np.allclose(postings.specificity(np.arange(60)), fresh)
+
+
 def test_specificity_lifts_the_message_that_names_things_among_equal_matches():
     vectors = [axis(0), axis(0), axis(1)]
     index = index_of("my boss was in a meeting", "my boss Fenna from Lyon", "unrelated chatter", vectors=vectors)
