@@ -89,6 +89,7 @@ class Settings(BaseSettings):
     weight_recency: float = 0.10
     weight_emotion: float = 0.05
     weight_specificity: float = 0.8
+    recall_turn_share: float = Field(0.05, ge=0.0, le=1.0)
 
     # Persona memory: earlier system prompts, chunked and offered back when relevant
     persona_chunk_tokens: int = Field(128, ge=16)

@@ -48,7 +48,11 @@ from app.memory.retrieval import (
 
 @dataclass(frozen=True, slots=True)
 class Hit:
-    """One retrieved message: final `score`, its raw `cosine` and `bm25`, and why it was chosen."""
+    """One retrieved message: final `score`, its raw `cosine` and `bm25`, and why it was chosen.
+
+    `piece` is which of the message's vectors matched best (its place in `retrieval.pieces`
+    of the text), -1 without one.
+    """
 
     id: int
     position: int
@@ -56,6 +60,7 @@ class Hit:
     cosine: float
     bm25: float
     reasons: tuple[str, ...] = ()
+    piece: int = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -408,14 +413,14 @@ class SessionIndex:
         if weights.candidates_per_hit * k > weights.candidates:
             weights = dataclasses.replace(weights, candidates=weights.candidates_per_hit * k)
         terms = query_terms(query)
-        cosine, dense = self._dense(query_vec, eligible, weights.candidates)
+        cosine, dense, per_vector = self._dense(query_vec, eligible, weights.candidates)
         rankings = [(cosine, dense, weights.dense), self._lexical(terms, eligible, weights, weights.lexical)]
         rows, final = self._fused(rankings, weights, emotion)
         if weights.bridge > 0 and weights.bridge_from > 0:
             rankings.append(self._bridge(rows, final, terms, eligible, weights))
             rows, final = self._fused(rankings, weights, emotion)
         lexical = sum((r[0] for r in rankings[1:]), np.zeros(self._n, dtype=np.float32))
-        return self._hits(rows, final, cosine, lexical, terms, k, weights)
+        return self._hits(rows, final, cosine, lexical, terms, k, weights, per_vector)
 
     def _lexical(self, terms: dict[str, float], eligible: np.ndarray, weights: RetrievalWeights,
                  weight: float) -> tuple[np.ndarray, np.ndarray, float]:
@@ -458,18 +463,20 @@ class SessionIndex:
     def _is_assistant(self, rows: np.ndarray) -> np.ndarray:
         return np.array([self._roles[r] == "assistant" for r in rows], dtype=bool)
 
-    def _dense(self, query_vec: Any, eligible: np.ndarray, depth: int) -> tuple[np.ndarray, np.ndarray]:
-        """Each message's cosine (the best of its vectors; 0 without one) and the top rows by it."""
+    def _dense(self, query_vec: Any, eligible: np.ndarray,
+               depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Each message's cosine (the best of its vectors; 0 without one), the top rows by it, and
+        every vector's cosine (None without a query vector)."""
         n, nv = self._n, self._nvec
         if query_vec is None or nv == 0:
-            return np.zeros(n, dtype=np.float32), np.zeros(0, dtype=np.int64)
+            return np.zeros(n, dtype=np.float32), np.zeros(0, dtype=np.int64), None
         queries = np.asarray(query_vec, dtype=np.float32).reshape(-1, self.dim)
         per_vector = self._vectors[:nv] @ queries[0] if len(queries) == 1 else (self._vectors[:nv] @ queries.T).max(1)
         per_vector = np.where(self._owner[:nv] >= 0, per_vector, -np.inf)  # replaced vectors never count
         rows = self._block_rows()
         cosine = np.zeros(n, dtype=np.float32)
         cosine[rows] = np.maximum.reduceat(per_vector, self._first[rows])  # each block runs to the next
-        return cosine, _top(np.where(eligible & self._has_vec[:n], cosine, -np.inf), depth)
+        return cosine, _top(np.where(eligible & self._has_vec[:n], cosine, -np.inf), depth), per_vector
 
     def _block_rows(self) -> np.ndarray:
         """Rows with vectors, ordered by where their vectors start (kept as vectors arrive)."""
@@ -488,14 +495,21 @@ class SessionIndex:
         return emotion_closeness(self._emotions[rows], current)
 
     def _hits(self, rows: np.ndarray, final: np.ndarray, cosine: np.ndarray, bm25: np.ndarray,
-              terms: dict[str, float], k: int, weights: RetrievalWeights) -> list[Hit]:
-        ranked = rows[np.argsort(-final, kind="stable")][: 2 * k + 4]
+              terms: dict[str, float], k: int, weights: RetrievalWeights, per_vector: np.ndarray | None) -> list[Hit]:
+        order = np.argsort(-final, kind="stable")[: 2 * k + 4]
+        ranked = rows[order]
         keep = distinct(self._mean_vectors(ranked), [self._texts[r] for r in ranked], weights.duplicate_cosine, k)
-        score = dict(zip(rows.tolist(), final.tolist()))
         asked = {self._postings.term_ids[t] for t in terms if t in self._postings.term_ids}
-        return [Hit(id=int(self._ids[r]), position=int(self._positions[r]), score=score[int(r)],
-                    cosine=float(cosine[r]), bm25=float(bm25[r]), reasons=self._reasons(r, cosine, bm25, asked))
-                for r in ranked[keep]]
+        return [Hit(id=int(self._ids[r]), position=int(self._positions[r]), score=float(final[i]),
+                    cosine=float(cosine[r]), bm25=float(bm25[r]), reasons=self._reasons(r, cosine, bm25, asked),
+                    piece=self._best_piece(r, per_vector))
+                for i, r in zip(order[keep], ranked[keep])]
+
+    def _best_piece(self, row: int, per_vector: np.ndarray | None) -> int:
+        if per_vector is None or not self._has_vec[row]:
+            return -1
+        first = self._first[row]
+        return int(np.argmax(per_vector[first: first + self._count[row]]))
 
     def _mean_vectors(self, rows: np.ndarray) -> np.ndarray | None:
         """The unit mean of each row's vectors, zeros without any (what near-duplicate checks compare)."""

@@ -22,7 +22,7 @@ import numpy as np
 from app.budget import BudgetPlan, split_remaining
 from app.context import MemoryItem
 from app.memory.index import SessionIndex
-from app.memory.retrieval import RetrievalWeights, build_query, hits_for_budget, passages
+from app.memory.retrieval import RetrievalWeights, build_query, hits_for_budget, passages, turn_budget
 from app.tokens import count_message, count_tokens, message_text
 
 LABELS = {"user": "User", "assistant": "Assistant", "tool": "Tool"}
@@ -34,12 +34,14 @@ class RecallSettings:
     weights: RetrievalWeights = RetrievalWeights()
     emotion_guidance: bool = True
     summaries: int = 3
+    turn_share: float = 0.05  # a retrieved turn longer than this share of the memory tokens is cut
 
     @classmethod
     def from_settings(cls, s: Any) -> RecallSettings:
         weights = RetrievalWeights(importance=s.weight_importance, recency=s.weight_recency,
                                    emotion=s.weight_emotion, specificity=s.weight_specificity)
-        return cls(k=s.retrieval_k, weights=weights, emotion_guidance=s.emotion_guidance)
+        return cls(k=s.retrieval_k, weights=weights, emotion_guidance=s.emotion_guidance,
+                   turn_share=s.recall_turn_share)
 
 
 @dataclass(slots=True)
@@ -152,7 +154,8 @@ class Recall:
         hits = index.search(text, vector, exclude_from_position=boundary,
                             k=hits_for_budget(memory_cap, floor=self.settings.k),
                             weights=self.settings.weights, emotion=self._emotion(turns, vector))
-        result.items = [_item(p) for p in passages(index, hits)]
+        turn_tokens = turn_budget(memory_cap, self.settings.turn_share)
+        result.items = [_item(p) for p in passages(index, hits, turn_tokens=turn_tokens)]
         if self.persona_memory is not None:
             result.items += await self.persona_memory.recall(key, text, vector, persona)
         result.timings["retrieval"] = time.perf_counter() - t1

@@ -159,6 +159,27 @@ def _ordinal(n: int) -> str:
 # ---------------------------------------------------------------------- rendering
 
 
+def lengthen(conversation: dict[str, Any], low: int = 4, high: int = 10) -> dict[str, Any]:
+    """The same conversation with long turns, as in role-play: `low`-`high` more sentences each.
+
+    User turns get small talk before and after what they said; assistant turns get more reaction
+    and comment before it, so a question they end with stays at the end. Facts, questions,
+    answers and timestamps are unchanged: only the haystack around each fact grows.
+    """
+    rng = random.Random(f"long-{conversation['seed']}-{conversation['size']}")
+    messages = []
+    for m in conversation["messages"]:
+        n = rng.randint(low, high)
+        if m["role"] == "user":
+            before = rng.randint(0, n)
+            text = " ".join(t for t in (_small_talk(rng, before) if before else "", m["text"],
+                                        _small_talk(rng, n - before) if n > before else "") if t)
+        else:
+            text = " ".join([_reply(rng, followup=False) for _ in range(max(1, n // 2))] + [m["text"]])
+        messages.append({**m, "text": " ".join(text.split())})
+    return {**conversation, "messages": messages}
+
+
 class _Writer:
     """Appends messages with ids, positions, sittings and timestamps."""
 

@@ -2,6 +2,7 @@
 
     python -m bench.recall.run                                  # sizes 200 1000 5000, held-out seeds
     python -m bench.recall.run --sizes 1000 --seeds 1 --budgets 2048
+    python -m bench.recall.run --long --sizes 1000                # turns as long as role-play replies
 
 For every question of a generated conversation (`bench.recall.generate`), at its place in the
 conversation: everything before it is stored history, the client sends the newest turns that fit
@@ -45,7 +46,7 @@ time.tzset()
 from app.memory.index import SessionIndex  # noqa: E402
 from app.memory.retrieval import RetrievalWeights, pieces  # noqa: E402
 from bench.recall import strategies as S  # noqa: E402
-from bench.recall.generate import generate  # noqa: E402
+from bench.recall.generate import generate, lengthen  # noqa: E402
 
 CACHE = ROOT / "data" / "cache" / "recall"
 RESULTS = ROOT / "bench" / "results" / "recall.json"
@@ -183,13 +184,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--budgets", type=int, nargs="+", default=[1024, 2048, 4096])
     parser.add_argument("--strategies", nargs="+", default=list(S.STRATEGIES))
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--long", action="store_true",
+                        help="role-play-long turns (`generate.lengthen`); writes recall_long.json by default")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    args.out = args.out or (RESULTS.with_name("recall_long.json") if args.long else RESULTS)
     embed, rows, timing = Embeddings(), [], {}
     for size in args.sizes:
         for seed in args.seeds:
             started = time.perf_counter()
-            conversation = generate(size, seed)
+            conversation = lengthen(generate(size, seed)) if args.long else generate(size, seed)
             found, latencies = evaluate(conversation, args.budgets, embed, args.strategies)
             rows += [{**r, "size": size, "seed": seed} for r in found]
             timing[f"{size}/{seed}"] = {"seconds": round(time.perf_counter() - started, 1),
@@ -205,7 +209,8 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], timing: dict[str
     def flat(table: dict[tuple, dict[str, float]], keys: tuple[str, ...]) -> list[dict[str, Any]]:
         return [{**dict(zip(keys, k)), **v} for k, v in table.items()]
 
-    report = {"sizes": args.sizes, "seeds": args.seeds, "budgets": args.budgets, "weights": RetrievalWeights().__dict__,
+    report = {"sizes": args.sizes, "seeds": args.seeds, "budgets": args.budgets, "long_turns": args.long,
+              "weights": RetrievalWeights().__dict__,
               "notes": "seeds 1 and 5-8 tuned (bench.recall.tune); these seeds held out. Packed by app.context.build_context "
                        "with the default budget split, no persona. by_id: every message holding the fact(s) is in "
                        "the context; by_answer: every answer string is in the context text.",

@@ -22,7 +22,7 @@ import numpy as np
 from app.budget import BudgetSplit, plan_budget, split_remaining
 from app.context import BuiltContext, MemoryItem, build_context
 from app.memory.index import SessionIndex
-from app.memory.retrieval import RetrievalWeights, build_query, hits_for_budget, passages, when_label
+from app.memory.retrieval import RetrievalWeights, build_query, hits_for_budget, passages, turn_budget, when_label
 from app.tokens import count_message
 
 LABELS = {"user": "User", "assistant": "Assistant"}
@@ -94,23 +94,25 @@ def cosine(probe: Probe, *, vectors: np.ndarray, rows: dict[int, int], embed: Em
 
 def product(probe: Probe, *, index: SessionIndex, embed: Embed, weights: RetrievalWeights = RetrievalWeights(),
             k: int | None = None, max_turns: int = 3, min_terms: int = 2, pair: bool = True, replies: bool = False,
-            neighbour_chars: int = 600, **_: Any) -> BuiltContext:
+            neighbour_chars: int = 600, turn_share: float = 0.05, **_: Any) -> BuiltContext:
     """The newest user turn (with the turns before it when it is vague) as the query, hybrid search, passages."""
     query = build_query(probe.window, max_turns=max_turns, min_terms=min_terms)
-    k = k or hits_for_budget(split_remaining(probe.plan, 0)[0])
+    memory_cap = split_remaining(probe.plan, 0)[0]
+    k = k or hits_for_budget(memory_cap)
     hits = index.search(query, embed([query])[0], exclude_from_position=probe.boundary(), k=k, weights=weights)
     return pack(probe, [memory_item(p) for p in passages(index, hits, pair=pair, replies=replies,
-                                                          neighbour_chars=neighbour_chars)])
+                                                          neighbour_chars=neighbour_chars,
+                                                          turn_tokens=turn_budget(memory_cap, turn_share))])
 
 
 def summaries(probe: Probe, *, index: SessionIndex, embed: Embed, spans: list[dict[str, Any]],
               **kwargs: Any) -> BuiltContext:
     """The product's memories plus the story so far and related summaries of finished spans."""
     query = build_query(probe.window)
+    memory_cap = split_remaining(probe.plan, 0)[0]
     hits = index.search(query, embed([query])[0], exclude_from_position=probe.boundary(),
-                        k=hits_for_budget(split_remaining(probe.plan, 0)[0]),
-                        weights=kwargs.get("weights", RetrievalWeights()))
-    items = [memory_item(p) for p in passages(index, hits)]
+                        k=hits_for_budget(memory_cap), weights=kwargs.get("weights", RetrievalWeights()))
+    items = [memory_item(p) for p in passages(index, hits, turn_tokens=turn_budget(memory_cap))]
     before = probe.history[-1]["position"] if probe.history else -1
     done = [s for s in spans if s["end"] <= before]
     if not done:

@@ -260,6 +260,14 @@ def test_several_query_vectors_score_a_message_by_the_closest():
     assert {h.id: round(h.cosine, 3) for h in hits}[101] == 1.0
 
 
+def test_a_hit_names_the_piece_that_matched_best():
+    index = index_of("first. second. third.", "words only", vectors=[np.stack([axis(0), axis(1), axis(2)]), None])
+    (hit,) = index.search("", axis(1), k=1, weights=PLAIN)
+    assert hit.id == 100 and hit.piece == 1
+    (worded,) = index.search("words", None, k=1, weights=PLAIN)
+    assert worded.id == 101 and worded.piece == -1  # no query vector, no piece
+
+
 def test_candidates_per_hit_reads_deeper_for_more_hits():
     vectors = [unit(1.0, 0.1 * i) for i in range(6)]  # cosine to axis 0 falls with i
     index = index_of(*[f"message {i}" for i in range(6)], vectors=vectors)

@@ -19,6 +19,7 @@ from app.memory.retrieval import (
     distinct,
     emotion_closeness,
     entities,
+    excerpt,
     fuse,
     partner,
     passages,
@@ -30,8 +31,10 @@ from app.memory.retrieval import (
     rrf,
     stem,
     tokenize,
+    turn_budget,
     when_label,
 )
+from app.tokens import count_tokens
 
 
 def user(text: str) -> dict:
@@ -267,6 +270,7 @@ class FakeHit:
     id: int
     score: float
     reasons: tuple[str, ...] = ()
+    piece: int = -1
 
 
 class Source:
@@ -357,6 +361,37 @@ def test_a_pulled_in_turn_is_clipped_and_a_hit_never_is():
     (passage,) = passages(source, [FakeHit(10, 1.0)], replies=True, neighbour_chars=50)
     assert passage.lines[0][1] == long.strip()
     assert len(passage.lines[1][1]) <= 50 and passage.lines[1][1].endswith("…")
+
+
+LONG_REPLY = ("The rain kept on all afternoon and the gutters overflowed again. We played cards by the window "
+              "and argued about the rules for an hour. I grew up in Porto, so weather like this feels like home. "
+              "Dinner was soup, then more soup, because nobody wanted to go out. The cat slept through all of it, "
+              "curled on the radiator like a loaf. Tomorrow I should really fix the gutter before it falls off.")
+
+
+def test_a_long_hit_is_cut_to_the_sentences_around_its_matched_piece():
+    source = Source(("user", LONG_REPLY))
+    match = pieces(LONG_REPLY).index("I grew up in Porto, so weather like this feels like home.")
+    (passage,) = passages(source, [FakeHit(10, 1.0, piece=match)], turn_tokens=40)
+    shown = passage.lines[0][1]
+    assert "I grew up in Porto" in shown
+    assert shown.startswith("… ") and shown.endswith(" …")  # both cuts are marked
+    assert count_tokens(shown) <= 40 + 4  # the marks cost a token each, a space or two more
+    assert passages(source, [FakeHit(10, 1.0, piece=match)], turn_tokens=None)[0].lines[0][1] == LONG_REPLY
+    assert passages(source, [FakeHit(10, 1.0)], turn_tokens=40)[0].lines[0][1] == LONG_REPLY  # no piece known
+
+
+def test_a_matched_clause_keeps_its_whole_sentence_even_over_the_limit():
+    text = "Short one. " + "I grew up in Porto, a city of bridges and tiled walls and steep streets down to the river."
+    clause = next(p for p in pieces(text) if p.startswith("a city of bridges"))
+    assert excerpt(text, clause, 5) == "… " + text.split(". ", 1)[1]
+    assert excerpt(text, "not in it", 5) == text  # a piece the text does not hold: whole
+    assert excerpt("Fits.", "Fits.", 5) == "Fits."
+
+
+def test_turn_budget_scales_with_the_memory_share():
+    assert turn_budget(683) == 34 and turn_budget(4000) == 200 and turn_budget(100) == 32
+    assert turn_budget(4000, share=0.0) is None
 
 
 def test_no_hits_no_passages():
