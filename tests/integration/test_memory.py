@@ -80,6 +80,19 @@ def test_a_fact_from_turn_ten_comes_back_at_turn_three_hundred_only_when_relevan
     assert "blue teapot" not in str(other["messages"])
 
 
+def test_a_long_recalled_turn_shows_the_sentences_around_the_fact(memory_proxy):
+    turns = filler_turns(60, seed=3)
+    long_turn = " ".join(FILLER) + " My grandmother's ring is hidden inside the blue teapot on the top shelf. " + \
+        " ".join(reversed(FILLER))
+    turns[20] = ("user", long_turn)
+    bulk_load(memory_proxy, "long-turn", turns)
+    asked = preview(memory_proxy, "long-turn", [{"role": "user", "content": "Where did I hide my grandmother's ring?"}],
+                    **{"X-Context-Budget": "2048"})
+    (memory,) = [m for m in asked["memories"] if "blue teapot" in m["text"]]
+    assert "…" in memory["text"] and len(memory["text"]) < len(long_turn) / 2
+    assert "blue teapot" in str(asked["messages"])
+
+
 @pytest.mark.parametrize("budget", [512, 1024, 4096, 16384, 131072])
 def test_budget_is_respected_to_the_token(memory_proxy, budget):
     bulk_load(memory_proxy, f"budget-{budget}", filler_turns(60, seed=budget))

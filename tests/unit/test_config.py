@@ -17,3 +17,13 @@ def test_a_blank_embedding_cache_dir_means_the_data_dir(tmp_path: Path, monkeypa
 def test_an_embedding_cache_dir_is_used_as_given(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("EMBEDDING_CACHE_DIR", str(tmp_path / "elsewhere"))
     assert Settings(_env_file=None, data_dir=tmp_path).model_cache_dir == tmp_path / "elsewhere"
+
+
+def test_recall_settings_come_from_the_environment(tmp_path: Path, monkeypatch):
+    from app.memory.recall import RecallSettings
+
+    monkeypatch.setenv("RECALL_TURN_SHARE", "0")
+    monkeypatch.setenv("WEIGHT_SPECIFICITY", "0.3")
+    recall = RecallSettings.from_settings(Settings(_env_file=None, data_dir=tmp_path))
+    assert recall.turn_share == 0.0 and recall.weights.specificity == 0.3
+    assert RecallSettings.from_settings(Settings(_env_file=None, data_dir=tmp_path, recall_turn_share=0.1)).turn_share == 0.1
