@@ -34,11 +34,10 @@ from typing import Any
 import numpy as np
 
 from app.context import MemoryItem
-from app.memory.retrieval import chunk_text, pieces, query_terms, tokenize
+from app.memory.retrieval import SENTENCE, chunk_text, pieces, query_terms, tokenize
 from app.memory.store import PersonaChunk, SessionNotFound
 from app.tokens import encoding
 
-_SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")  # the cuts `chunk_text` makes, so its chunks split back
 _LINE = "\ue000"  # a private-use character: marks line breaks through `chunk_text` (see `split_prompt`)
 REASON = "earlier persona text"
 
@@ -130,7 +129,7 @@ def vector_texts(chunk: str) -> list[str]:
 
 
 def sentences(text: str) -> list[str]:
-    return [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+    return [s.strip() for s in SENTENCE.split(text) if s.strip()]
 
 
 def unseen(text: str, seen: str) -> list[str]:

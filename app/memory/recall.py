@@ -22,7 +22,8 @@ import numpy as np
 from app.budget import BudgetPlan, split_remaining
 from app.context import MemoryItem
 from app.memory.index import SessionIndex
-from app.memory.retrieval import RetrievalWeights, build_query, hits_for_budget, passages, turn_budget
+from app.memory.passages import passages, turn_budget
+from app.memory.retrieval import RetrievalWeights, build_query, hits_for_budget
 from app.tokens import count_message, count_tokens, message_text
 
 LABELS = {"user": "User", "assistant": "Assistant", "tool": "Tool"}

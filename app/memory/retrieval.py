@@ -1,40 +1,35 @@
-"""Ranking for recall: pure functions from scores to the memories a request is shown.
+"""Ranking for recall: pure functions from words and scores to the hits a request is shown.
 
 The index (`app.memory.index`) produces two rankings of past messages for one query, by meaning
-(cosine of embeddings) and by words (BM25). Here they are fused, re-scored by importance, recency
-and emotional closeness, and turned into passages that read as exchanges:
+(cosine of embeddings) and by words (BM25). Here are the words (`tokenize`, `pieces`), the
+query (`build_query`), the fusion and re-scoring (`RetrievalWeights`, `fuse`, `rescore`) and
+near-duplicate checks; `app.memory.passages` grows the hits into what the model reads:
 
     query = build_query(turns)                 # the newest user turn, and earlier turns if it is vague
     hits = index.search(query, embed(query), exclude_from_position=boundary, k=12, weights=RetrievalWeights())
-    for p in passages(index, hits):            # each hit with its partner turn, merged where they touch
-        print(p.when, p.lines)
 
 Messages are embedded per statement (`pieces`), so a fact in one sentence of a long message is
 not averaged away. Why fusion: embeddings find paraphrases ("my sibling" for "my sister") but
 blur names, numbers and rare words, which is where BM25 is sharp; each rescues the other's
-misses. Reciprocal rank fusion needs no score calibration, which matters because cosine and
-BM25 live on different scales that drift with the conversation. Measured on the recall
-benchmark (bench/recall): fusion beats either alone, RRF with k=10 beats k=60 and min-max
-score sums, statement pieces beat one vector per message, and a vague question ("what was
-her name again?") needs the turns before it, joined into one text. Every function here is
-pure and table-tested.
+misses. Measured on the recall benchmark (bench/recall): fusion beats either alone, a weighted
+sum of min-max scaled scores beats reciprocal rank fusion (the scales drift with the
+conversation, but scaling among each query's own candidates absorbs that), statement pieces
+beat one vector per message, and a vague question ("what was her name again?") needs the turns
+before it, joined into one text. Every function here is pure and table-tested.
 """
-
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import numpy as np
 
 from app.tokens import count_tokens, message_text
 
 _WORD = re.compile(r"\w+")
-_SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
+SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
 STOP_WORDS = frozenset("""
 a about above after again against all also am an and any are aren't as at be because been before being below
 between both but by can could did do does doing don't down during each few for from further had has have having
@@ -106,7 +101,7 @@ def pieces(text: str, *, max_pieces: int = 12, min_words: int = 4, clauses: bool
     than `min_words` words join the next; past `max_pieces` sentences are grouped evenly, and
     clauses stop at twice that many pieces in all.
     """
-    sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+    sentences = [s.strip() for s in SENTENCE.split(text) if s.strip()]
     statements = [s for s in sentences if not s.endswith("?")] or sentences
     merged = _joined_short(statements, min_words)
     if len(merged) > max_pieces:
@@ -239,7 +234,7 @@ def entities(text: str) -> list[str]:
     married in Lyon"). The first word of a sentence is skipped: it is capitalised anyway.
     """
     found: list[str] = []
-    for sentence in _SENTENCE.split(text):
+    for sentence in SENTENCE.split(text):
         for word in sentence.split()[1:]:
             if word[:1].isupper():
                 found += tokenize(word)
@@ -359,28 +354,7 @@ def _text(turn: Mapping[str, Any]) -> str:
     return message_text(turn)
 
 
-# ---------------------------------------------------------------------- passages
-
-
-class MessageSource(Protocol):
-    """What passage building reads from an index: messages by id and their neighbours."""
-
-    def message(self, id: int) -> Any: ...  # .id .position .role .text .created
-
-    def neighbours(self, id: int, radius: int) -> list[int]: ...
-
-
-@dataclass(frozen=True)
-class Passage:
-    """Consecutive messages shown together as one recollection, oldest first."""
-
-    ids: tuple[int, ...]
-    lines: tuple[tuple[str, str], ...]  # (role, text)
-    score: float
-    reasons: tuple[str, ...] = ()
-    position: int = 0
-    when: str | None = None
-    hit_ids: tuple[int, ...] = field(default=(), compare=False)
+# ---------------------------------------------------------------------- near-duplicates
 
 
 def distinct(vectors: np.ndarray | None, texts: Sequence[str], threshold: float, limit: int | None = None) -> list[int]:
@@ -405,202 +379,6 @@ def distinct(vectors: np.ndarray | None, texts: Sequence[str], threshold: float,
     return kept
 
 
-def partner(source: MessageSource, id: int) -> int | None:
-    """The other half of an exchange: a user turn's reply, or the user turn an assistant turn answers."""
-    role = source.message(id).role
-    after = role == "user"
-    for other in source.neighbours(id, 1):
-        msg = source.message(other)
-        if (msg.position > source.message(id).position) == after and msg.role != role:
-            return other
-    return None
-
-
-def companions(source: MessageSource, id: int, replies: bool = False) -> list[int]:
-    """The turns a retrieved turn needs to be understood: the other side of a question.
-
-    A question and its answer belong together whichever of them was found: an assistant turn that
-    asks ("what's your sister called?") brings the user's answer after it, and a user turn that
-    answers such a question in a few words ("Mara. She's the chaotic one.") brings the question
-    before it, since a bare answer says nothing of what it answers. With `replies`, every turn
-    also brings its partner (`partner`): a statement its reply, a reply what it answers.
-    """
-    found = [p] if replies and (p := partner(source, id)) is not None else []
-    here = source.message(id)
-    for other in source.neighbours(id, 1):
-        if other in found:
-            continue
-        msg = source.message(other)
-        if msg.role == here.role:
-            continue
-        asker, answer = (here, msg) if msg.position > here.position else (msg, here)
-        if asker.role != "assistant" or answer.role != "user" or not asks(asker.text):
-            continue
-        if asker is here or len(answer.text.split()) <= SHORT_ANSWER_WORDS:
-            found.append(other)
-    return found
-
-
-SHORT_ANSWER_WORDS = 12  # an answer this short needs its question to be understood
-
-
-def asks(text: str) -> bool:
-    """Whether a turn asks something near its end (one of its last two sentences is a question).
-
-        >>> asks("Ha. Who's your best friend? You never said."), asks("Why? Anyway. Lovely. Bye.")
-        (True, False)
-    """
-    sentences = [s.strip() for s in _SENTENCE.split(text.strip()) if s.strip()]
-    return any(s.endswith("?") for s in sentences[-2:])
-
-
-def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True, replies: bool = False,
-             neighbour_chars: int = 600, turn_tokens: int | None = None) -> list[Passage]:
-    """Hits grown into exchanges and merged where they touch, in the order of their best hit.
-
-    With `pair`, a question brings its answer and an answer its question (`companions`); with
-    `replies` too, every retrieved turn brings its partner. Measured on the recall benchmark,
-    bare statements without the reply they drew fit more recollections in the budget and find
-    more (0.83 against 0.80 at 2k on the tuning seed): a reply worth recalling is found on its own.
-    A pulled-in turn longer than `neighbour_chars` is clipped. A retrieved turn longer than
-    `turn_tokens` (None: never) is cut to the sentences around the piece that matched (`excerpt`,
-    using the hit's `piece`): one long role-play reply would otherwise fill the memory share alone.
-    """
-    source = _Remembering(source)
-    groups = _runs(source, _members(source, hits, pair, replies))
-    best = {h.id: h for h in hits}
-    out = [_passage(source, run, best, neighbour_chars, turn_tokens) for run in groups]
-    return sorted(out, key=lambda p: -p.score)
-
-
-def excerpt(text: str, around: str, max_tokens: int, count: Callable[[str], int] | None = None) -> str:
-    """The sentences of `text` that hold `around`, widened with the next and previous ones while
-    the whole stays within `max_tokens`; a cut is marked with "…".
-
-        >>> excerpt("Rain again. I grew up in Porto. The cat is asleep. Tea time.", "I grew up in Porto.", 10,
-        ...         count=lambda s: len(s.split()))
-        '… I grew up in Porto. The cat is asleep. …'
-
-    `around` is one of the text's pieces (`pieces`): whole sentences, or a clause of one. A
-    text that does not hold it, or fits already, comes back whole; the matched sentences
-    always stay, however long.
-    """
-    count = count or count_tokens
-    if count(text) <= max_tokens:
-        return text
-    sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
-    core = [i for i, s in enumerate(sentences) if s in around or around in s]
-    if not core:
-        return text
-    low, high = core[0], core[-1]
-    used = count(" ".join(sentences[low: high + 1]))
-    grew = True
-    while grew:
-        grew = False
-        for i in (high + 1, low - 1):
-            if 0 <= i < len(sentences) and not low <= i <= high and used + count(sentences[i]) + 1 <= max_tokens:
-                used += count(sentences[i]) + 1
-                low, high, grew = min(low, i), max(high, i), True
-    return ("… " if low > 0 else "") + " ".join(sentences[low: high + 1]) + (" …" if high < len(sentences) - 1 else "")
-
-
-def turn_budget(memory_tokens: int, share: float = 0.05, floor: int = 32) -> int | None:
-    """How long one retrieved turn may be before it is cut: `share` of the memory share, at least
-    `floor` tokens (share 0: never cut).
-
-        >>> turn_budget(683), turn_budget(2000), turn_budget(683, share=0)
-        (34, 100, None)
-
-    Measured on the recall benchmark with role-play-long turns (about 90 tokens each, `lengthen`),
-    at 1,000 turns and 1k / 2k / 4k tokens, by answer text: never cut 0.567 / 0.687 / 0.789, cut
-    at a quarter of the share 0.599 / 0.683 / 0.789, at 64 tokens 0.627 / 0.729 / 0.820, at this
-    default 0.673 / 0.764 / 0.820. Short turns are not cut, so the usual benchmark is unchanged.
-    """
-    return max(floor, int(memory_tokens * share)) if share > 0 else None
-
-
-class _Remembering:
-    """A message source that looks each message and neighbourhood up once (passages ask often)."""
-
-    def __init__(self, source: MessageSource) -> None:
-        self.source = source
-        self._messages: dict[int, Any] = {}
-        self._neighbours: dict[tuple[int, int], list[int]] = {}
-
-    def message(self, id: int) -> Any:
-        if id not in self._messages:
-            self._messages[id] = self.source.message(id)
-        return self._messages[id]
-
-    def neighbours(self, id: int, radius: int) -> list[int]:
-        if (id, radius) not in self._neighbours:
-            self._neighbours[id, radius] = self.source.neighbours(id, radius)
-        return self._neighbours[id, radius]
-
-
-def _members(source: MessageSource, hits: Sequence[Any], pair: bool, replies: bool) -> dict[int, int]:
-    """Every message to show, id -> position."""
-    members: dict[int, int] = {}
-    for hit in hits:
-        members[hit.id] = source.message(hit.id).position
-        for other in companions(source, hit.id, replies) if pair else ():
-            members.setdefault(other, source.message(other).position)
-    return members
-
-
-def _runs(source: MessageSource, members: dict[int, int]) -> list[list[int]]:
-    """Members cut into runs of messages that follow each other in the conversation."""
-    runs: list[list[int]] = []
-    for id in sorted(members, key=lambda i: (members[i], i)):
-        if runs and id in source.neighbours(runs[-1][-1], 1) and members[id] > members[runs[-1][-1]]:
-            runs[-1].append(id)
-        else:
-            runs.append([id])
-    return runs
-
-
-def _passage(source: MessageSource, run: list[int], best: Mapping[int, Any], neighbour_chars: int,
-             turn_tokens: int | None) -> Passage:
-    msgs = [source.message(i) for i in run]
-    hits = [best[i] for i in run if i in best]
-    lines = tuple((m.role, _shown(m.text, best[m.id], turn_tokens) if m.id in best else clip(m.text, neighbour_chars))
-                  for m in msgs)
-    reasons = tuple(dict.fromkeys(r for h in hits for r in h.reasons))
-    return Passage(ids=tuple(run), lines=lines, score=max(h.score for h in hits), reasons=reasons,
-                   position=msgs[0].position, when=when_label(msgs[0].created), hit_ids=tuple(h.id for h in hits))
-
-
-def _shown(text: str, hit: Any, turn_tokens: int | None) -> str:
-    """A retrieved turn as shown: whole, or cut around its matched piece when over `turn_tokens`."""
-    piece = getattr(hit, "piece", -1)
-    if turn_tokens is None or piece < 0 or len(text) <= turn_tokens * 2:  # a token is over 2 chars
-        return text
-    parts = pieces(text)
-    return excerpt(text, parts[piece], turn_tokens) if piece < len(parts) else text
-
-
-def clip(text: str, max_chars: int) -> str:
-    """`text` cut at a word boundary to at most `max_chars` characters, with an ellipsis.
-
-        >>> clip("one two three four", 10)
-        'one two…'
-    """
-    if max_chars <= 0 or len(text) <= max_chars:
-        return text
-    cut = text[: max_chars - 1].rsplit(" ", 1)[0] if " " in text[: max_chars - 1] else text[: max_chars - 1]
-    return cut.rstrip() + "…"
-
-
-def when_label(created: float | None) -> str | None:
-    """A timestamp as the model should read it: weekday, date and time (local time).
-
-    The date matters: "when did I tell you about the move?" can only be answered from it.
-    """
-    if created is None or not math.isfinite(created) or created <= 0:
-        return None
-    return datetime.fromtimestamp(created).strftime("%a %Y-%m-%d %H:%M")
-
-
 # ---------------------------------------------------------------------- persona chunks
 
 
@@ -617,7 +395,7 @@ def chunk_text(text: str, max_tokens: int, overlap: int = 0,
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be positive, got {max_tokens}")
     count = count or count_tokens
-    units = [u for s in _SENTENCE.split(text) if s.strip() for u in _fit_units(s.strip(), max_tokens, count)]
+    units = [u for s in SENTENCE.split(text) if s.strip() for u in _fit_units(s.strip(), max_tokens, count)]
     chunks: list[list[str]] = []
     current: list[str] = []
     for unit in units:

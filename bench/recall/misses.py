@@ -19,7 +19,8 @@ from collections import Counter
 from typing import Any
 
 from app.budget import split_remaining
-from app.memory.retrieval import build_query, companions, hits_for_budget
+from app.memory.passages import companions
+from app.memory.retrieval import build_query, hits_for_budget
 from bench.recall import strategies as S
 from bench.recall.generate import generate
 from bench.recall.run import Embeddings, replay

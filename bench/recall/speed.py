@@ -67,7 +67,7 @@ def pre_upstream(index: SessionIndex, queries: int, threads: int) -> tuple[list[
     from app.memory.retrieval import hits_for_budget
     from app.tokens import count_tokens
     from app.memory.embedder import load_backend
-    from app.memory.retrieval import passages
+    from app.memory.passages import passages
 
     backend = load_backend("all-MiniLM-L6-v2", "auto", ROOT / "data" / "models", threads)
     plan = plan_budget(8192, None, BudgetSplit())  # the default CONTEXT_TOKENS

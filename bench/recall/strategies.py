@@ -22,7 +22,8 @@ import numpy as np
 from app.budget import BudgetSplit, plan_budget, split_remaining
 from app.context import BuiltContext, MemoryItem, build_context
 from app.memory.index import SessionIndex
-from app.memory.retrieval import RetrievalWeights, build_query, hits_for_budget, passages, turn_budget, when_label
+from app.memory.passages import passages, turn_budget, when_label
+from app.memory.retrieval import RetrievalWeights, build_query, hits_for_budget
 from app.tokens import count_message
 
 LABELS = {"user": "User", "assistant": "Assistant"}

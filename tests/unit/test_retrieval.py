@@ -1,28 +1,18 @@
-"""Ranking functions for recall: words, queries, fusion, re-scoring, passages and persona chunks."""
+"""Ranking functions for recall: words, queries, fusion, re-scoring, near-duplicates and persona chunks."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from datetime import datetime
 
 import numpy as np
 import pytest
 
 from app.memory.retrieval import (
-    Passage,
     RetrievalWeights,
-    asks,
     build_query,
     chunk_text,
-    clip,
-    companions,
     distinct,
     emotion_closeness,
     entities,
-    excerpt,
     fuse,
-    partner,
-    passages,
     pieces,
     query_turns,
     query_terms,
@@ -31,8 +21,6 @@ from app.memory.retrieval import (
     rrf,
     stem,
     tokenize,
-    turn_budget,
-    when_label,
 )
 from app.tokens import count_tokens
 
@@ -236,167 +224,6 @@ def test_entities(text, expected):
 ])
 def test_distinct(texts, vectors, expected):
     assert distinct(None if vectors is None else np.array(vectors), texts, 0.97) == expected
-
-
-@pytest.mark.parametrize("text, limit, expected", [
-    ("one two three four", 10, "one two…"), ("short", 10, "short"), ("unbrokenlongword", 5, "unbr…"),
-    ("anything", 0, "anything"),
-])
-def test_clip(text, limit, expected):
-    assert clip(text, limit) == expected
-
-
-def test_when_label_shows_weekday_date_and_time():
-    ts = datetime(2024, 3, 14, 18, 20).timestamp()
-    assert when_label(ts) == "Thu 2024-03-14 18:20"
-    assert when_label(None) is None
-    assert when_label(float("nan")) is None
-
-
-# ---------------------------------------------------------------------- passages
-
-
-@dataclass
-class Msg:
-    id: int
-    position: int
-    role: str
-    text: str
-    created: float | None = None
-
-
-@dataclass
-class FakeHit:
-    id: int
-    score: float
-    reasons: tuple[str, ...] = ()
-    piece: int = -1
-
-
-class Source:
-    """Messages in conversation order, as an index would hand them out."""
-
-    def __init__(self, *roles_texts: tuple[str, str]) -> None:
-        self.msgs = [Msg(id=10 + i, position=i, role=r, text=t, created=1.7e9 + i) for i, (r, t) in enumerate(roles_texts)]
-        self.by_id = {m.id: m for m in self.msgs}
-
-    def message(self, id: int) -> Msg:
-        return self.by_id[id]
-
-    def neighbours(self, id: int, radius: int) -> list[int]:
-        i = self.by_id[id].position
-        return [m.id for m in self.msgs[max(0, i - radius): i + radius + 1] if m.id != id]
-
-
-CHAT = Source(("user", "I grew up in Porto."), ("assistant", "Porto! Lovely city."), ("user", "Work was long."),
-              ("assistant", "What are you naming the puppy?"), ("user", "Biscuit!"), ("assistant", "Cute."))
-
-
-@pytest.mark.parametrize("hit, expected", [(10, 11), (11, 10), (14, 15), (13, 12), (15, 14)])
-def test_partner_is_the_other_half_of_the_exchange(hit, expected):
-    assert partner(CHAT, hit) == expected
-
-
-@pytest.mark.parametrize("text, expected", [
-    ("Who's your best friend? You never said.", True),
-    ("Ha. What's new?", True),
-    ("Why? Anyway. Lovely. Bye.", False),
-    ("No question here.", False),
-])
-def test_asks_looks_at_the_last_two_sentences(text, expected):
-    assert asks(text) is expected
-
-
-QA = Source(("user", "Rainy again."), ("assistant", "Ugh. Who's your best friend, by the way? You never said."),
-            ("user", "Oh, that's Ibrahim."), ("assistant", "Lovely."),
-            ("user", "The weather turned and I spent the whole day inside with tea and a very long book."))
-
-
-def test_a_question_brings_its_answer_and_a_short_answer_its_question():
-    assert companions(QA, 11) == [12]  # the answer after it
-    assert companions(QA, 12) == [11]  # the question it answers
-    assert [p.ids for p in passages(QA, [FakeHit(12, 1.0)])] == [(11, 12)]
-    assert sorted(companions(QA, 11, replies=True)) == [10, 12]  # also the user turn it replies to
-    assert sorted(companions(QA, 12, replies=True)) == [11, 13]  # also its reply
-    assert companions(QA, 14) == []  # a statement stands alone
-
-
-def test_a_long_statement_after_a_question_stands_alone():
-    chat = Source(("assistant", "How was your day?"),
-                  ("user", "The weather turned and I spent the whole day inside with tea and a very long book."))
-    assert companions(chat, 11) == []
-
-
-def test_partner_of_a_lone_turn_is_none():
-    assert partner(Source(("user", "alone")), 10) is None
-
-
-def test_with_replies_a_user_hit_brings_its_reply_and_passages_are_ordered_by_score():
-    got = passages(CHAT, [FakeHit(15, 0.4), FakeHit(10, 0.9, ("meaning 0.6",))], replies=True)
-    assert [p.ids for p in got] == [(10, 11), (14, 15)]
-    assert got[0].lines == (("user", "I grew up in Porto."), ("assistant", "Porto! Lovely city."))
-    assert got[0].reasons == ("meaning 0.6",)
-    assert got[0].position == 0 and got[0].when is not None
-
-
-def test_touching_hits_merge_into_one_passage_with_the_best_score():
-    got = passages(CHAT, [FakeHit(14, 0.8, ("words: biscuit",)), FakeHit(13, 0.5, ("meaning 0.4",))], replies=True)
-    assert len(got) == 1
-    assert got[0].ids == (12, 13, 14, 15)
-    assert got[0].score == 0.8
-    assert set(got[0].reasons) == {"words: biscuit", "meaning 0.4"}
-
-
-def test_by_default_a_statement_comes_without_its_reply():
-    assert [p.ids for p in passages(CHAT, [FakeHit(10, 1.0), FakeHit(14, 0.5)])] == [(10,), (13, 14)]
-
-
-def test_without_pairing_only_hits_are_shown():
-    assert [p.ids for p in passages(CHAT, [FakeHit(10, 1.0)], pair=False)] == [(10,)]
-
-
-def test_a_pulled_in_turn_is_clipped_and_a_hit_never_is():
-    long = "word " * 200
-    source = Source(("user", long.strip()), ("assistant", long.strip()))
-    (passage,) = passages(source, [FakeHit(10, 1.0)], replies=True, neighbour_chars=50)
-    assert passage.lines[0][1] == long.strip()
-    assert len(passage.lines[1][1]) <= 50 and passage.lines[1][1].endswith("…")
-
-
-LONG_REPLY = ("The rain kept on all afternoon and the gutters overflowed again. We played cards by the window "
-              "and argued about the rules for an hour. I grew up in Porto, so weather like this feels like home. "
-              "Dinner was soup, then more soup, because nobody wanted to go out. The cat slept through all of it, "
-              "curled on the radiator like a loaf. Tomorrow I should really fix the gutter before it falls off.")
-
-
-def test_a_long_hit_is_cut_to_the_sentences_around_its_matched_piece():
-    source = Source(("user", LONG_REPLY))
-    match = pieces(LONG_REPLY).index("I grew up in Porto, so weather like this feels like home.")
-    (passage,) = passages(source, [FakeHit(10, 1.0, piece=match)], turn_tokens=40)
-    shown = passage.lines[0][1]
-    assert "I grew up in Porto" in shown
-    assert shown.startswith("… ") and shown.endswith(" …")  # both cuts are marked
-    assert count_tokens(shown) <= 40 + 4  # the marks cost a token each, a space or two more
-    assert passages(source, [FakeHit(10, 1.0, piece=match)], turn_tokens=None)[0].lines[0][1] == LONG_REPLY
-    assert passages(source, [FakeHit(10, 1.0)], turn_tokens=40)[0].lines[0][1] == LONG_REPLY  # no piece known
-
-
-def test_a_matched_clause_keeps_its_whole_sentence_even_over_the_limit():
-    text = "Short one. " + "I grew up in Porto, a city of bridges and tiled walls and steep streets down to the river."
-    clause = next(p for p in pieces(text) if p.startswith("a city of bridges"))
-    assert excerpt(text, clause, 5) == "… " + text.split(". ", 1)[1]
-    assert excerpt(text, "not in it", 5) == text  # a piece the text does not hold: whole
-    assert excerpt("Fits.", "Fits.", 5) == "Fits."
-
-
-def test_turn_budget_scales_with_the_memory_share():
-    assert turn_budget(683) == 34 and turn_budget(4000) == 200 and turn_budget(100) == 32
-    assert turn_budget(4000, share=0.0) is None
-
-
-def test_no_hits_no_passages():
-    assert passages(CHAT, []) == []
-    assert isinstance(passages(CHAT, [FakeHit(10, 1.0)])[0], Passage)
 
 
 # ---------------------------------------------------------------------- persona chunks

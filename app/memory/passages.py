@@ -1,0 +1,242 @@
+"""Hits grown into what a request is shown: exchanges, merged where they touch, long turns cut.
+
+`SessionIndex.search` finds single messages; a memory has to read as a moment of the
+conversation. Here a question brings its answer and a short answer its question
+(`companions`), hits next to each other merge into one passage, a pulled-in turn is clipped and
+a retrieved turn longer than `turn_budget` shows only the sentences around the piece that
+matched (`excerpt`); each passage carries a time label (`when_label`):
+
+    for p in passages(index, hits, turn_tokens=turn_budget(memory_tokens)):
+        print(p.when, p.lines)            # 'Thu 2024-05-30 09:58', (('user', 'I grew up in Porto.'),)
+
+Pure functions over a `MessageSource` (the index, or any object with `message` and
+`neighbours`), table-tested.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from app.memory.retrieval import SENTENCE, pieces
+from app.tokens import count_tokens
+
+
+class MessageSource(Protocol):
+    """What passage building reads from an index: messages by id and their neighbours."""
+
+    def message(self, id: int) -> Any: ...  # .id .position .role .text .created
+
+    def neighbours(self, id: int, radius: int) -> list[int]: ...
+
+
+@dataclass(frozen=True)
+class Passage:
+    """Consecutive messages shown together as one recollection, oldest first."""
+
+    ids: tuple[int, ...]
+    lines: tuple[tuple[str, str], ...]  # (role, text)
+    score: float
+    reasons: tuple[str, ...] = ()
+    position: int = 0
+    when: str | None = None
+    hit_ids: tuple[int, ...] = field(default=(), compare=False)
+
+
+def partner(source: MessageSource, id: int) -> int | None:
+    """The other half of an exchange: a user turn's reply, or the user turn an assistant turn answers."""
+    role = source.message(id).role
+    after = role == "user"
+    for other in source.neighbours(id, 1):
+        msg = source.message(other)
+        if (msg.position > source.message(id).position) == after and msg.role != role:
+            return other
+    return None
+
+
+def companions(source: MessageSource, id: int, replies: bool = False) -> list[int]:
+    """The turns a retrieved turn needs to be understood: the other side of a question.
+
+    A question and its answer belong together whichever of them was found: an assistant turn that
+    asks ("what's your sister called?") brings the user's answer after it, and a user turn that
+    answers such a question in a few words ("Mara. She's the chaotic one.") brings the question
+    before it, since a bare answer says nothing of what it answers. With `replies`, every turn
+    also brings its partner (`partner`): a statement its reply, a reply what it answers.
+    """
+    found = [p] if replies and (p := partner(source, id)) is not None else []
+    here = source.message(id)
+    for other in source.neighbours(id, 1):
+        if other in found:
+            continue
+        msg = source.message(other)
+        if msg.role == here.role:
+            continue
+        asker, answer = (here, msg) if msg.position > here.position else (msg, here)
+        if asker.role != "assistant" or answer.role != "user" or not asks(asker.text):
+            continue
+        if asker is here or len(answer.text.split()) <= SHORT_ANSWER_WORDS:
+            found.append(other)
+    return found
+
+
+SHORT_ANSWER_WORDS = 12  # an answer this short needs its question to be understood
+
+
+def asks(text: str) -> bool:
+    """Whether a turn asks something near its end (one of its last two sentences is a question).
+
+        >>> asks("Ha. Who's your best friend? You never said."), asks("Why? Anyway. Lovely. Bye.")
+        (True, False)
+    """
+    sentences = [s.strip() for s in SENTENCE.split(text.strip()) if s.strip()]
+    return any(s.endswith("?") for s in sentences[-2:])
+
+
+def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True, replies: bool = False,
+             neighbour_chars: int = 600, turn_tokens: int | None = None) -> list[Passage]:
+    """Hits grown into exchanges and merged where they touch, in the order of their best hit.
+
+    With `pair`, a question brings its answer and an answer its question (`companions`); with
+    `replies` too, every retrieved turn brings its partner. Measured on the recall benchmark,
+    bare statements without the reply they drew fit more recollections in the budget and find
+    more (0.83 against 0.80 at 2k on the tuning seed): a reply worth recalling is found on its own.
+    A pulled-in turn longer than `neighbour_chars` is clipped. A retrieved turn longer than
+    `turn_tokens` (None: never) is cut to the sentences around the piece that matched (`excerpt`,
+    using the hit's `piece`): one long role-play reply would otherwise fill the memory share alone.
+    """
+    source = _Remembering(source)
+    groups = _runs(source, _members(source, hits, pair, replies))
+    best = {h.id: h for h in hits}
+    out = [_passage(source, run, best, neighbour_chars, turn_tokens) for run in groups]
+    return sorted(out, key=lambda p: -p.score)
+
+
+def excerpt(text: str, around: str, max_tokens: int, count: Callable[[str], int] | None = None) -> str:
+    """The sentences of `text` that hold `around`, widened with the next and previous ones while
+    the whole stays within `max_tokens`; a cut is marked with "…".
+
+        >>> excerpt("Rain again. I grew up in Porto. The cat is asleep. Tea time.", "I grew up in Porto.", 10,
+        ...         count=lambda s: len(s.split()))
+        '… I grew up in Porto. The cat is asleep. …'
+
+    `around` is one of the text's pieces (`pieces`): whole sentences, or a clause of one. A
+    text that does not hold it, or fits already, comes back whole; the matched sentences
+    always stay, however long.
+    """
+    count = count or count_tokens
+    if count(text) <= max_tokens:
+        return text
+    sentences = [s.strip() for s in SENTENCE.split(text) if s.strip()]
+    core = [i for i, s in enumerate(sentences) if s in around or around in s]
+    if not core:
+        return text
+    low, high = core[0], core[-1]
+    used = count(" ".join(sentences[low: high + 1]))
+    grew = True
+    while grew:
+        grew = False
+        for i in (high + 1, low - 1):
+            if 0 <= i < len(sentences) and not low <= i <= high and used + count(sentences[i]) + 1 <= max_tokens:
+                used += count(sentences[i]) + 1
+                low, high, grew = min(low, i), max(high, i), True
+    return ("… " if low > 0 else "") + " ".join(sentences[low: high + 1]) + (" …" if high < len(sentences) - 1 else "")
+
+
+def turn_budget(memory_tokens: int, share: float = 0.05, floor: int = 32) -> int | None:
+    """How long one retrieved turn may be before it is cut: `share` of the memory share, at least
+    `floor` tokens (share 0: never cut).
+
+        >>> turn_budget(683), turn_budget(2000), turn_budget(683, share=0)
+        (34, 100, None)
+
+    Measured on the recall benchmark with role-play-long turns (about 90 tokens each, `lengthen`),
+    at 1,000 turns and 1k / 2k / 4k tokens, by answer text: never cut 0.567 / 0.687 / 0.789, cut
+    at a quarter of the share 0.599 / 0.683 / 0.789, at 64 tokens 0.627 / 0.729 / 0.820, at this
+    default 0.673 / 0.764 / 0.820. Short turns are not cut, so the usual benchmark is unchanged.
+    """
+    return max(floor, int(memory_tokens * share)) if share > 0 else None
+
+
+class _Remembering:
+    """A message source that looks each message and neighbourhood up once (passages ask often)."""
+
+    def __init__(self, source: MessageSource) -> None:
+        self.source = source
+        self._messages: dict[int, Any] = {}
+        self._neighbours: dict[tuple[int, int], list[int]] = {}
+
+    def message(self, id: int) -> Any:
+        if id not in self._messages:
+            self._messages[id] = self.source.message(id)
+        return self._messages[id]
+
+    def neighbours(self, id: int, radius: int) -> list[int]:
+        if (id, radius) not in self._neighbours:
+            self._neighbours[id, radius] = self.source.neighbours(id, radius)
+        return self._neighbours[id, radius]
+
+
+def _members(source: MessageSource, hits: Sequence[Any], pair: bool, replies: bool) -> dict[int, int]:
+    """Every message to show, id -> position."""
+    members: dict[int, int] = {}
+    for hit in hits:
+        members[hit.id] = source.message(hit.id).position
+        for other in companions(source, hit.id, replies) if pair else ():
+            members.setdefault(other, source.message(other).position)
+    return members
+
+
+def _runs(source: MessageSource, members: dict[int, int]) -> list[list[int]]:
+    """Members cut into runs of messages that follow each other in the conversation."""
+    runs: list[list[int]] = []
+    for id in sorted(members, key=lambda i: (members[i], i)):
+        if runs and id in source.neighbours(runs[-1][-1], 1) and members[id] > members[runs[-1][-1]]:
+            runs[-1].append(id)
+        else:
+            runs.append([id])
+    return runs
+
+
+def _passage(source: MessageSource, run: list[int], best: Mapping[int, Any], neighbour_chars: int,
+             turn_tokens: int | None) -> Passage:
+    msgs = [source.message(i) for i in run]
+    hits = [best[i] for i in run if i in best]
+    lines = tuple((m.role, _shown(m.text, best[m.id], turn_tokens) if m.id in best else clip(m.text, neighbour_chars))
+                  for m in msgs)
+    reasons = tuple(dict.fromkeys(r for h in hits for r in h.reasons))
+    return Passage(ids=tuple(run), lines=lines, score=max(h.score for h in hits), reasons=reasons,
+                   position=msgs[0].position, when=when_label(msgs[0].created), hit_ids=tuple(h.id for h in hits))
+
+
+def _shown(text: str, hit: Any, turn_tokens: int | None) -> str:
+    """A retrieved turn as shown: whole, or cut around its matched piece when over `turn_tokens`."""
+    piece = getattr(hit, "piece", -1)
+    if turn_tokens is None or piece < 0 or len(text) <= turn_tokens * 2:  # a token is over 2 chars
+        return text
+    parts = pieces(text)
+    return excerpt(text, parts[piece], turn_tokens) if piece < len(parts) else text
+
+
+def clip(text: str, max_chars: int) -> str:
+    """`text` cut at a word boundary to at most `max_chars` characters, with an ellipsis.
+
+        >>> clip("one two three four", 10)
+        'one two…'
+    """
+    if max_chars <= 0 or len(text) <= max_chars:
+        return text
+    cut = text[: max_chars - 1].rsplit(" ", 1)[0] if " " in text[: max_chars - 1] else text[: max_chars - 1]
+    return cut.rstrip() + "…"
+
+
+def when_label(created: float | None) -> str | None:
+    """A timestamp as the model should read it: weekday, date and time (local time).
+
+    The date matters: "when did I tell you about the move?" can only be answered from it.
+    """
+    if created is None or not math.isfinite(created) or created <= 0:
+        return None
+    return datetime.fromtimestamp(created).strftime("%a %Y-%m-%d %H:%M")
