@@ -70,6 +70,7 @@ class IndexedMessage:
     role: str
     text: str
     created: float | None
+    name: str | None = None  # the speaker's name, when the client sent one (group chats)
 
 
 RARE_DF = 64  # a word said this often or less moves the specificity of the rows holding it
@@ -206,6 +207,7 @@ class SessionIndex:
         self._row: dict[int, int] = {}
         self._roles: list[str] = []
         self._texts: list[str] = []
+        self._names: list[str | None] = []  # speakers' names, None where the client sent none
         self._ids = np.zeros(capacity, dtype=np.int64)
         self._positions = np.zeros(capacity, dtype=np.int64)
         self._created = np.full(capacity, np.nan, dtype=np.float64)
@@ -236,23 +238,27 @@ class SessionIndex:
 
     def add(self, ids: int | Sequence[int], positions: int | Sequence[int], roles: str | Sequence[str],
             texts: str | Sequence[str], created: Any = None, embeddings: Any = None, importance: Any = None,
-            emotions: Any = None) -> None:
+            emotions: Any = None, names: Any = None) -> None:
         """Add one message (scalars) or many (sequences); a known id is updated instead.
 
         `embeddings`, `importance`, `emotions` and `created` may be None, or hold None for some
-        messages: a message without a vector is still found by its words.
+        messages: a message without a vector is still found by its words. `names` are speakers'
+        names (a group chat's characters): a name is searchable as a word of its message.
         """
         if isinstance(ids, (int, np.integer)):
             ids, positions, roles, texts = [ids], [positions], [roles], [texts]
-            created, embeddings, importance, emotions = ([v] for v in (created, embeddings, importance, emotions))
+            created, embeddings, importance, emotions, names = (
+                [v] for v in (created, embeddings, importance, emotions, names))
         n = len(ids)
         columns = [_column(c, n) for c in (created, embeddings, importance, emotions)]
+        speakers = _column(names, n)
         for i, id in enumerate(ids):
             extra = [c[i] for c in columns]
             if id in self._row and self._alive[self._row[id]]:
                 self._update(self._row[id], *extra)
             else:
-                self._append(int(id), int(positions[i]), str(roles[i]), str(texts[i]), *extra)
+                self._append(int(id), int(positions[i]), str(roles[i]), str(texts[i]), *extra,
+                             name=str(speakers[i]) if speakers[i] else None)
 
     def set_embedding(self, id: int, vector: Any) -> None:
         """Give a message its vector once it is computed; unknown ids are ignored."""
@@ -272,20 +278,21 @@ class SessionIndex:
             if row is None or not self._alive[row]:
                 continue
             self._alive[row] = False
-            self._postings.forget(tokenize(self._texts[row]))
+            self._postings.forget(self._terms(row))
             self._live -= 1
             self._order = None
 
     def _append(self, id: int, position: int, role: str, text: str, created: Any, vector: Any,
-                importance: Any, emotion: Any) -> None:
+                importance: Any, emotion: Any, name: str | None = None) -> None:
         if self._n == len(self._ids):
             self._grow(2 * self._n)
         row, self._n = self._n, self._n + 1
         self._row[id] = row
         self._roles.append(role)
         self._texts.append(text)
+        self._names.append(name)
         self._ids[row], self._positions[row], self._alive[row] = id, position, True
-        terms = tokenize(text)
+        terms = self._terms(row)
         self._lengths[row] = len(terms)
         self._postings.add(row, terms)
         self._live += 1
@@ -343,7 +350,13 @@ class SessionIndex:
         row = self._row[id]
         created = float(self._created[row])
         return IndexedMessage(id=id, position=int(self._positions[row]), role=self._roles[row],
-                              text=self._texts[row], created=None if math.isnan(created) else created)
+                              text=self._texts[row], created=None if math.isnan(created) else created,
+                              name=self._names[row])
+
+    def _terms(self, row: int) -> list[str]:
+        """A row's index terms: its words, and its speaker's name."""
+        name = self._names[row]
+        return tokenize(self._texts[row]) + (tokenize(name) if name else [])
 
     def role_of(self, id: int) -> str:
         return self._roles[self._row[id]]

@@ -44,6 +44,7 @@ class Passage:
     position: int = 0
     when: str | None = None
     hit_ids: tuple[int, ...] = field(default=(), compare=False)
+    speakers: tuple[str | None, ...] = ()  # per line, the speaker's name when the client sent one
 
 
 def partner(source: MessageSource, id: int) -> int | None:
@@ -208,7 +209,8 @@ def _passage(source: MessageSource, run: list[int], best: Mapping[int, Any], nei
                   for m in msgs)
     reasons = tuple(dict.fromkeys(r for h in hits for r in h.reasons))
     return Passage(ids=tuple(run), lines=lines, score=max(h.score for h in hits), reasons=reasons,
-                   position=msgs[0].position, when=when_label(msgs[0].created), hit_ids=tuple(h.id for h in hits))
+                   position=msgs[0].position, when=when_label(msgs[0].created), hit_ids=tuple(h.id for h in hits),
+                   speakers=tuple(getattr(m, "name", None) for m in msgs))
 
 
 def _shown(text: str, hit: Any, turn_tokens: int | None) -> str:

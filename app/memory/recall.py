@@ -173,7 +173,8 @@ class Recall:
         vector = await self.embedder.embed_one(query)
         index = await self.index(key)
         hits = index.search(query, vector, exclude_from_position=None, k=k, weights=self.settings.weights)
-        return [{"id": h.id, "position": h.position, "role": index.role_of(h.id), "content": index.text_of(h.id),
+        return [{"id": h.id, "position": h.position, "role": index.role_of(h.id), "name": index.message(h.id).name,
+                 "content": index.text_of(h.id),
                  "score": round(h.score, 4), "cosine": round(h.cosine, 4), "bm25": round(h.bm25, 4),
                  "reasons": list(h.reasons)} for h in hits]
 
@@ -285,7 +286,8 @@ def _add_rows(index: SessionIndex, rows: list[Any]) -> None:
         index.add(ids=[r.id for r in rows], positions=[r.position for r in rows], roles=[r.role for r in rows],
                   texts=[r.content for r in rows], created=[r.created_at for r in rows],
                   embeddings=[index_vectors(r.embedding, index.dim) for r in rows],
-                  importance=[r.importance for r in rows], emotions=[r.emotion_probs for r in rows])
+                  importance=[r.importance for r in rows], emotions=[r.emotion_probs for r in rows],
+                  names=[getattr(r, "name", None) for r in rows])
 
 
 def index_vectors(embedding: Any, dim: int) -> np.ndarray | None:
@@ -302,8 +304,16 @@ def _merge(row: Any, update: Any) -> Any:
     return row
 
 
+def _speaker(name: str | None) -> str:
+    """A client-sent name as a label: one line, at most 64 characters."""
+    return " ".join((name or "").split())[:64]
+
+
 def _item(passage: Any) -> MemoryItem:
-    text = "\n".join(f"{LABELS.get(role, role)}: {content}" for role, content in passage.lines)
+    """A passage as the model reads it: one line per turn, labelled with its speaker's name or role."""
+    names = passage.speakers or (None,) * len(passage.lines)
+    text = "\n".join(f"{_speaker(name) or LABELS.get(role, role)}: {content}"
+                     for (role, content), name in zip(passage.lines, names))
     return MemoryItem(text=text, message_ids=tuple(passage.ids), score=passage.score, reasons=tuple(passage.reasons),
                       kind="memory", position=passage.position, when=passage.when)
 

@@ -93,6 +93,20 @@ def test_a_long_recalled_turn_shows_the_sentences_around_the_fact(memory_proxy):
     assert "blue teapot" in str(asked["messages"])
 
 
+def test_a_group_chat_speaker_is_found_by_name_and_named_in_the_memory(memory_proxy):
+    turns = [{"role": r, "content": c} for r, c in filler_turns(60, seed=5)]
+    turns[31] = {"role": "assistant", "name": "Bram", "content": "The north tower's key hangs behind the tapestry."}
+    turns[41] = {"role": "assistant", "name": "Ilse", "content": "I keep my own key in a locket, always."}
+    assert httpx.post(f"{memory_proxy}/sessions/group/messages", json={"messages": turns}, timeout=60).status_code == 200
+    wait_indexed(memory_proxy, "group")
+    asked = preview(memory_proxy, "group", [{"role": "user", "content": "What did Bram tell us about the key?"}],
+                    **{"X-Context-Budget": "2048"})
+    texts = [m["text"] for m in asked["memories"]]
+    assert any("\nBram: The north tower's key" in "\n" + t for t in texts), texts
+    found = httpx.get(f"{memory_proxy}/sessions/group/search", params={"q": "Bram", "k": 3}).json()["data"]
+    assert found[0]["name"] == "Bram" and "words: bram" in found[0]["reasons"]
+
+
 @pytest.mark.parametrize("budget", [512, 1024, 4096, 16384, 131072])
 def test_budget_is_respected_to_the_token(memory_proxy, budget):
     bulk_load(memory_proxy, f"budget-{budget}", filler_turns(60, seed=budget))

@@ -268,6 +268,18 @@ def test_a_hit_names_the_piece_that_matched_best():
     assert worded.id == 101 and worded.piece == -1  # no query vector, no piece
 
 
+def test_a_speakers_name_is_searchable_and_forgotten_with_its_message():
+    index = SessionIndex(dim=DIM, capacity=2)
+    index.add([100, 101], [0, 1], ["assistant", "assistant"], ["The key is behind the tapestry.", "Lovely day."],
+              names=["Bram", None])
+    hits = index.search("Bram", None, k=2, weights=PLAIN)
+    assert ids(hits) == [100] and "words: bram" in hits[0].reasons
+    assert index.message(100).name == "Bram" and index.message(101).name is None
+    assert index.text_of(100) == "The key is behind the tapestry."  # the name is not part of the text
+    index.remove([100])
+    assert index._postings.df.get("bram") == 0 and index.search("Bram", None, k=2, weights=PLAIN) == []
+
+
 def test_candidates_per_hit_reads_deeper_for_more_hits():
     vectors = [unit(1.0, 0.1 * i) for i in range(6)]  # cosine to axis 0 falls with i
     index = index_of(*[f"message {i}" for i in range(6)], vectors=vectors)

@@ -46,6 +46,7 @@ class Msg:
     role: str
     text: str
     created: float | None = None
+    name: str | None = None
 
 
 @dataclass
@@ -175,6 +176,13 @@ def test_a_matched_clause_keeps_its_whole_sentence_even_over_the_limit():
 def test_turn_budget_scales_with_the_memory_share():
     assert turn_budget(683) == 34 and turn_budget(4000) == 200 and turn_budget(100) == 32
     assert turn_budget(4000, share=0.0) is None
+
+
+def test_a_passage_names_its_speakers():
+    source = Source(("user", "Where is the key?"), ("assistant", "Behind the tapestry."))
+    source.by_id[11].name = "Bram"
+    (passage,) = passages(source, [FakeHit(11, 1.0)], replies=True)
+    assert passage.speakers == (None, "Bram")
 
 
 def test_no_hits_no_passages():
