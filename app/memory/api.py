@@ -12,7 +12,7 @@ from collections import Counter
 from typing import Any
 
 from app.errors import InvalidRequest, NotFound
-from app.memory.importer import ChatFileError, parse_sillytavern
+from app.memory.importer import ChatFileError, parse_sillytavern, parse_time
 from app.memory.store import NewMessage
 from app.sessions import session_key, validate_session_id
 from app.tokens import count_tokens, message_text
@@ -64,7 +64,7 @@ class MemoryAPI:
         key = self.key(session_id)
         if await self.store.get_session(key) is None:
             await self.store.create_session(key, session_id, self.owner, None)
-        new = [_new(m) for m in messages if m.get("role") in ("user", "assistant", "tool")]
+        new = [_new(m, i) for i, m in enumerate(messages) if m.get("role") in ("user", "assistant", "tool")]
         async with self.store.session_lock(key):
             ids = await self.store.append(key, new)
         self.working.forget(key)
@@ -158,9 +158,17 @@ class MemoryAPI:
         return stats_dict(await self.store.stats(key))
 
 
-def _new(message: dict[str, Any]) -> NewMessage:
+def _new(message: dict[str, Any], index: int) -> NewMessage:
+    """A message to store; `created_at` (epoch seconds or ISO 8601, `parse_time`) dates it."""
     text = message_text(message)
-    return NewMessage(role=message["role"], name=message.get("name"), content=text, token_count=count_tokens(text))
+    created = None
+    if message.get("created_at") is not None:
+        try:
+            created = parse_time(message["created_at"])
+        except ValueError as exc:
+            raise InvalidRequest(f"messages[{index}].created_at: {exc}", param=f"messages[{index}].created_at") from None
+    return NewMessage(role=message["role"], name=message.get("name"), content=text, token_count=count_tokens(text),
+                      created_at=created)
 
 
 def session_dict(info: Any) -> dict[str, Any]:

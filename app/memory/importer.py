@@ -7,14 +7,22 @@ A chat file is one JSON object per line: first a metadata line (`user_name`, `ch
 notes (`is_system`) are skipped.
 
     chat = parse_sillytavern(text)
-    chat.messages[0]  # {"role": "assistant", "name": "Seraphina", "content": "..."}
+    chat.messages[0]  # {"role": "assistant", "name": "Seraphina", "content": "...", "created_at": 1717599720.0}
+
+`send_date` becomes `created_at` (`parse_time`), so recollections of an imported chat carry the
+dates they were said on; a date that cannot be read leaves the message undated (stored as now).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
+
+# Dates as SillyTavern has written `send_date`: "June 5, 2024 3:02pm", "2024-6-5@15h02m11s".
+_TIME_FORMATS = ("%B %d, %Y %I:%M%p", "%B %d, %Y %I:%M %p", "%Y-%m-%d@%Hh%Mm%Ss", "%Y-%m-%d %H:%M:%S")
 
 
 @dataclass(slots=True)
@@ -70,8 +78,50 @@ def to_message(record: dict[str, Any]) -> dict[str, Any] | None:
     if record.get("name"):
         message["name"] = str(record["name"])
     if record.get("send_date"):
-        message["send_date"] = str(record["send_date"])
+        try:
+            message["created_at"] = parse_time(record["send_date"])
+        except ValueError:
+            pass  # undated: stored as now
     return message
+
+
+def parse_time(value: Any) -> float:
+    """A message time as epoch seconds: a number (seconds, or milliseconds past 1e11), ISO 8601,
+    or one of the forms SillyTavern writes. Times without a zone are local.
+
+        >>> parse_time(1717599720), parse_time(1717599720000), parse_time("2024-06-05T15:02:00Z")
+        (1717599720.0, 1717599720.0, 1717599720.0)
+
+    Raises ValueError for anything else (booleans, NaN, text in no known form).
+    """
+    if isinstance(value, bool):
+        raise ValueError(f"not a time: {value!r}")
+    if isinstance(value, (int, float)) or (isinstance(value, str) and _is_number(value)):
+        seconds = float(value)
+        if not math.isfinite(seconds) or seconds < 0:
+            raise ValueError(f"not a time: {value!r}")
+        return seconds / 1000 if seconds > 1e11 else seconds
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"not a time: {value!r}")
+    text = value.strip()
+    try:
+        return datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        pass
+    for form in _TIME_FORMATS:
+        try:
+            return datetime.strptime(text, form).timestamp()
+        except ValueError:
+            continue
+    raise ValueError(f"not a time in a known form: {value!r} (use epoch seconds or ISO 8601)")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _chosen_text(record: dict[str, Any]) -> str:

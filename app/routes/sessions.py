@@ -3,7 +3,7 @@
     GET    /v1/sessions                      paged list (?limit=&offset=)
     GET    /v1/sessions/{id}                 counts, activity, tokens, pending background work
     GET    /v1/sessions/{id}/messages        paged; superseded ones only with ?include_superseded=true
-    POST   /v1/sessions/{id}/messages        {"messages": [...]} appended without a completion
+    POST   /v1/sessions/{id}/messages        {"messages": [...]} appended without a completion (`created_at` dates one)
     GET    /v1/sessions/{id}/search?q=&k=    memory search with scores (messages, then system-prompt chunks)
     GET    /v1/sessions/{id}/emotions        emotional trajectory and shares
     GET    /v1/sessions/{id}/export          everything, as JSON

@@ -92,6 +92,28 @@ def test_unknown_sessions_and_bad_bodies_get_openai_errors(memory_proxy):
     assert bad.status_code == 400 and "messages.0.role" in bad.json()["error"]["message"]
 
 
+def test_messages_keep_the_time_they_were_said_and_recollections_show_it(memory_proxy):
+    turns = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"Small talk number {i}.",
+              "created_at": 1_700_000_000 + 60 * i} for i in range(300)]
+    turns[10] = {"role": "user", "content": "I adopted a greyhound called Pepper today.",
+                 "created_at": "2023-03-14T12:00:00Z"}
+    assert httpx.post(f"{memory_proxy}/sessions/dated/messages", json={"messages": turns}).status_code == 200
+    rows = httpx.get(f"{memory_proxy}/sessions/dated/messages").json()["data"]
+    assert rows[0]["created_at"] == 1_700_000_000 and rows[10]["created_at"] == 1_678_795_200
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{memory_proxy}/sessions/dated").json()["pending"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    body = {"model": "fake-model", "messages": [{"role": "user", "content": "When did I adopt Pepper?"}]}
+    shown = httpx.post(f"{memory_proxy}/chat/completions/preview", json=body, timeout=30,
+                       headers={"X-Session-Id": "dated", "X-Context-Budget": "2048"}).json()
+    (memory,) = [m for m in shown["memories"] if "Pepper" in m["text"]]
+    assert "2023-03-14" in str(shown["messages"])
+    bad = httpx.post(f"{memory_proxy}/sessions/dated/messages",
+                     json={"messages": [{"role": "user", "content": "x", "created_at": "next week"}]})
+    assert bad.status_code == 400 and "messages[0].created_at" in bad.json()["error"]["message"]
+    assert len(httpx.get(f"{memory_proxy}/sessions/dated/messages", params={"limit": 1000}).json()["data"]) == 300
+
+
 def test_memory_routes_say_when_memory_is_off(proxy):
     response = httpx.get(f"{proxy}/sessions")
     assert response.status_code == 404 and response.json()["error"]["code"] == "memory_disabled"
