@@ -51,7 +51,7 @@ class Hit:
     """One retrieved message: final `score`, its raw `cosine` and `bm25`, and why it was chosen.
 
     `piece` is which of the message's vectors matched best (its place in `retrieval.pieces`
-    of the text), -1 without one.
+    of the text), -1 when there is nothing to point at (no query vector, one vector).
     """
 
     id: int
@@ -519,7 +519,9 @@ class SessionIndex:
                 for i, r in zip(order[keep], ranked[keep])]
 
     def _best_piece(self, row: int, per_vector: np.ndarray | None) -> int:
-        if per_vector is None or not self._has_vec[row]:
+        """Which of the row's vectors matched best; -1 without a query vector or with one vector
+        (the whole message, or a single statement: nothing to point at)."""
+        if per_vector is None or not self._has_vec[row] or self._count[row] < 2:
             return -1
         first = self._first[row]
         return int(np.argmax(per_vector[first: first + self._count[row]]))

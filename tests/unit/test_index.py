@@ -266,6 +266,8 @@ def test_a_hit_names_the_piece_that_matched_best():
     assert hit.id == 100 and hit.piece == 1
     (worded,) = index.search("words", None, k=1, weights=PLAIN)
     assert worded.id == 101 and worded.piece == -1  # no query vector, no piece
+    whole = index_of("one vector for all of it", vectors=[axis(0)])
+    assert whole.search("", axis(0), k=1, weights=PLAIN)[0].piece == -1  # one vector: nothing to point at
 
 
 def test_a_speakers_name_is_searchable_and_forgotten_with_its_message():
