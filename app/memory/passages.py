@@ -131,7 +131,7 @@ def excerpt(text: str, around: str, max_tokens: int, count: Callable[[str], int]
     if count(text) <= max_tokens:
         return text
     sentences = [s.strip() for s in SENTENCE.split(text) if s.strip()]
-    core = [i for i, s in enumerate(sentences) if s in around or around in s]
+    core = _holding(text, sentences, around)
     if not core:
         return text
     low, high = core[0], core[-1]
@@ -144,6 +144,22 @@ def excerpt(text: str, around: str, max_tokens: int, count: Callable[[str], int]
                 used += count(sentences[i]) + 1
                 low, high, grew = min(low, i), max(high, i), True
     return ("… " if low > 0 else "") + " ".join(sentences[low: high + 1]) + (" …" if high < len(sentences) - 1 else "")
+
+
+def _holding(text: str, sentences: list[str], around: str) -> list[int]:
+    """The sentences `around` overlaps: by place in `text` (a clause may run across a sentence
+    break, "Rainy again. I grew up in Porto"), else by containment (pieces join sentences with
+    a space where the text may have had a line break)."""
+    start = text.find(around)
+    if start < 0:
+        return [i for i, s in enumerate(sentences) if s in around or around in s]
+    end, held, pos = start + len(around), [], 0
+    for i, sentence in enumerate(sentences):
+        at = text.find(sentence, pos)
+        pos = at + len(sentence)
+        if at < end and pos > start:
+            held.append(i)
+    return held
 
 
 def turn_budget(memory_tokens: int, share: float = 0.05, floor: int = 32) -> int | None:

@@ -173,6 +173,13 @@ def test_a_matched_clause_keeps_its_whole_sentence_even_over_the_limit():
     assert excerpt("Fits.", "Fits.", 5) == "Fits."
 
 
+def test_a_clause_across_a_sentence_break_keeps_both_sentences():
+    text = "Rainy again. I grew up in Porto, so I like it. The cat is asleep on the radiator all day long."
+    clause = "Rainy again. I grew up in Porto"
+    assert clause in pieces(text)
+    assert excerpt(text, clause, 14, count=lambda s: len(s.split())) == "Rainy again. I grew up in Porto, so I like it. …"
+
+
 def test_turn_budget_scales_with_the_memory_share():
     assert turn_budget(683) == 34 and turn_budget(4000) == 200 and turn_budget(100) == 32
     assert turn_budget(4000, share=0.0) is None
