@@ -92,7 +92,8 @@ class Postings:
             self._specific[:] = np.nan
             self._specific_docs = self.docs
         if len(self._specific) < len(self.row_start):
-            self._specific = _grown_nan(self._specific, max(2 * len(self._specific), len(self.row_start)))
+            more = max(len(self._specific), len(self.row_start) - len(self._specific))
+            self._specific = np.concatenate([self._specific, np.full(more, np.nan)])
         missing = rows[np.isnan(self._specific[rows])]
         if len(missing):
             self._specific[missing] = self._computed_specificity(missing)
@@ -141,8 +142,3 @@ class Postings:
         arrays = sum(a.buffer_info()[1] * a.itemsize for a in (*self.rows.values(), *self.tfs.values()))
         return arrays + sum(sys.getsizeof(t) + 120 for t in self.rows)
 
-
-def _grown_nan(old: np.ndarray, capacity: int) -> np.ndarray:
-    new = np.full(capacity, np.nan)
-    new[: len(old)] = old
-    return new

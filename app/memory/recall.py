@@ -156,7 +156,7 @@ class Recall:
                             k=hits_for_budget(memory_cap, floor=self.settings.k),
                             weights=self.settings.weights, emotion=self._emotion(turns, vector))
         turn_tokens = turn_budget(memory_cap, self.settings.turn_share)
-        result.items = [_item(p) for p in passages(index, hits, turn_tokens=turn_tokens)]
+        result.items = [passage_item(p) for p in passages(index, hits, turn_tokens=turn_tokens)]
         if self.persona_memory is not None:
             result.items += await self.persona_memory.recall(key, text, vector, persona)
         result.timings["retrieval"] = time.perf_counter() - t1
@@ -309,7 +309,7 @@ def _speaker(name: str | None) -> str:
     return " ".join((name or "").split())[:64]
 
 
-def _item(passage: Any) -> MemoryItem:
+def passage_item(passage: Any) -> MemoryItem:
     """A passage as the model reads it: one line per turn, labelled with its speaker's name or role."""
     names = passage.speakers or (None,) * len(passage.lines)
     text = "\n".join(f"{_speaker(name) or LABELS.get(role, role)}: {content}"

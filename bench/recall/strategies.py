@@ -23,6 +23,7 @@ from app.budget import BudgetSplit, plan_budget, split_remaining
 from app.context import BuiltContext, MemoryItem, build_context
 from app.memory.index import SessionIndex
 from app.memory.passages import passages, turn_budget, when_label
+from app.memory.recall import passage_item
 from app.memory.retrieval import RetrievalWeights, build_query, hits_for_budget
 from app.tokens import count_message
 
@@ -101,7 +102,7 @@ def product(probe: Probe, *, index: SessionIndex, embed: Embed, weights: Retriev
     memory_cap = split_remaining(probe.plan, 0)[0]
     k = k or hits_for_budget(memory_cap)
     hits = index.search(query, embed([query])[0], exclude_from_position=probe.boundary(), k=k, weights=weights)
-    return pack(probe, [memory_item(p) for p in passages(index, hits, pair=pair, replies=replies,
+    return pack(probe, [passage_item(p) for p in passages(index, hits, pair=pair, replies=replies,
                                                           neighbour_chars=neighbour_chars,
                                                           turn_tokens=turn_budget(memory_cap, turn_share))])
 
@@ -113,7 +114,7 @@ def summaries(probe: Probe, *, index: SessionIndex, embed: Embed, spans: list[di
     memory_cap = split_remaining(probe.plan, 0)[0]
     hits = index.search(query, embed([query])[0], exclude_from_position=probe.boundary(),
                         k=hits_for_budget(memory_cap), weights=kwargs.get("weights", RetrievalWeights()))
-    items = [memory_item(p) for p in passages(index, hits, turn_tokens=turn_budget(memory_cap))]
+    items = [passage_item(p) for p in passages(index, hits, turn_tokens=turn_budget(memory_cap))]
     before = probe.history[-1]["position"] if probe.history else -1
     done = [s for s in spans if s["end"] <= before]
     if not done:
@@ -144,12 +145,6 @@ def extractive_spans(messages: list[dict[str, Any]], embed: Embed, every: int = 
         for span, vector in zip(spans, embed([s["text"] for s in spans])):
             span["vector"] = vector
     return spans
-
-
-def memory_item(passage: Any) -> MemoryItem:
-    text = "\n".join(f"{LABELS.get(role, role)}: {content}" for role, content in passage.lines)
-    return MemoryItem(text=text, message_ids=passage.ids, score=passage.score, reasons=passage.reasons,
-                      position=passage.position, when=passage.when)
 
 
 def covered(built: BuiltContext, probe: Probe) -> tuple[set[int], str]:

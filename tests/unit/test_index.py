@@ -231,17 +231,16 @@ def test_specificity_is_the_rarity_of_a_messages_two_rarest_words():
 
 
 def test_kept_specificity_follows_a_rare_word_said_again_and_a_growing_conversation():
-    index = index_of(*[f"plain day number {i % 3}" for i in range(40)], "dinner with Fenna")
+    index = index_of(*[f"plain day number {i % 3}" for i in range(200)], "dinner with Fenna")
     postings = index._postings
-    rows = np.arange(41)
-    before = postings.specificity(rows).copy()
-    index.add(141, 41, "user", "Fenna called")  # "fenna" said again: row 40 is less specific now
-    assert postings.specificity(np.array([40]))[0] < before[40]
-    assert postings.specificity(np.array([40]))[0] == postings._computed_specificity(np.array([40]))[0]
-    for i in range(42, 60):  # the conversation grows past the drift: everything is fresh again
+    before = postings.specificity(np.arange(201)).copy()
+    index.add(301, 201, "user", "Fenna called")  # "fenna" said again, well within the drift: row 200 is redone
+    assert postings.specificity(np.array([200]))[0] < before[200]
+    assert postings.specificity(np.array([200]))[0] == postings._computed_specificity(np.array([200]))[0]
+    for i in range(202, 220):  # the conversation grows past the drift: everything is fresh again
         index.add(100 + i, i, "user", f"plain day number {i % 3}")
-    fresh = postings._computed_specificity(np.arange(60))
-    assert np.allclose(postings.specificity(np.arange(60)), fresh)
+    fresh = postings._computed_specificity(np.arange(220))
+    assert np.allclose(postings.specificity(np.arange(220)), fresh)
 
 
 def test_specificity_lifts_the_message_that_names_things_among_equal_matches():

@@ -69,15 +69,20 @@ def test_persona_chunks_table_stores_each_hash_once(tmp_path):
     assert conn.execute(insert, ("h1", "The gate opens at moonrise.", 2.0)).rowcount == 0
 
 
-def test_session_database_from_before_persona_chunks_upgrades(tmp_path):
-    path = tmp_path / "old.sqlite"
+def old_session(path, upto: int, rows: list[tuple]) -> list[str]:
+    """A session database migrated only up to `upto`, holding `rows` and a persona; closed."""
     conn = connect(path)
-    migrate(conn, "session", upto=2)
-    conn.execute("INSERT INTO messages (position, role, content, content_hash, created_at) "
-                 "VALUES (1, 'user', 'hello', 'h1', 1.0)")
+    ran = migrate(conn, "session", upto=upto)
+    conn.executemany("INSERT INTO messages (position, role, content, content_hash, created_at) VALUES (?, ?, ?, ?, ?)",
+                     rows)
     conn.execute("INSERT INTO meta (key, value) VALUES ('persona', 'A patient tutor')")
     conn.close()
+    return ran
 
+
+def test_session_database_from_before_persona_chunks_upgrades(tmp_path):
+    path = tmp_path / "old.sqlite"
+    old_session(path, 2, [(1, "user", "hello", "h1", 1.0)])
     conn = connect(path)
     ran = migrate(conn, "session")
     assert ran == names("session")[2:] and ran[0] == "m003_persona_chunks"
@@ -97,14 +102,9 @@ def test_registry_schema(tmp_path):
 
 def test_old_session_database_upgrades_and_keeps_its_rows(tmp_path):
     path = tmp_path / "old.sqlite"
-    conn = connect(path)
-    assert migrate(conn, "session", upto=1) == ["m001_initial"]
-    assert "messages_pending" not in indexes(conn)
-    conn.executemany("INSERT INTO messages (position, role, content, content_hash, created_at) VALUES (?, ?, ?, ?, ?)",
-                     [(1, "user", "hello", "h1", 1.0), (2, "assistant", "hi there", "h2", 2.0)])
-    conn.execute("INSERT INTO meta (key, value) VALUES ('persona', 'A patient tutor')")
-    conn.close()
-
+    ran = old_session(path, 1, [(1, "user", "hello", "h1", 1.0), (2, "assistant", "hi there", "h2", 2.0)])
+    assert ran == ["m001_initial"]
+    assert "messages_pending" not in indexes(connect(path))
     conn = connect(path)
     assert migrate(conn, "session") == names("session")[1:]
     rows = conn.execute("SELECT position, role, content, tier, scored_at FROM messages ORDER BY id").fetchall()

@@ -177,7 +177,7 @@ def test_a_clause_across_a_sentence_break_keeps_both_sentences():
     text = "Rainy again. I grew up in Porto, so I like it. The cat is asleep on the radiator all day long."
     clause = "Rainy again. I grew up in Porto"
     assert clause in pieces(text)
-    assert excerpt(text, clause, 14, count=lambda s: len(s.split())) == "Rainy again. I grew up in Porto, so I like it. …"
+    assert excerpt(text, clause, 3, count=lambda s: len(s.split())) == "Rainy again. I grew up in Porto, so I like it. …"
 
 
 def test_turn_budget_scales_with_the_memory_share():
@@ -195,3 +195,15 @@ def test_a_passage_names_its_speakers():
 def test_no_hits_no_passages():
     assert passages(CHAT, []) == []
     assert isinstance(passages(CHAT, [FakeHit(10, 1.0)])[0], Passage)
+
+
+def test_a_recollection_is_labelled_with_its_speaker_on_one_line():
+    from app.memory.recall import passage_item
+
+    source = Source(("user", "Where is the key?"), ("assistant", "Behind the tapestry."))
+    source.by_id[11].name = "Bram\nthe " + "very " * 30 + "old"
+    (passage,) = passages(source, [FakeHit(11, 1.0)], replies=True)
+    first, second = passage_item(passage).text.split("\n")
+    assert first == "User: Where is the key?"
+    label, said = second.split(": ", 1)
+    assert label.startswith("Bram the very") and len(label) == 64 and said == "Behind the tapestry."
