@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from app.memory.embedder import LANE_BATCH, Embedder, load_backend, prepare, resolve_model_path
-from app.memory.embedding_backends import export_path, mean_pool, normalise, pad, read_layout, utf8_safe
+from app.memory.embedding_backends import export_path, fuse_bert, mean_pool, normalise, pad, read_layout, utf8_safe
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "all-MiniLM-L6-v2"
@@ -220,6 +220,30 @@ def test_export_is_reused_not_redone(onnx_backend):
     assert prepare(MODEL, cache_dir()) == path
     assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     assert not list(cache_dir().glob(".*.tmp"))
+
+
+def test_the_exported_graph_runs_fused_attention(onnx_backend):
+    import onnx
+
+    ops = {node.op_type for node in onnx.load(str(prepare(MODEL, cache_dir()))).graph.node}
+    assert {"Attention", "SkipLayerNormalization", "EmbedLayerNormalization"} <= ops
+    assert "Softmax" not in ops  # no attention left unfused
+
+
+def test_a_model_the_fusions_do_not_know_keeps_its_traced_graph(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "t5"}')
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"not touched")
+    assert fuse_bert(graph, tmp_path) is False and graph.read_bytes() == b"not touched"
+
+
+def test_a_graph_that_cannot_be_fused_is_left_as_it_was(tmp_path, caplog):
+    (tmp_path / "config.json").write_text('{"model_type": "bert", "num_attention_heads": 12}')
+    graph = tmp_path / "model.onnx"
+    graph.write_bytes(b"not an onnx graph")
+    with caplog.at_level(logging.WARNING, logger="app.memory.embedder"):
+        assert fuse_bert(graph, tmp_path) is False
+    assert graph.read_bytes() == b"not an onnx graph" and "left unfused" in caplog.text
 
 
 def test_prepare_command_prints_the_exported_file(onnx_backend):
