@@ -143,6 +143,9 @@ class Router:
                 failed.append(route.provider)
                 last = exc
                 continue
+            except BaseException:  # cancelled (the client left) or a bug: no verdict on the upstream
+                breaker.release()
+                raise
             breaker.record_success()
             opened.failed_over = failed
             return opened

@@ -7,6 +7,7 @@ upstream is a closed port. `X-Provider` names who served.
 from __future__ import annotations
 
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import openai
@@ -156,6 +157,23 @@ def test_breaker_opens_after_failures_skips_the_upstream_and_closes_after_reset(
     time.sleep(0.55)
     assert ask(client)[0] == "a", "after CIRCUIT_RESET_SECONDS one request tries it again"
     assert len(a.requests) == 3 and len(b.requests) == 3
+
+
+def test_half_open_sends_one_trial_upstream_while_the_others_fail_over(start_proxy, a, b):
+    client = chain(start_proxy, f"a={a.url}", f"b={b.url}", circuit_failures=1, circuit_reset_seconds=0.3,
+                   upstream_max_retries=0)
+    a.script.append(Behaviour(status=500))
+    assert ask(client)[0] == "b"
+    time.sleep(0.35)
+    a.script.append(Behaviour(text="trial", delay=0.6))
+    with ThreadPoolExecutor(4) as pool:
+        trial = pool.submit(ask, client)
+        time.sleep(0.15)  # the trial is out, waiting on a
+        others = [pool.submit(ask, client) for _ in range(3)]
+        served = [f.result()[0] for f in others]
+    assert trial.result() == ("a", "trial")
+    assert served == ["b"] * 3 and len(a.requests) == 2, "one trial call, the rest skipped a"
+    assert ask(client)[0] == "a", "the trial's success closed the circuit"
 
 
 def test_every_route_failing_relays_the_last_error(start_proxy, a, b):

@@ -44,3 +44,43 @@ def test_a_single_failure_threshold_opens_at_once():
     breaker = CircuitBreaker(failures=1, reset_seconds=1, clock=Clock())
     breaker.record_failure()
     assert breaker.state == "open" and not breaker.allow()
+
+
+def half_open() -> tuple[CircuitBreaker, Clock]:
+    clock = Clock()
+    breaker = CircuitBreaker(failures=1, reset_seconds=10, clock=clock)
+    breaker.record_failure()
+    clock.now += 10
+    return breaker, clock
+
+
+def test_half_open_lets_one_trial_through_at_a_time():
+    breaker, _ = half_open()
+    assert [breaker.allow() for _ in range(3)] == [True, False, False]
+    breaker.record_success()
+    assert breaker.state == "closed" and all(breaker.allow() for _ in range(3))
+
+
+def test_a_failed_trial_reopens_and_the_next_reset_allows_one_more():
+    breaker, clock = half_open()
+    assert breaker.allow()
+    breaker.record_failure()
+    assert breaker.state == "open" and not breaker.allow()
+    clock.now += 10
+    assert [breaker.allow() for _ in range(2)] == [True, False]
+
+
+def test_a_released_trial_lets_the_next_caller_try():
+    breaker, _ = half_open()
+    assert breaker.allow() and not breaker.allow()
+    breaker.release()
+    assert breaker.allow() and not breaker.allow()
+
+
+def test_a_trial_that_never_reports_back_stops_blocking_after_a_reset_period():
+    breaker, clock = half_open()
+    assert breaker.allow()
+    clock.now += 9.9
+    assert not breaker.allow()
+    clock.now += 0.1
+    assert breaker.allow()
