@@ -13,7 +13,7 @@ from typing import Any
 
 from app.errors import InvalidRequest, NotFound
 from app.memory.importer import ChatFileError, parse_sillytavern, parse_time
-from app.memory.store import NewMessage
+from app.memory.records import NewMessage
 from app.sessions import session_key, validate_session_id
 from app.tokens import count_tokens, message_text
 

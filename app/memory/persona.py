@@ -35,7 +35,7 @@ import numpy as np
 
 from app.context import MemoryItem
 from app.memory.retrieval import SENTENCE, chunk_text, pieces, query_terms, tokenize
-from app.memory.store import PersonaChunk, SessionNotFound
+from app.memory.records import PersonaChunk, SessionNotFound
 from app.tokens import encoding
 
 _LINE = "\ue000"  # a private-use character: marks line breaks through `chunk_text` (see `split_prompt`)

@@ -233,7 +233,7 @@ class EarlyQuery:
 
 def attach_ids(turns: list[dict[str, Any]], stored: list[Any]) -> list[dict[str, Any]]:
     """The client's turns with `_id` = the stored message each one is, matched from the end by hash."""
-    from app.memory.store import content_hash
+    from app.memory.records import content_hash
 
     ids: dict[str, list[int]] = {}
     for row in stored:

@@ -21,7 +21,7 @@ from app.budget import BudgetSplit, plan_budget
 from app.context import BuiltContext, build_context
 from app.history import SLACK, IncomingMessage, StoredMessage, plan_sync
 from app.errors import InvalidRequest
-from app.memory.store import NewMessage, content_hash
+from app.memory.records import NewMessage, content_hash
 from app.sessions import explicit_session_id, opening_fingerprint, session_key, validate_session_id
 from app.tokens import count_tokens, message_text
 

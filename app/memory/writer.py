@@ -133,7 +133,7 @@ class Writer:
 
     def _score(self, row: Any, vectors: np.ndarray) -> Any:
         """Row 0 is the whole message (emotion reads it); the rest, if any, its sentences."""
-        from app.memory.store import ScoreUpdate
+        from app.memory.records import ScoreUpdate
 
         vector = vectors if len(vectors) > 1 else vectors[0]
         emotion = self.scorer.score(row.content, vectors[0])

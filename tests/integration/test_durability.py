@@ -27,7 +27,8 @@ KEY = "d0c0ffee00112233"
 CHILD = textwrap.dedent(f"""
     import asyncio, sys
     from pathlib import Path
-    from app.memory.store import NewMessage, Store
+    from app.memory.records import NewMessage
+    from app.memory.store import Store
 
     async def main():
         store = Store(Path(sys.argv[1]), max_open=4)

@@ -1,6 +1,5 @@
 import time
 
-import numpy as np
 import pytest
 
 from app.emotion import EMOTIONS, EmotionScorer, emotional_similarity, is_latin, lexicon

@@ -28,7 +28,8 @@ from app.memory.persona import (
     vector_texts,
 )
 from app.memory.retrieval import query_terms
-from app.memory.store import PersonaChunk, Store
+from app.memory.records import PersonaChunk
+from app.memory.store import Store
 from app.tokens import count_tokens
 
 KEY = "0123456789abcdef"

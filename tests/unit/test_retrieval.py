@@ -248,8 +248,6 @@ def test_chunk_text(text, max_tokens, overlap, expected):
 def test_chunks_fit_the_limit_with_real_tokens_and_lose_nothing():
     text = " ".join(f"Ada was born in town number {i} and loves tea." for i in range(40))
     chunks = chunk_text(text, 60, 15)
-    from app.tokens import count_tokens
-
     assert all(count_tokens(c) <= 60 for c in chunks)
     assert all(f"town number {i} " in " ".join(chunks) for i in range(40))
 

@@ -8,7 +8,8 @@ import sqlite3
 import numpy as np
 import pytest
 
-from app.memory.store import InvalidSessionKey, NewMessage, ScoreUpdate, SessionNotFound, Store, check_key
+from app.memory.records import InvalidSessionKey, NewMessage, ScoreUpdate, SessionNotFound, check_key
+from app.memory.store import Store
 from app.memory.working import WorkingMemory
 
 pytestmark = pytest.mark.anyio
