@@ -2,6 +2,7 @@
 
     python -m bench.recall.misses                       # tuning seeds 1 5 6 7 8, 1,000 turns, 2k budget
     python -m bench.recall.misses --sizes 1000 --budget 4096 --show
+    python -m bench.recall.misses --long                # the same conversations with long turns
 
 For each question the product misses at the budget, the search is run again deep (200 hits, a
 question's partner turns counted as found with it) and the worst rank among the messages it
@@ -22,7 +23,7 @@ from app.budget import split_remaining
 from app.memory.passages import companions
 from app.memory.retrieval import build_query, hits_for_budget
 from bench.recall import strategies as S
-from bench.recall.generate import generate
+from bench.recall.generate import generate, lengthen
 from bench.recall.run import Embeddings, replay
 from bench.recall.tune import TUNING_SEEDS
 
@@ -32,7 +33,7 @@ def causes(conversation: dict[str, Any], budget: int, embed: Embeddings) -> list
     out = []
     for q, index, history in replay(conversation, embed):
         probe = S.Probe(history=history, window=S.client_window(history, q["turns"], budget), budget=budget)
-        ids, _ = S.covered(S.product(probe, index=index, embed=embed), probe)
+        ids, _ = S.covered(S.product(probe, index=index, embed=embed), probe)  # default turn share
         needed = [i for fact in q["facts"] for i in fact]
         if all(i in ids for i in needed):
             continue
@@ -55,11 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=TUNING_SEEDS)
     parser.add_argument("--budget", type=int, default=2048)
     parser.add_argument("--show", action="store_true", help="print every miss")
+    parser.add_argument("--long", action="store_true", help="lengthen every turn as in role-play (`generate.lengthen`)")
     args = parser.parse_args(argv)
     embed, total = Embeddings(), Counter()
     for size in args.sizes:
         for seed in args.seeds:
             conversation = generate(size, seed)
+            conversation = lengthen(conversation) if args.long else conversation
             found = causes(conversation, args.budget, embed)
             total.update((size, row["cause"]) for row in found)
             for row in found if args.show else ():
