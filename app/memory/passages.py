@@ -104,7 +104,9 @@ def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True, r
     `replies` too, every retrieved turn brings its partner. Measured on the recall benchmark,
     bare statements without the reply they drew fit more recollections in the budget and find
     more (0.83 against 0.80 at 2k on the tuning seed): a reply worth recalling is found on its own.
-    A pulled-in turn longer than `neighbour_chars` is clipped. A retrieved turn longer than
+    A pulled-in turn is clipped to `neighbour_chars` (and to about `turn_tokens` when given),
+    keeping its end when it comes before a hit (the question a hit answers ends the turn that
+    asks it) and its start when it follows one. A retrieved turn longer than
     `turn_tokens` (None: never) is cut to the sentences around the piece that matched (`excerpt`,
     using the hit's `piece`): one long role-play reply would otherwise fill the memory share alone.
     """
@@ -221,8 +223,10 @@ def _passage(source: MessageSource, run: list[int], best: Mapping[int, Any], nei
              turn_tokens: int | None) -> Passage:
     msgs = [source.message(i) for i in run]
     hits = [best[i] for i in run if i in best]
-    lines = tuple((m.role, _shown(m.text, best[m.id], turn_tokens) if m.id in best else clip(m.text, neighbour_chars))
-                  for m in msgs)
+    limit = neighbour_chars if turn_tokens is None else min(neighbour_chars, 4 * turn_tokens)
+    last_hit = max(source.message(h.id).position for h in hits)
+    lines = tuple((m.role, _shown(m.text, best[m.id], turn_tokens) if m.id in best
+                   else clip_end(m.text, limit) if m.position < last_hit else clip(m.text, limit)) for m in msgs)
     reasons = tuple(dict.fromkeys(r for h in hits for r in h.reasons))
     return Passage(ids=tuple(run), lines=lines, score=max(h.score for h in hits), reasons=reasons,
                    position=msgs[0].position, when=when_label(msgs[0].created), hit_ids=tuple(h.id for h in hits),
@@ -236,6 +240,22 @@ def _shown(text: str, hit: Any, turn_tokens: int | None) -> str:
         return text
     parts = pieces(text)
     return excerpt(text, parts[piece], turn_tokens) if piece < len(parts) else text
+
+
+def clip_end(text: str, max_chars: int) -> str:
+    """The end of `text`, cut at a word boundary to at most `max_chars` characters, with an ellipsis.
+
+        >>> clip_end("Lovely day. So what's your sister called?", 32)
+        "…So what's your sister called?"
+
+    A pulled-in turn before a hit is the question it answers or what it goes on from: its end.
+    """
+    if max_chars <= 0 or len(text) <= max_chars:
+        return text
+    tail = text[-(max_chars - 1):]
+    if not text[-max_chars].isspace() and " " in tail:
+        tail = tail.split(" ", 1)[1]  # no half word
+    return "…" + tail.lstrip()
 
 
 def clip(text: str, max_chars: int) -> str:

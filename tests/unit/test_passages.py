@@ -11,6 +11,7 @@ from app.memory.passages import (
     Passage,
     asks,
     clip,
+    clip_end,
     companions,
     excerpt,
     partner,
@@ -28,6 +29,16 @@ from app.tokens import count_tokens
 ])
 def test_clip(text, limit, expected):
     assert clip(text, limit) == expected
+
+
+@pytest.mark.parametrize("text, limit, expected", [
+    ("Lovely day. So what's your sister called?", 32, "…So what's your sister called?"),
+    ("Lovely day. So what's your sister called?", 29, "…what's your sister called?"),
+    ("short", 10, "short"), ("unbrokenlongword", 5, "…word"), ("anything", 0, "anything"),
+])
+def test_clip_end_keeps_the_end_without_half_words(text, limit, expected):
+    assert clip_end(text, limit) == expected
+    assert limit <= 0 or len(clip_end(text, limit)) <= limit
 
 
 def test_when_label_shows_weekday_date_and_time():
@@ -145,6 +156,25 @@ def test_a_pulled_in_turn_is_clipped_and_a_hit_never_is():
     (passage,) = passages(source, [FakeHit(10, 1.0)], replies=True, neighbour_chars=50)
     assert passage.lines[0][1] == long.strip()
     assert len(passage.lines[1][1]) <= 50 and passage.lines[1][1].endswith("…")
+
+
+def test_a_long_question_before_a_hit_shows_its_end_and_a_reply_after_one_its_start():
+    chatter = "The rain kept on all afternoon and the gutters overflowed again, then the lights went out. "
+    source = Source(("assistant", chatter * 3 + "Anyway, what's your sister called?"), ("user", "Mara."),
+                    ("assistant", "Mara! What a lovely name. " + chatter * 3))
+    (passage,) = passages(source, [FakeHit(11, 1.0)], replies=True, neighbour_chars=60)
+    before, hit, after = (text for _, text in passage.lines)
+    assert before.startswith("…") and before.endswith("what's your sister called?") and len(before) <= 60
+    assert hit == "Mara."
+    assert after.startswith("Mara! What a lovely name.") and after.endswith("…") and len(after) <= 60
+
+
+def test_a_small_memory_share_clips_pulled_in_turns_shorter():
+    source = Source(("assistant", "Well. " * 60 + "What's your sister called?"), ("user", "Mara."))
+    (wide,) = passages(source, [FakeHit(11, 1.0)], neighbour_chars=600)
+    (narrow,) = passages(source, [FakeHit(11, 1.0)], neighbour_chars=600, turn_tokens=12)
+    assert len(wide.lines[0][1]) > 300 and len(narrow.lines[0][1]) <= 48
+    assert narrow.lines[0][1].endswith("What's your sister called?")
 
 
 LONG_REPLY = ("The rain kept on all afternoon and the gutters overflowed again. We played cards by the window "
