@@ -2,6 +2,7 @@
 
     python -m bench.recall.tune                 # every setting in SETTINGS, 1,000 turns, seeds 1 5 6 7 8
     python -m bench.recall.tune --sizes 200 5000 --seeds 1 5 6 --only default no-bridge
+    python -m bench.recall.tune --long          # the same conversations with role-play-long turns
 
 Only tuning seeds (1 and 5-8) belong here; `bench.recall.run` reports on seeds 2-4, which the
 settings were never tuned on. One seed holds about 57 questions at 1,000 turns, so a
@@ -16,7 +17,7 @@ import sys
 from typing import Any
 
 from app.memory.retrieval import RetrievalWeights
-from bench.recall.generate import generate
+from bench.recall.generate import generate, lengthen
 from bench.recall.run import Embeddings, evaluate, summarise
 
 W = RetrievalWeights()
@@ -60,6 +61,13 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "cand-per-hit-12": {"weights": dataclasses.replace(W, candidates_per_hit=12)},
     "rrf-k-5": {"weights": dataclasses.replace(W, fusion="rrf", rrf_k=5)},
     "k-32": {"k": 32},
+    "lex-conf-1": {"weights": dataclasses.replace(W, lexical_confidence=1.0)},
+    "lex-conf-2": {"weights": dataclasses.replace(W, lexical_confidence=2.0)},
+    "lexical-0.7": {"weights": dataclasses.replace(W, lexical=0.7)},
+    "lexical-0.5": {"weights": dataclasses.replace(W, lexical=0.5)},
+    "lexical-0.6": {"weights": dataclasses.replace(W, lexical=0.6)},
+    "lexical-0.8": {"weights": dataclasses.replace(W, lexical=0.8)},
+    "lex-0.7-bridge-0.7": {"weights": dataclasses.replace(W, lexical=0.7, bridge=0.7)},
 }
 
 
@@ -71,9 +79,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="*", default=None)
     parser.add_argument("--piece-words", type=int, default=4)
     parser.add_argument("--whole", action="store_true", help="one vector per message instead of statement pieces")
+    parser.add_argument("--long", action="store_true", help="lengthen every turn as in role-play (`generate.lengthen`)")
     args = parser.parse_args(argv)
     embed = Embeddings(piece_words=args.piece_words, whole=args.whole)
     conversations = [generate(size, seed) for size in args.sizes for seed in args.seeds]
+    conversations = [lengthen(c) for c in conversations] if args.long else conversations
     types = sorted({q["type"] for c in conversations for q in c["questions"]})
     print(f"{'setting':>16} " + " ".join(f"{b:>6}" for b in args.budgets) + "  | 2k by type: " + " ".join(
         f"{t[:6]:>6}" for t in types), flush=True)

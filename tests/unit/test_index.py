@@ -214,8 +214,9 @@ def test_neighbours_follow_positions_when_messages_arrive_out_of_order():
 
 def test_a_word_match_covering_little_of_the_query_counts_for_less_with_confidence():
     index = index_of("the day was long", "quiet evening at home", "lemon tart", vectors=[axis(0), axis(1), axis(2)])
-    plain = RetrievalWeights(importance=0, recency=0, emotion=0, bridge=0, lexical_confidence=0.0)
-    sure = RetrievalWeights(importance=0, recency=0, emotion=0, bridge=0, lexical_confidence=4.0)
+    plain = RetrievalWeights(importance=0, recency=0, emotion=0, bridge=0, lexical=1.0,
+                             lexical_confidence=0.0)
+    sure = RetrievalWeights(importance=0, recency=0, emotion=0, bridge=0, lexical=1.0, lexical_confidence=4.0)
     # only "day" matches among the eligible messages: half the query's word weight ("lemon" is elsewhere)
     assert ids(index.search("day lemon", axis(1), exclude_from_position=2, k=2, weights=plain))[0] == 100
     assert ids(index.search("day lemon", axis(1), exclude_from_position=2, k=2, weights=sure))[0] == 101
