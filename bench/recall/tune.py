@@ -63,11 +63,12 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "k-32": {"k": 32},
     "lex-conf-1": {"weights": dataclasses.replace(W, lexical_confidence=1.0)},
     "lex-conf-2": {"weights": dataclasses.replace(W, lexical_confidence=2.0)},
-    "lexical-0.7": {"weights": dataclasses.replace(W, lexical=0.7)},
-    "lexical-0.5": {"weights": dataclasses.replace(W, lexical=0.5)},
-    "lexical-0.6": {"weights": dataclasses.replace(W, lexical=0.6)},
-    "lexical-0.8": {"weights": dataclasses.replace(W, lexical=0.8)},
-    "lex-0.7-bridge-0.7": {"weights": dataclasses.replace(W, lexical=0.7, bridge=0.7)},
+    "lexical-1.0": {"weights": dataclasses.replace(W, lexical=1.0)},
+    "lexical-0.4": {"weights": dataclasses.replace(W, lexical=0.4)},
+    "bm25-b-0.9": {"weights": dataclasses.replace(W, bm25_b=0.9)},
+    "bm25-b-0.3": {"weights": dataclasses.replace(W, bm25_b=0.3)},
+    "bridge-0.6": {"weights": dataclasses.replace(W, bridge=0.6)},
+    "importance-0.25": {"weights": dataclasses.replace(W, importance=0.25)},
 }
 
 
