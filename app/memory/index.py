@@ -338,7 +338,8 @@ class SessionIndex:
         place = np.full(self._n, -1, dtype=np.int64)
         place[rows] = np.arange(len(rows))
         relevance = fuse([scores[rows] for scores, _, _ in rankings], [place[order] for _, order, _ in rankings],
-                         [w for _, _, w in rankings], mode=weights.fusion, rrf_k=weights.rrf_k)
+                         [w for _, _, w in rankings], mode=weights.fusion, rrf_k=weights.rrf_k,
+                         full=[weights.dense_full])  # the first ranking is by meaning (`search`)
         if weights.assistant != 1.0:
             relevance = relevance * np.where(self._is_assistant(rows), weights.assistant, 1.0)
         ages = self._positions[: self._n][self._alive[: self._n]].max() - self._positions[rows]

@@ -147,7 +147,11 @@ class RetrievalWeights:
     long turns an everyday word the question shares ("play" in "what instrument do I play?",
     "played board games") turns up in many that mean nothing to it; against an even 1.0, on
     role-play-long turns 0.697 / 0.792 / 0.838 -> 0.711 / 0.817 / 0.852 at 1k / 2k /
-    4k, short turns 0.803 -> 0.810 at 1k and the same at 2k and 4k. The lexical weight
+    4k, short turns 0.803 -> 0.810 at 1k and the same at 2k and 4k. The meaning ranking's best
+    counts in full only from a cosine of `dense_full` on: to MiniLM a best match under 0.4 is
+    weak evidence, and a question that is mostly a name ("Bram?") would otherwise go to whichever
+    turn the name's vector happens to be nearest (recall the same within one question on short,
+    long, 200- and 5,000-turn tuning conversations). The lexical weight
     shrinks with `lexical_confidence` when its best match covers little of the query's word
     weight (coverage ** lexical_confidence; 0 turns this off). `bridge` weighs one
     more lexical ranking, by the names in the `bridge_from` best first-pass hits (`entities`),
@@ -163,6 +167,7 @@ class RetrievalWeights:
     """
 
     dense: float = 1.0
+    dense_full: float = 0.4
     lexical: float = 0.6
     lexical_confidence: float = 0.5
     bridge: float = 1.0
@@ -197,23 +202,28 @@ def rrf(ranked: Sequence[np.ndarray], weights: Sequence[float], n: int, k: float
     return out
 
 
-def minmax(scores: np.ndarray) -> np.ndarray:
-    """Scores scaled to 0..1 (all equal: all zero)."""
+def minmax(scores: np.ndarray, full: float = 0.0) -> np.ndarray:
+    """Scores scaled to 0..1 (all equal: all zero); the best reaches 1 only if it is at least `full`.
+
+        >>> minmax(np.array([0.1, 0.2, 0.3])).round(2).tolist(), minmax(np.array([0.1, 0.2, 0.3]), 0.5).round(2).tolist()
+        ([0.0, 0.5, 1.0], [0.0, 0.25, 0.5])
+    """
     if scores.size == 0:
         return scores.astype(np.float64)
-    low, high = float(scores.min()), float(scores.max())
+    low, high = float(scores.min()), max(float(scores.max()), full)
     if high - low < 1e-12:
         return np.zeros(scores.shape, dtype=np.float64)
     return (scores - low) / (high - low)
 
 
 def fuse(scores: Sequence[np.ndarray], orders: Sequence[np.ndarray], weights: Sequence[float], *,
-         mode: str = "rrf", rrf_k: float = 10.0) -> np.ndarray:
+         mode: str = "rrf", rrf_k: float = 10.0, full: Sequence[float] = ()) -> np.ndarray:
     """Relevance of each candidate in 0..1 (best = 1) from several rankings of the same candidates.
 
     `scores[i]` is ranking i's raw score per candidate and `orders[i]` the candidates it found,
     best first (no embedding or no shared word means absent). "rrf" fuses the orders; "sum"
-    adds the min-max normalised scores.
+    adds the min-max normalised scores, ranking i's best counting in full only from `full[i]` on
+    (`minmax`; missing: always).
 
         >>> fuse([np.array([0.9, 0.1]), np.array([0.0, 3.0])], [np.array([0, 1]), np.array([1])],
         ...      [1.0, 1.0], rrf_k=1).round(3).tolist()
@@ -223,7 +233,8 @@ def fuse(scores: Sequence[np.ndarray], orders: Sequence[np.ndarray], weights: Se
     if mode == "rrf":
         fused = rrf(orders, weights, n, rrf_k)
     else:
-        fused = sum((w * minmax(np.clip(s, 0.0, None)) for s, w in zip(scores, weights)), np.zeros(n))
+        fused = sum((w * minmax(np.clip(s, 0.0, None), full[i] if i < len(full) else 0.0)
+                     for i, (s, w) in enumerate(zip(scores, weights))), np.zeros(n))
     top = float(fused.max()) if n else 0.0
     return fused / top if top > 0 else fused
 

@@ -282,6 +282,19 @@ def test_a_speakers_name_is_searchable_and_forgotten_with_its_message():
     assert index._postings.df.get("bram") == 0 and index.search("Bram", None, k=2, weights=PLAIN) == []
 
 
+def test_a_question_that_is_a_name_finds_the_speaker_over_a_weak_meaning_match():
+    texts = ["My neighbour keeps playing the violin.", "The key is behind the tapestry.",
+             *[f"Quiet day number {i}." for i in range(5)]]
+    vectors = [unit(0.2, 0.98), unit(0.0, 0.0, 1.0), *[unit(0.03 * i, *[0.0] * (1 + i), 1.0) for i in range(5)]]
+    index = SessionIndex(dim=DIM, capacity=2)
+    index.add(list(range(100, 107)), list(range(7)), ["user", "assistant", *["user"] * 5], texts,
+              embeddings=vectors, names=[None, "Bram", *[None] * 5])
+    assert ids(index.search("Bram", axis(0), k=1, weights=PLAIN)) == [101]
+    # without the floor, the violin's cosine of 0.2 would count as a perfect meaning match
+    stretched = dataclasses.replace(PLAIN, dense_full=0.0)
+    assert ids(index.search("Bram", axis(0), k=1, weights=stretched)) == [100]
+
+
 def test_candidates_per_hit_reads_deeper_for_more_hits():
     vectors = [unit(1.0, 0.1 * i) for i in range(6)]  # cosine to axis 0 falls with i
     index = index_of(*[f"message {i}" for i in range(6)], vectors=vectors)
