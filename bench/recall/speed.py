@@ -2,9 +2,11 @@
 
     python -m bench.recall.speed
     python -m bench.recall.speed --sizes 10000 --queries 200 --threads 1
+    python -m bench.recall.speed --long     # role-play-long turns: 6-12 vectors each
 
 Texts come from the recall generator (repeated with a counter past its length); vectors are
-random unit vectors, 1-3 per message like statement pieces. Reports the median and p95 of a
+random unit vectors, 1-3 per message like statement pieces (with `--long`, the generator's
+role-play-long turns and 6-12 vectors each, about what `retrieval.pieces` makes of them). Reports the median and p95 of a
 full search (dense + BM25 + bridge + fusion + re-scoring, k=12), the median add() cost, and
 the index's own estimate of its RAM, with each size's ratio to the smallest in the same run.
 
@@ -31,17 +33,19 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from app.memory.index import SessionIndex  # noqa: E402
-from bench.recall.generate import generate  # noqa: E402
+from bench.recall.generate import generate, lengthen  # noqa: E402
 
 PERSONA = "You are a helpful companion."
 QUERIES = ["What's my sister's name?", "Where did I grow up?", "When did I start my new job?",
            "What did I tell you about the trip?", "Which band do I love?", "What car do I drive?"]
 
 
-def build(size: int, texts: list[str], rng: np.random.Generator) -> tuple[SessionIndex, list[float]]:
+def build(size: int, texts: list[str], rng: np.random.Generator,
+          vectors_per_message: tuple[int, int] = (1, 3)) -> tuple[SessionIndex, list[float]]:
     index, costs = SessionIndex(), []
+    low, high = vectors_per_message
     for i in range(size):
-        vectors = _unit(rng.standard_normal((int(rng.integers(1, 4)), 384)))
+        vectors = _unit(rng.standard_normal((int(rng.integers(low, high + 1)), 384)))
         text = texts[i % len(texts)] + ("" if i < len(texts) else f" ({i})")
         started = time.perf_counter()
         index.add(i, i, "user" if i % 2 == 0 else "assistant", text, created=1.7e9 + i, embeddings=vectors)
@@ -67,11 +71,12 @@ def pre_upstream(index: SessionIndex, queries: int, threads: int) -> tuple[list[
     from app.memory.retrieval import hits_for_budget
     from app.tokens import count_tokens
     from app.memory.embedder import load_backend
-    from app.memory.passages import passages
+    from app.memory.passages import passages, turn_budget
 
     backend = load_backend("all-MiniLM-L6-v2", "auto", ROOT / "data" / "models", threads)
     plan = plan_budget(8192, None, BudgetSplit())  # the default CONTEXT_TOKENS
-    k = hits_for_budget(split_remaining(plan, count_tokens(PERSONA))[0])  # as many as the product asks for
+    memory_tokens = split_remaining(plan, count_tokens(PERSONA))[0]
+    k = hits_for_budget(memory_tokens)  # as many as the product asks for
     window = [{"role": "user" if i % 2 == 0 else "assistant", "content": index.text_of(i)}
               for i in range(len(index) - 20, len(index))]
     times, embeds = [], []
@@ -82,7 +87,7 @@ def pre_upstream(index: SessionIndex, queries: int, threads: int) -> tuple[list[
         embeds.append((time.perf_counter() - started) * 1000)
         hits = index.search(question, vector, exclude_from_position=len(index) - 20, k=k)
         items = [MemoryItem(text="\n".join(t for _, t in p.lines), message_ids=p.ids, score=p.score)
-                 for p in passages(index, hits)]
+                 for p in passages(index, hits, turn_tokens=turn_budget(memory_tokens))]
         build_context(persona=PERSONA, client_messages=window + [
             {"role": "user", "content": question}], memories=items, summaries=[], story_so_far=None,
             emotion_line=None, plan=plan)
@@ -99,13 +104,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2, help="the embedding model's threads")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "recall_speed.json")
+    parser.add_argument("--long", action="store_true", help="role-play-long turns, 6-12 vectors each")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
-    texts = [m["text"] for m in generate(5000, 1)["messages"]]
+    args.out = args.out or ROOT / "bench" / "results" / ("recall_speed_long.json" if args.long else "recall_speed.json")
+    conversation = generate(5000, 1)
+    texts = [m["text"] for m in (lengthen(conversation) if args.long else conversation)["messages"]]
     rng = np.random.default_rng(7)
     rows = []
     for size in args.sizes:
-        index, adds = build(size, texts, rng)
+        index, adds = build(size, texts, rng, (6, 12) if args.long else (1, 3))
         times = measure(index, args.queries, rng)
         total, embeds = pre_upstream(index, args.queries, args.threads)
         rows.append({"messages": size, "search_ms_median": round(statistics.median(times), 3),
