@@ -18,8 +18,8 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Protocol
 
 from app.memory.retrieval import SENTENCE, pieces
@@ -225,7 +225,7 @@ def _passage(source: MessageSource, run: list[int], best: Mapping[int, Any], nei
     msgs = [source.message(i) for i in run]
     hits = [best[i] for i in run if i in best]
     limit = neighbour_chars if turn_tokens is None else min(neighbour_chars, 4 * turn_tokens)
-    last_hit = max(source.message(h.id).position for h in hits)
+    last_hit = max(m.position for m in msgs if m.id in best)
     lines = tuple((m.role, _shown(m.text, best[m.id], turn_tokens) if m.id in best
                    else clip_end(m.text, limit) if m.position < last_hit else clip(m.text, limit)) for m in msgs)
     reasons = tuple(dict.fromkeys(r for h in hits for r in h.reasons))

@@ -33,7 +33,7 @@ def causes(conversation: dict[str, Any], budget: int, embed: Embeddings) -> list
     out = []
     for q, index, history in replay(conversation, embed):
         probe = S.Probe(history=history, window=S.client_window(history, q["turns"], budget), budget=budget)
-        ids, _ = S.covered(S.product(probe, index=index, embed=embed), probe)  # default turn share
+        ids, _ = S.covered(S.product(probe, index=index, embed=embed), probe)
         needed = [i for fact in q["facts"] for i in fact]
         if all(i in ids for i in needed):
             continue

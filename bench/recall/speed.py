@@ -6,8 +6,8 @@
 
 Texts come from the recall generator (repeated with a counter past its length); vectors are
 random unit vectors, 1-3 per message like statement pieces (with `--long`, the generator's
-role-play-long turns and 6-12 vectors each, about what `retrieval.pieces` makes of them). Reports the median and p95 of a
-full search (dense + BM25 + bridge + fusion + re-scoring, k=12), the median add() cost, and
+role-play-long turns and 6-12 vectors each, about what `retrieval.pieces` makes of them).
+Reports the median and p95 of a full search (dense + BM25 + bridge + fusion + re-scoring, k=12), the median add() cost, and
 the index's own estimate of its RAM, with each size's ratio to the smallest in the same run.
 
 It also times everything memory adds before the upstream call for a new message, end to end:
