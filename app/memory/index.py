@@ -13,7 +13,7 @@ writer scores new turns; nothing is rebuilt on an append:
     hits[0].id, hits[0].reasons                      # 1, ('meaning 0.61', 'words: sister')
 
 A message may have one vector (dim,) or one per statement (k, dim), from embedding
-`retrieval.pieces(text)`; it scores as its best piece. Storage is column-wise numpy arrays
+`retrieval.pieces(text)`; it scores as its best piece (`app.memory.vectors`). Storage is column-wise numpy arrays
 grown by doubling (an append copies nothing in the common case) and an inverted index of
 `array` postings, so a search is one matrix-vector product plus a few vectorised postings
 walks: linear in the number of vectors, about 2 ms at 10k messages on two cores. Removed
@@ -25,7 +25,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -33,18 +32,9 @@ from typing import Any
 import numpy as np
 
 from app.memory.postings import Postings
-from app.memory.retrieval import (
-    RetrievalWeights,
-    distinct,
-    emotion_closeness,
-    entities,
-    fuse,
-    minmax,
-    query_terms,
-    recency,
-    rescore,
-    tokenize,
-)
+from app.memory.retrieval import distinct, entities, query_terms, tokenize
+from app.memory.scoring import RetrievalWeights, emotion_closeness, fuse, minmax, recency, rescore
+from app.memory.vectors import PieceVectors, grown
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +80,7 @@ class SessionIndex:
         self._importance = np.full(capacity, np.nan, dtype=np.float32)
         self._lengths = np.zeros(capacity, dtype=np.float32)
         self._alive = np.zeros(capacity, dtype=bool)
-        self._has_vec = np.zeros(capacity, dtype=bool)
-        self._vectors = np.zeros((capacity, dim), dtype=np.float32)  # one or more per message
-        self._owner = np.full(capacity, -1, dtype=np.int64)  # the row each vector belongs to (-1: replaced)
-        self._nvec = 0
-        self._blocks = array("q")  # rows with vectors, in the order of their vector blocks
-        self._blocks_stale = False  # a row's vectors were replaced: rebuild that order
-        self._first = np.full(capacity, -1, dtype=np.int64)  # per row: its first vector and how many
-        self._count = np.zeros(capacity, dtype=np.int64)
+        self._vectors = PieceVectors(dim, capacity)  # one or more per message
         self._emotions: np.ndarray | None = None
         self._monotonic = True  # rows were added in position order (the usual case)
         self._order: np.ndarray | None = None  # otherwise: live rows sorted by position, rebuilt lazily
@@ -140,7 +123,7 @@ class SessionIndex:
         """Give a message its vector once it is computed; unknown ids are ignored."""
         row = self._row.get(id)
         if row is not None:
-            self._set_vector(row, vector)
+            self._vectors.put(row, vector)
 
     def set_scores(self, id: int, importance: float | None = None, emotion: Any = None) -> None:
         row = self._row.get(id)
@@ -180,30 +163,11 @@ class SessionIndex:
         if created is not None:
             self._created[row] = float(created)
         if vector is not None:
-            self._set_vector(row, vector)
+            self._vectors.put(row, vector)
         if importance is not None:
             self._importance[row] = float(importance)
         if emotion is not None:
             self._set_emotion(row, emotion)
-
-    def _set_vector(self, row: int, vector: Any) -> None:
-        """A message's vectors: one (dim,), or several (k, dim) for its pieces (`retrieval.pieces`)."""
-        vecs = np.asarray(vector, dtype=np.float32)
-        vecs = vecs.reshape(1, -1) if vecs.ndim == 1 else vecs
-        if vecs.ndim != 2 or vecs.shape[1] != self.dim or len(vecs) == 0:
-            raise ValueError(f"embedding of shape {vecs.shape}, the index holds vectors of {self.dim}")
-        if self._has_vec[row]:
-            self._owner[self._first[row]: self._first[row] + self._count[row]] = -1
-            self._blocks_stale = True
-        else:
-            self._blocks.append(row)  # a new block starts after every other: the order holds
-        while self._nvec + len(vecs) > len(self._vectors):
-            self._vectors, self._owner = _grown(self._vectors, 0.0), _grown(self._owner, -1)
-        self._vectors[self._nvec: self._nvec + len(vecs)] = vecs
-        self._owner[self._nvec: self._nvec + len(vecs)] = row
-        self._first[row], self._count[row] = self._nvec, len(vecs)
-        self._nvec += len(vecs)
-        self._has_vec[row] = True
 
     def _set_emotion(self, row: int, emotion: Any) -> None:
         probs = np.asarray(getattr(emotion, "probs", emotion), dtype=np.float32).reshape(-1)
@@ -213,12 +177,11 @@ class SessionIndex:
             self._emotions[row] = probs
 
     def _grow(self, capacity: int) -> None:
-        for name in ("_ids", "_positions", "_created", "_importance", "_lengths", "_alive", "_has_vec", "_first",
-                     "_count", "_emotions"):
+        for name in ("_ids", "_positions", "_created", "_importance", "_lengths", "_alive", "_emotions"):
             old = getattr(self, name)
             if old is not None:
-                fill = np.nan if name in ("_created", "_importance") else -1 if name == "_first" else 0
-                setattr(self, name, _grown(old, fill, capacity))
+                setattr(self, name, grown(old, np.nan if name in ("_created", "_importance") else 0, capacity))
+        self._vectors.grow_rows(capacity)
 
     # ------------------------------------------------------------------ reading
 
@@ -242,9 +205,7 @@ class SessionIndex:
 
     def vectors_of(self, id: int) -> np.ndarray | None:
         """The message's vectors (k, dim), or None before it has any."""
-        row = self._row[id]
-        first = self._first[row]
-        return self._vectors[first: first + self._count[row]].copy() if self._has_vec[row] else None
+        return self._vectors.of(self._row[id])
 
     def neighbours(self, id: int, radius: int) -> list[int]:
         """Live messages within `radius` places of `id` in conversation order (not itself), oldest first."""
@@ -274,8 +235,7 @@ class SessionIndex:
     def nbytes(self) -> int:
         """An estimate of the RAM this index holds, in bytes."""
         arrays = sum(a.nbytes for a in (self._ids, self._positions, self._created, self._importance,
-                                        self._lengths, self._alive, self._has_vec, self._vectors, self._owner,
-                                        self._first, self._count))
+                                        self._lengths, self._alive)) + self._vectors.nbytes()
         arrays += self._emotions.nbytes if self._emotions is not None else 0
         texts = sum(sys.getsizeof(t) for t in self._texts) + 8 * (len(self._texts) + len(self._roles))
         return arrays + texts + self._postings.nbytes() + 120 * len(self._row)
@@ -357,24 +317,11 @@ class SessionIndex:
                depth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         """Each message's cosine (the best of its vectors; 0 without one), the top rows by it, and
         every vector's cosine (None without a query vector)."""
-        n, nv = self._n, self._nvec
-        if query_vec is None or nv == 0:
+        n = self._n
+        if query_vec is None or self._vectors.count == 0:
             return np.zeros(n, dtype=np.float32), np.zeros(0, dtype=np.int64), None
-        queries = np.asarray(query_vec, dtype=np.float32).reshape(-1, self.dim)
-        per_vector = self._vectors[:nv] @ queries[0] if len(queries) == 1 else (self._vectors[:nv] @ queries.T).max(1)
-        per_vector = np.where(self._owner[:nv] >= 0, per_vector, -np.inf)  # replaced vectors never count
-        rows = self._block_rows()
-        cosine = np.zeros(n, dtype=np.float32)
-        cosine[rows] = np.maximum.reduceat(per_vector, self._first[rows])  # each block runs to the next
-        return cosine, _top(np.where(eligible & self._has_vec[:n], cosine, -np.inf), depth), per_vector
-
-    def _block_rows(self) -> np.ndarray:
-        """Rows with vectors, ordered by where their vectors start (kept as vectors arrive)."""
-        if self._blocks_stale:
-            rows = np.flatnonzero(self._has_vec[: self._n])
-            self._blocks = array("q", rows[np.argsort(self._first[rows], kind="stable")].tolist())
-            self._blocks_stale = False
-        return np.frombuffer(self._blocks, dtype=np.int64)
+        cosine, per_vector = self._vectors.cosines(query_vec, n)
+        return cosine, _top(np.where(eligible & self._vectors.has[:n], cosine, -np.inf), depth), per_vector
 
     def _closeness(self, rows: np.ndarray, emotion: Any) -> np.ndarray:
         if emotion is None or self._emotions is None:
@@ -388,38 +335,16 @@ class SessionIndex:
               terms: dict[str, float], k: int, weights: RetrievalWeights, per_vector: np.ndarray | None) -> list[Hit]:
         order = np.argsort(-final, kind="stable")[: 2 * k + 4]
         ranked = rows[order]
-        keep = distinct(self._mean_vectors(ranked), [self._texts[r] for r in ranked], weights.duplicate_cosine, k)
+        keep = distinct(self._vectors.means(ranked), [self._texts[r] for r in ranked], weights.duplicate_cosine, k)
         asked = {self._postings.term_ids[t] for t in terms if t in self._postings.term_ids}
         return [Hit(id=int(self._ids[r]), position=int(self._positions[r]), score=float(final[i]),
                     cosine=float(cosine[r]), bm25=float(bm25[r]), reasons=self._reasons(r, cosine, bm25, asked),
-                    piece=self._best_piece(r, per_vector))
+                    piece=self._vectors.best_piece(r, per_vector))
                 for i, r in zip(order[keep], ranked[keep])]
-
-    def _best_piece(self, row: int, per_vector: np.ndarray | None) -> int:
-        """Which of the row's vectors matched best; -1 without a query vector or with one vector
-        (the whole message, or a single statement: nothing to point at)."""
-        if per_vector is None or not self._has_vec[row] or self._count[row] < 2:
-            return -1
-        first = self._first[row]
-        return int(np.argmax(per_vector[first: first + self._count[row]]))
-
-    def _mean_vectors(self, rows: np.ndarray) -> np.ndarray | None:
-        """The unit mean of each row's vectors, zeros without any (what near-duplicate checks compare)."""
-        if len(rows) == 0:
-            return None
-        counts = np.where(self._has_vec[rows], self._count[rows], 0)
-        out = np.zeros((len(rows), self.dim), dtype=np.float32)
-        has = counts > 0
-        if has.any():
-            starts, lengths = self._first[rows][has], counts[has]
-            offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-            sums = np.add.reduceat(self._vectors[np.repeat(starts, lengths) + offsets], np.cumsum(lengths) - lengths)
-            out[has] = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
-        return out
 
     def _reasons(self, row: int, cosine: np.ndarray, bm25: np.ndarray, asked: set[int]) -> tuple[str, ...]:
         reasons = []
-        if self._has_vec[row]:
+        if self._vectors.has[row]:
             reasons.append(f"meaning {float(cosine[row]):.2f}")
         shared = sorted(self._postings.names[t] for t in asked.intersection(self._postings.terms_of(row)))
         if shared:
@@ -441,13 +366,6 @@ def _column(values: Any, n: int) -> list[Any]:
     if len(values) != n:
         raise ValueError(f"expected {n} values per column, got {len(values)}")
     return values
-
-
-def _grown(old: np.ndarray, fill: float, capacity: int | None = None) -> np.ndarray:
-    """A copy of `old` with room for `capacity` rows (default: twice as many), the rest `fill`."""
-    new = np.full((capacity or 2 * len(old), *old.shape[1:]), fill, dtype=old.dtype)
-    new[: len(old)] = old
-    return new
 
 
 def _top(scores: np.ndarray, depth: int) -> np.ndarray:

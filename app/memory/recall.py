@@ -23,7 +23,8 @@ from app.budget import BudgetPlan, split_remaining
 from app.context import MemoryItem
 from app.memory.index import SessionIndex
 from app.memory.passages import passages, turn_budget
-from app.memory.retrieval import RetrievalWeights, build_query, hits_for_budget
+from app.memory.retrieval import build_query, hits_for_budget
+from app.memory.scoring import RetrievalWeights
 from app.tokens import count_message, count_tokens, message_text
 
 LABELS = {"user": "User", "assistant": "Assistant", "tool": "Tool"}

@@ -34,7 +34,8 @@ from google.genai import types
 
 from app.errors import UpstreamError, UpstreamStreamError, UpstreamTimeout, UpstreamUnavailable
 from app.providers.base import Event, UpstreamRequest
-from app.providers.gemini_mapping import StreamMapper, request_payload, safety_settings, upstream_error
+from app.providers.gemini_errors import upstream_error
+from app.providers.gemini_mapping import StreamMapper, request_payload, safety_settings
 from app.providers.openai_compat import retry_after_seconds
 
 SIGNATURES_KEPT = 4096

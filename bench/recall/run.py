@@ -44,7 +44,8 @@ os.environ["TZ"] = "UTC"  # time labels and the generator's dates agree
 time.tzset()
 
 from app.memory.index import SessionIndex  # noqa: E402
-from app.memory.retrieval import RetrievalWeights, pieces  # noqa: E402
+from app.memory.retrieval import pieces  # noqa: E402
+from app.memory.scoring import RetrievalWeights  # noqa: E402
 from bench.recall import strategies as S  # noqa: E402
 from bench.recall.generate import generate, lengthen  # noqa: E402
 

@@ -24,7 +24,8 @@ from app.context import BuiltContext, MemoryItem, build_context
 from app.memory.index import SessionIndex
 from app.memory.passages import passages, turn_budget, when_label
 from app.memory.recall import passage_item
-from app.memory.retrieval import RetrievalWeights, build_query, hits_for_budget
+from app.memory.retrieval import build_query, hits_for_budget
+from app.memory.scoring import RetrievalWeights
 from app.tokens import count_message
 
 LABELS = {"user": "User", "assistant": "Assistant"}

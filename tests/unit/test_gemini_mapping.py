@@ -9,9 +9,10 @@ from google.genai import types
 
 from app.errors import InvalidRequest, UpstreamHTTPError, UpstreamStreamError
 from app.providers.base import Delta, ToolCallDelta, UpstreamRequest, Usage
+from app.providers.gemini_errors import retry_delay, upstream_error
 from app.providers.gemini_mapping import (UNKNOWN_SIGNATURE, StreamMapper, calling_mode, finish_reason,
-                                          generation_config, request_payload, retry_delay, safety_settings,
-                                          split_messages, upstream_error, usage_of)
+                                          generation_config, request_payload, safety_settings, split_messages,
+                                          usage_of)
 
 PNG = base64.b64encode(b"\x89PNG fake").decode()
 CALL = {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.memory.index import Hit, SessionIndex
-from app.memory.retrieval import RetrievalWeights
+from app.memory.scoring import RetrievalWeights
 
 DIM = 8
 PLAIN = RetrievalWeights(importance=0.0, recency=0.0, emotion=0.0, bridge=0.0, specificity=0.0)

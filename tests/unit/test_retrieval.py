@@ -5,23 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.memory.retrieval import (
-    RetrievalWeights,
-    build_query,
-    chunk_text,
-    distinct,
-    emotion_closeness,
-    entities,
-    fuse,
-    pieces,
-    query_turns,
-    query_terms,
-    recency,
-    rescore,
-    rrf,
-    stem,
-    tokenize,
-)
+from app.memory.retrieval import build_query, chunk_text, distinct, entities, pieces, query_terms, query_turns, stem, tokenize
+from app.memory.scoring import RetrievalWeights, emotion_closeness, fuse, recency, rescore, rrf
 from app.tokens import count_tokens
 
 
