@@ -4,7 +4,7 @@ A chat's system prompt changes over time: SillyTavern adds and drops world-info 
 story moves, character cards get edited, a LiveKit agent hands off to one with new instructions.
 What an older prompt said ("The Silver Gate of Varnholm opens only at moonrise.") often still
 holds in the story, but the client no longer sends it. So every distinct prompt a session sends
-is cut into overlapping chunks (`retrieval.chunk_text`), and each chunk is stored once per
+is cut into overlapping chunks (`persona_text`), and each chunk is stored once per
 session (by hash) with its vectors: the chunk, then its sentences (`retrieval.pieces`), so a
 fact in one sentence is not averaged away. That happens on the background writer's task.
 
@@ -24,9 +24,7 @@ them is one matrix-vector product; `forget(key)` drops them with the session.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import heapq
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,11 +32,10 @@ from typing import Any
 import numpy as np
 
 from app.context import MemoryItem
-from app.memory.retrieval import SENTENCE, chunk_text, pieces, query_terms, tokenize
+from app.memory.persona_text import coverage, flat, prompt_chunks, sentences, shared_words, unseen, vector_texts
 from app.memory.records import PersonaChunk, SessionNotFound
-from app.tokens import encoding
+from app.memory.retrieval import query_terms, tokenize
 
-_LINE = "\ue000"  # a private-use character: marks line breaks through `chunk_text` (see `split_prompt`)
 REASON = "earlier persona text"
 
 
@@ -70,85 +67,6 @@ class PersonaHit:
     cosine: float
     words: tuple[str, ...] = ()
     parts: tuple[str, ...] = ()
-
-
-# ---------------------------------------------------------------------- chunks
-
-
-def flat(text: str) -> str:
-    """Whitespace collapsed, so containment does not depend on line breaks or indentation."""
-    return " ".join(text.split())
-
-
-def chunk_hash(text: str) -> str:
-    return hashlib.sha256(flat(text).encode()).hexdigest()[:32]
-
-
-def prompt_chunks(texts: Iterable[str], max_tokens: int, overlap: int) -> list[tuple[str, str, int]]:
-    """(hash, text, tokens) of every distinct chunk of these prompts, in order of first appearance.
-
-        >>> [t for _, t, _ in prompt_chunks(["Ada. Bob.", "Ada. Bob. Cy."], 4, 0)]
-        ['Ada. Bob.', 'Cy.']
-    """
-    out: dict[str, tuple[str, str, int]] = {}
-    for text in texts:
-        for chunk in split_prompt(text or "", max_tokens, overlap):
-            out.setdefault(chunk_hash(chunk), (chunk_hash(chunk), chunk, _count(chunk)))
-    return list(out.values())
-
-
-def split_prompt(text: str, max_tokens: int, overlap: int) -> list[str]:
-    r"""`chunk_text` that keeps the prompt's line breaks.
-
-        >>> split_prompt("Name: Mira\nAge: 20\nShe maps rivers. She hums.", 10, 0)
-        ['Name: Mira\nAge: 20', 'She maps rivers. She hums.']
-
-    `chunk_text` joins its sentences with spaces; prompts are often lines without a full stop
-    (card fields, world-info entries), and a line must stay a unit for `unseen` to tell which
-    lines the current prompt still has. Each line break is carried through as a marker.
-    """
-    marked = re.sub(r"\s*\n\s*", f" {_LINE}\n", text.strip())
-    chunks = ("\n".join(p.strip() for p in c.split(_LINE) if p.strip())
-              for c in chunk_text(marked, max_tokens, overlap, count=_count_marked))
-    return [c for c in chunks if c]
-
-
-def _count_marked(text: str) -> int:
-    return _count(text.replace(f" {_LINE}", "\n").replace(_LINE, "\n"))
-
-
-def _count(text: str) -> int:
-    # Uncached: long prompts would flood the shared token cache the request path relies on.
-    return len(encoding().encode_ordinary(text))
-
-
-def vector_texts(chunk: str) -> list[str]:
-    """What is embedded for a chunk: the whole, then its statements when it has several."""
-    parts = pieces(chunk)
-    return [chunk, *parts] if len(parts) > 1 else [chunk]
-
-
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in SENTENCE.split(text) if s.strip()]
-
-
-def unseen(text: str, seen: str) -> list[str]:
-    """The sentences of `text` that `seen` (already `flat`) does not contain, in order.
-
-        >>> unseen("You are Ada. The gate opens at moonrise.", "You are Ada. You like tea.")
-        ['The gate opens at moonrise.']
-    """
-    return [s for s in sentences(text) if flat(s) not in seen]
-
-
-def shared_words(terms: dict[str, float], words: frozenset[str]) -> tuple[str, ...]:
-    return tuple(t for t in terms if t in words)
-
-
-def coverage(terms: dict[str, float], words: frozenset[str]) -> float:
-    """The share of the query's word weight that `words` hold, 0..1."""
-    total = sum(terms.values())
-    return sum(w for t, w in terms.items() if t in words) / total if total else 0.0
 
 
 # ---------------------------------------------------------------------- one session's chunks

@@ -9,7 +9,7 @@ import httpx
 import openai
 
 from app.fakes.openai_server import Behaviour
-from app.memory.persona import prompt_chunks, sentences
+from app.memory.persona_text import prompt_chunks, sentences
 from tests.unit.test_persona import CARD, GATE, LORE
 
 FIRST = f"{CARD}\n\n{LORE}"

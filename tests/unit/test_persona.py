@@ -11,22 +11,8 @@ import numpy as np
 import pytest
 
 from app.memory.embedder import Embedder, load_backend
-from app.memory.persona import (
-    REASON,
-    ChunkSet,
-    PersonaHit,
-    PersonaMemory,
-    PersonaSettings,
-    chunk_hash,
-    coverage,
-    flat,
-    memory_item,
-    prompt_chunks,
-    rank,
-    split_prompt,
-    unseen,
-    vector_texts,
-)
+from app.memory.persona import REASON, ChunkSet, PersonaHit, PersonaMemory, PersonaSettings, memory_item, rank
+from app.memory.persona_text import chunk_hash, coverage, flat, prompt_chunks, split_prompt, unseen, vector_texts
 from app.memory.retrieval import query_terms
 from app.memory.records import PersonaChunk
 from app.memory.store import Store
