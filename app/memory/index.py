@@ -85,6 +85,7 @@ class SessionIndex:
         self._monotonic = True  # rows were added in position order (the usual case)
         self._order: np.ndarray | None = None  # otherwise: live rows sorted by position, rebuilt lazily
         self._postings = Postings()
+        self._names_seen: set[str] = set()  # terms of words seen capitalised inside a sentence, and speakers
         self._live = 0
 
     def __len__(self) -> int:
@@ -154,6 +155,7 @@ class SessionIndex:
         terms = self._terms(row)
         self._lengths[row] = len(terms)
         self._postings.add(row, terms)
+        self._names_seen.update(entities(text), tokenize(name) if name else ())
         self._live += 1
         self._monotonic = self._monotonic and (row == 0 or position >= self._positions[row - 1])
         self._order = None
@@ -288,7 +290,7 @@ class SessionIndex:
                 weights: RetrievalWeights) -> tuple[np.ndarray, np.ndarray, float]:
         """A lexical ranking by the names in the best first-pass hits that the query did not use."""
         best = rows[np.argsort(-final, kind="stable")][: weights.bridge_from]
-        names = {t: 1.0 for r in best for t in entities(self._texts[r]) if t not in asked}
+        names = {t: 1.0 for r in best for t in entities(self._texts[r], self._names_seen) if t not in asked}
         return self._lexical(names, eligible, weights, weights.bridge)
 
     def _fused(self, rankings: list[tuple[np.ndarray, np.ndarray, float]], weights: RetrievalWeights,

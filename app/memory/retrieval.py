@@ -28,7 +28,9 @@ import numpy as np
 from app.tokens import count_tokens, message_text
 
 _WORD = re.compile(r"\w+")
-SENTENCE = re.compile(r"(?<=[.!?…])\s+|\n+")
+# A sentence ends at . ! ? or … and any closing marks after them: quotes, brackets and the
+# asterisks or underscores that close a role-play action (*She smiles.* "Hello.").
+SENTENCE = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][*_\"'”’)\]])|(?<=[.!?…][*_\"'”’)\]]{2}))\s+|\n+")
 STOP_WORDS = frozenset("""
 a about above after again against all also am an and any are aren't as at be because been before being below
 between both but by can could did do does doing don't down during each few for from further had has have having
@@ -131,21 +133,34 @@ def _joined_short(parts: list[str], min_words: int) -> list[str]:
     return merged
 
 
-def entities(text: str) -> list[str]:
+def entities(text: str, known: frozenset[str] | set[str] = frozenset()) -> list[str]:
     """Index terms of the capitalised words inside sentences: the names and places a text mentions.
 
         >>> entities("Had brunch with Ibrahim. We met in Lyon, said Mara.")
         ['ibrahim', 'lyon', 'mara']
+        >>> entities('*She smiles.* "Ask Ines," *Elias says, nodding at (Silver Gate).*')
+        ['ine', 'elia', 'silver', 'gate']
+        >>> entities("Mara called. Lunch with Mara.", known={"mara"}), entities("Mara called.")
+        (['mara'], [])
 
     Used to follow a first hit to the next ("my best friend Ibrahim" -> "Ibrahim is getting
-    married in Lyon"). The first word of a sentence is skipped: it is capitalised anyway.
+    married in Lyon"). Role-play marks around a word (`*actions*`, quotes, brackets) do not
+    hide it. The first word of a sentence is capitalised anyway, so it counts only when its
+    terms are `known` names (seen capitalised inside a sentence elsewhere in the conversation).
     """
     found: list[str] = []
     for sentence in SENTENCE.split(text):
-        for word in sentence.split()[1:]:
+        for place, word in enumerate(sentence.split()):
+            if not word[:1].isalnum():
+                word = _LEADING_MARKS.sub("", word)
             if word[:1].isupper():
-                found += tokenize(word)
+                terms = tokenize(word)
+                if place or (terms and all(t in known for t in terms)):
+                    found += terms
     return list(dict.fromkeys(found))
+
+
+_LEADING_MARKS = re.compile(r"^[^\w]+")
 
 
 # ---------------------------------------------------------------------- queries

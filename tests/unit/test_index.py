@@ -167,6 +167,20 @@ def test_the_bridge_finds_the_second_step_by_name():
     assert "names from a related memory" in hit.reasons
 
 
+def test_the_bridge_follows_a_name_that_opens_a_sentence_once_the_conversation_knows_it():
+    index = index_of("Ibrahim? My best friend since school.", "filler words", "We met Ibrahim at the station.",
+                     "The wedding of Ibrahim is in Lyon.", "more filler",
+                     vectors=[axis(0), axis(5), axis(6), axis(7), axis(5)])
+    follow = RetrievalWeights(importance=0, recency=0, emotion=0, bridge=1.0, bridge_from=1)
+    bridged = index.search("best friend", axis(0), k=2, weights=follow)
+    assert ids(bridged)[0] == 100 and ids(bridged)[1] in (102, 103)
+    assert "names from a related memory" in bridged[1].reasons
+    unknown = index_of("Ibrahim? My best friend since school.", "filler words", "Ibrahim is getting married soon.",
+                       vectors=[axis(0), axis(5), axis(6)])  # never capitalised inside a sentence: no name known
+    assert all("names from a related memory" not in h.reasons for h in unknown.search("best friend", axis(0), k=3,
+                                                                                      weights=follow))
+
+
 def test_recency_prefers_the_newer_of_equals():
     index = index_of("same words here", "same words there", vectors=[axis(0), axis(0)])
     weights = RetrievalWeights(importance=0.0, recency=1.0, recency_half_life=1.0, emotion=0.0, bridge=0.0,

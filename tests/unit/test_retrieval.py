@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.memory.retrieval import build_query, chunk_text, distinct, entities, pieces, query_terms, query_turns, stem, tokenize
+from app.memory.retrieval import SENTENCE, build_query, chunk_text, distinct, entities, pieces, query_terms, query_turns, stem, tokenize
 from app.memory.scoring import RetrievalWeights, emotion_closeness, fuse, recency, rescore, rrf
 from app.tokens import count_tokens
 
@@ -196,9 +196,28 @@ def test_pieces_are_grouped_past_the_limit():
     ("Had brunch with Ibrahim. We met in Lyon, said Mara.", ["ibrahim", "lyon", "mara"]),
     ("Nothing capitalised here except the start.", []),
     ("Sablewood Studios is moving to Boise", ["studio", "boise"]),
+    ('*She waves.* "Ask Mara," *Elias says, pointing at (Silver Gate).*', ["mara", "elia", "silver", "gate"]),
+    ("Tell \"Bram\" and 'Ines' hi.", ["bram", "ine"]),
 ])
 def test_entities(text, expected):
     assert entities(text) == expected
+
+
+def test_a_sentence_opening_name_counts_once_the_conversation_knows_it():
+    text = "Ibrahim is getting married. The wedding is in Lyon."
+    assert entities(text) == ["lyon"]
+    assert entities(text, known={"ibrahim"}) == ["ibrahim", "lyon"]
+    assert entities("The wedding.", known={"wed"}) == []  # only capitalised words are names
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('*She smiles.* "Welcome back." Mara waves.', ['*She smiles.*', '"Welcome back."', "Mara waves."]),
+    ("I said (quietly.) Then left!' Fine.", ["I said (quietly.)", "Then left!'", "Fine."]),
+    ('He yelled "Stop!") and ran.', ['He yelled "Stop!")', "and ran."]),
+    ("Version 2.5 is out. Ok", ["Version 2.5 is out.", "Ok"]),
+])
+def test_sentences_end_after_closing_quotes_brackets_and_action_marks(text, expected):
+    assert [s for s in SENTENCE.split(text) if s] == expected
 
 
 @pytest.mark.parametrize("texts, vectors, expected", [
