@@ -153,21 +153,29 @@ class Recall:
         index = await self.index(key)
         boundary = recent_boundary(client, stored, plan, persona)
         memory_cap, _ = split_remaining(plan, count_tokens(persona or ""))
+        mood = self._emotion(turns, text, vector)  # read once, for re-scoring and for the mood line
         hits = index.search(text, vector, exclude_from_position=boundary,
                             k=hits_for_budget(memory_cap, floor=self.settings.k),
-                            weights=self.settings.weights, emotion=self._emotion(turns, vector))
+                            weights=self.settings.weights, emotion=mood)
         turn_tokens = turn_budget(memory_cap, self.settings.turn_share)
         result.items = [passage_item(p) for p in passages(index, hits, turn_tokens=turn_tokens)]
         if self.persona_memory is not None:
             result.items += await self.persona_memory.recall(key, text, vector, persona)
         result.timings["retrieval"] = time.perf_counter() - t1
         await self._add_summaries(result, key, vector)
-        result.emotion_line = self._emotion_line(key, turns, vector) if self.settings.emotion_guidance else None
+        result.emotion_line = self._emotion_line(key, mood) if self.settings.emotion_guidance else None
         return result
 
-    def _emotion(self, turns: list[dict[str, Any]], vector: np.ndarray) -> Any:
+    def _emotion(self, turns: list[dict[str, Any]], query: str, vector: np.ndarray) -> Any:
+        """The newest user turn's emotion. The query vector speaks for that turn only when the query
+        is that turn alone; a follow-up's query joins earlier turns, whose mood must not leak into
+        it ("My dog died." then "They cancelled my flight again!" is anger, not sadness), so then
+        the turn is read by its words (embedding it too would cost a second model run before the
+        first token)."""
         last = _last_user(turns)
-        return self.scorer.score(last, vector) if last else None
+        if not last:
+            return None
+        return self.scorer.score(last, vector if query.strip() == last.strip() else None)
 
     async def search(self, key: str, query: str, k: int) -> list[dict[str, Any]]:
         """The memory API's search: every past message is a candidate, scores and reasons shown."""
@@ -195,11 +203,9 @@ class Recall:
                                        reasons=("related summary",), kind="summary", position=s.start_position,
                                        when=f"messages {s.start_position}-{s.end_position}") for s in ranked]
 
-    def _emotion_line(self, key: str, turns: list[dict[str, Any]], vector: np.ndarray) -> str | None:
-        last = _last_user(turns)
-        if not last:
+    def _emotion_line(self, key: str, now: Any) -> str | None:
+        if now is None:
             return None
-        now = self.scorer.score(last, vector)
         if now.label == "neutral" or now.confidence < 0.5:
             return None
         trail = list(self._trail.get(key, ()))

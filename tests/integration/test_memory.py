@@ -160,3 +160,21 @@ def test_memory_off_is_a_plain_pass_through(memory_proxy, fake):
     openai.OpenAI(base_url=memory_proxy, api_key="k", max_retries=0).chat.completions.create(
         model="fake-model", messages=messages, extra_headers={"X-Session-Id": "plain", "X-Memory": "off"})
     assert fake.requests[-1]["messages"] == messages
+
+
+def test_the_users_mood_reaches_the_model_with_its_trajectory_and_a_neutral_turn_adds_none(memory_proxy, fake):
+    client = openai.OpenAI(base_url=memory_proxy, api_key="k", max_retries=0)
+    # the second turn says too little alone, so its query joins the first; its mood must not
+    said = ["My dog died this morning and I can't stop crying.", "I'm so mad about it!"]
+    history: list[dict] = []
+    for text in said:
+        history.append({"role": "user", "content": text})
+        reply = client.chat.completions.create(model="fake-model", messages=history,
+                                               extra_headers={"X-Session-Id": "mood"})
+        history.append({"role": "assistant", "content": reply.choices[0].message.content})
+        wait_indexed(memory_proxy, "mood")
+    block = "\n".join(m["content"] for m in fake.requests[-1]["messages"] if m["role"] == "system")
+    assert "The user's mood right now: The user's latest message reads as anger" in block
+    assert "recent emotional trajectory: sadness → anger" in block
+    calm = preview(memory_proxy, "mood", history + [{"role": "user", "content": "Any plans for the weekend?"}])
+    assert "mood right now" not in "\n".join(m["content"] for m in calm["messages"] if m["role"] == "system")
