@@ -7,7 +7,12 @@ Variants: `off` memory off (pass-through) with metrics and the request log on; `
 same with metrics, request log and info logs off; `on` memory on (each request a new user turn
 in one of 50 sessions: sync, query embedding, hybrid search, context build, reply recorded); `gemini`
 memory off, served by the Gemini provider from a local fake of the Gemini API (its own direct
-baseline is not comparable, so compare it with `off`).
+baseline is not comparable, so compare it with `off`); `on-history` memory on in conversations
+that already hold `--history` messages each (`--history-sessions` of them, loaded through the
+memory API from the recall benchmark's generator and embedded before timing starts): each
+request sends the newest 20 turns plus a new question, as a trimming client does, so the proxy
+syncs, searches the whole history and builds the context as it would deep into a real chat; its
+baseline, `direct-history`, sends such a window and question straight to the upstream.
 
 Three processes on 127.0.0.1: the offline fake upstream, the proxy (one uvicorn worker) and this
 load generator. Each concurrency level runs the same streamed requests against the upstream
@@ -44,7 +49,10 @@ VARIANTS = {
     "off-noobs": {"MEMORY_ENABLED": "false", "METRICS_ENABLED": "false", "REQUEST_LOG_ENABLED": "false"},
     "on": {"MEMORY_ENABLED": "true", "SUMMARY_ENABLED": "false"},
     "gemini": {"MEMORY_ENABLED": "false"},
+    "on-history": {"MEMORY_ENABLED": "true", "SUMMARY_ENABLED": "false"},
 }
+WINDOW = 20  # turns a trimming client keeps
+BASELINES = {"proxy-on-history": "direct-history"}  # what a variant's added time is measured against
 
 
 def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen:
@@ -77,31 +85,97 @@ def fresh_body(model: str) -> dict:
             "messages": [BODY["messages"][0], {"role": "user", "content": text}]}
 
 
-async def one(client: httpx.AsyncClient, url: str, body) -> tuple[float, float]:
-    body = body() if callable(body) else body
+class Conversations:
+    """Sessions that already hold a long history; each request continues one of them.
+
+    A worker owns its sessions (worker w uses sessions w, w + workers, ...), so one conversation
+    has one request in flight at a time while there are at least as many conversations as
+    workers (more workers share them, and the proxy takes a session's requests one at a time).
+    Each request's window is the newest `WINDOW` turns the session holds, the previous bench
+    turns included, plus a new question.
+    """
+
+    def __init__(self, model: str, sessions: int, history: int) -> None:
+        from bench.recall.generate import generate
+
+        self.model = model
+        self.windows: dict[str, list[dict]] = {}
+        self.loads: dict[str, list[dict]] = {}
+        for i in range(sessions):
+            messages = generate(history, 100 + i)["messages"]
+            sid = f"bench-history-{i}"
+            self.loads[sid] = [{"role": m["role"], "content": m["text"], "created_at": m["created"]}
+                               for m in messages]
+            self.windows[sid] = [{"role": m["role"], "content": m["text"]} for m in messages[-WINDOW:]]
+        self.turn = 0
+
+    def load(self, base: str) -> None:
+        """Store every history through the memory API and wait until all of it is embedded."""
+        with httpx.Client(timeout=120) as client:
+            for sid, messages in self.loads.items():
+                for start in range(0, len(messages), 500):
+                    client.post(f"{base}/v1/sessions/{sid}/messages",
+                                json={"messages": messages[start:start + 500]}).raise_for_status()
+            deadline = time.monotonic() + 600
+            while any(client.get(f"{base}/v1/sessions/{sid}").json()["pending"] for sid in self.loads):
+                if time.monotonic() > deadline:
+                    raise RuntimeError("background embedding of the bench histories did not finish")
+                time.sleep(0.5)
+
+    def session(self, worker: int, workers: int) -> str:
+        ids = list(self.windows)
+        mine = ids[worker % len(ids)::workers] or ids[worker % len(ids):][:1]
+        self.turn += 1
+        return mine[self.turn % len(mine)]
+
+    def body(self, sid: str) -> dict:
+        n = next(COUNTER)
+        question = f"By the way, what did I say about the {WORDS[n % len(WORDS)]} back then? (asked {n})"
+        return {"model": self.model, "stream": True, "messages": [
+            {"role": "system", "content": BODY["messages"][0]["content"]}, *self.windows[sid],
+            {"role": "user", "content": question}], "metadata": {"session_id": sid}}
+
+    def done(self, sid: str, body: dict, reply: str) -> None:
+        self.windows[sid] = [*self.windows[sid], body["messages"][-1],
+                             {"role": "assistant", "content": reply}][-WINDOW:]
+
+
+async def one(client: httpx.AsyncClient, url: str, body, worker: int = 0,
+              workers: int = 1) -> tuple[float, float]:
+    sid = None
+    if isinstance(body, Conversations):
+        conversations, sid = body, body.session(worker, workers)
+        body = conversations.body(sid)
+    elif callable(body):
+        body = body()
     t0 = time.perf_counter()
-    first = None
+    first, reply = None, []
     async with client.stream("POST", url, json=body) as response:
         async for line in response.aiter_lines():
             if first is None and '"content"' in line:
                 first = time.perf_counter()
+            if sid is not None and line.startswith("data: {"):
+                delta = json.loads(line[6:])["choices"][0]["delta"]
+                reply.append(delta.get("content") or "")
+    if sid is not None:
+        conversations.done(sid, body, "".join(reply))
     return (first or time.perf_counter()) - t0, time.perf_counter() - t0
 
 
 async def level(url: str, concurrency: int, requests: int, headers: dict, body: dict) -> dict:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(limits=limits, timeout=60, headers=headers) as client:
-        await asyncio.gather(*(one(client, url, body) for _ in range(concurrency)))  # warm connections
+        await asyncio.gather(*(one(client, url, body, w, concurrency) for w in range(concurrency)))  # warm up
         queue = list(range(requests))
         results: list[tuple[float, float]] = []
 
-        async def worker() -> None:
+        async def worker(w: int) -> None:
             while queue:
                 queue.pop()
-                results.append(await one(client, url, body))
+                results.append(await one(client, url, body, w, concurrency))
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(w) for w in range(concurrency)))
         wall = time.perf_counter() - t0
     return {"ttft_ms": [r[0] * 1000 for r in results], "total_ms": [r[1] * 1000 for r in results],
             "rps": requests / wall}
@@ -137,6 +211,11 @@ def run(args: argparse.Namespace) -> dict:
             procs.append(start([sys.executable, "-m", "app.cli", "serve"], env, f"http://127.0.0.1:{port}/health"))
             model = "gemini-2.5-flash" if variant == "gemini" else "fake-model"
             body = (lambda m=model: fresh_body(m)) if variant == "on" else {**BODY, "model": model}
+            if variant == "on-history":
+                body = Conversations(model, args.history_sessions, args.history)
+                body.load(f"http://127.0.0.1:{port}")
+                # its baseline: the same window and question sent straight to the upstream
+                targets["direct-history"] = (targets["direct"][0], {}, body.body(next(iter(body.windows))))
             targets[f"proxy-{variant}"] = (f"http://127.0.0.1:{port}/v1/chat/completions",
                                            {}, body)
         return measure(targets, args)
@@ -164,27 +243,29 @@ def measure(targets: dict, args: argparse.Namespace) -> dict:
 def print_report(report: dict) -> None:
     print(f"{'conc':>4} {'target':<14} {'ttft ms':>8} {'added':>7} {'total ms':>9} {'req/s':>7} {'vs direct':>9}")
     for concurrency, rows in report.items():
-        base = rows["direct"]
         for name, row in rows.items():
+            base = rows[BASELINES.get(name, "direct")] if BASELINES.get(name) in rows else rows["direct"]
             added = row["ttft_ms"] - base["ttft_ms"]
             print(f"{concurrency:>4} {name:<14} {row['ttft_ms']:8.2f} {added:7.2f} {row['total_ms']:9.2f} "
                   f"{row['rps']:7.1f} {row['rps'] / base['rps']:9.2f}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=lambda s: [int(x) for x in s.split(",")], default=[1, 10, 50])
     parser.add_argument("--requests", type=int, default=200, help="requests per level per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--variants", type=lambda s: s.split(","), default=["off"],
-                        help="proxy variants: off (memory off), on (memory on)")
+                        help="proxy variants: off, off-noobs, on, on-history, gemini (see above)")
     parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the proxy")
-    args = parser.parse_args()
+    parser.add_argument("--history", type=int, default=1000, help="messages per conversation for on-history")
+    parser.add_argument("--history-sessions", type=int, default=10, help="conversations for on-history")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "proxy.json")
+    args = parser.parse_args(argv)
     report = run(args)
     print_report(report)
-    out = ROOT / "bench" / "results" / "proxy.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
 
 
 if __name__ == "__main__":
