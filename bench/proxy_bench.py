@@ -15,7 +15,8 @@ syncs, searches the whole history and builds the context as it would deep into a
 baseline, `direct-history`, sends such a window and question straight to the upstream.
 
 Three processes on 127.0.0.1: the offline fake upstream, the proxy (one uvicorn worker) and this
-load generator. Each concurrency level runs the same streamed requests against the upstream
+load generator. The fake answers at once unless `--chunk-delay-ms` paces its chunks like a model
+writing (the proxy's background work then runs while the reply streams, as it does in use). Each concurrency level runs the same streamed requests against the upstream
 directly and through the proxy, interleaved in rounds so machine noise hits both alike; the
 report gives medians and the ratio. Results also go to bench/results/proxy.json.
 """
@@ -190,8 +191,8 @@ def summarize(samples: list[dict]) -> dict:
 
 def run(args: argparse.Namespace) -> dict:
     up_port, env_base = free_port(), {"HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING"}
-    upstream = start([sys.executable, "-m", "app.fakes.openai_server", "--port", str(up_port)], env_base,
-                     f"http://127.0.0.1:{up_port}/v1/models")
+    upstream = start([sys.executable, "-m", "app.fakes.openai_server", "--port", str(up_port),
+                      "--chunk-delay", str(args.chunk_delay_ms / 1000)], env_base, f"http://127.0.0.1:{up_port}/v1/models")
     procs = [upstream]
     targets = {"direct": (f"http://127.0.0.1:{up_port}/v1/chat/completions", {}, BODY)}
     try:
@@ -259,6 +260,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="proxy variants: off, off-noobs, on, on-history, gemini (see above)")
     parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the proxy")
     parser.add_argument("--history", type=int, default=1000, help="messages per conversation for on-history")
+    parser.add_argument("--chunk-delay-ms", type=float, default=0.0,
+                        help="the fake model's pause between streamed chunks (0: it answers at once)")
     parser.add_argument("--history-sessions", type=int, default=10, help="conversations for on-history")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "proxy.json")
     args = parser.parse_args(argv)

@@ -54,6 +54,7 @@ class FakeUpstream:
     requests: list[dict[str, Any]] = field(default_factory=list)
     cancelled: int = 0
     chunk_words: int = 3
+    chunk_delay: float = 0.0  # between chunks when the script has nothing to say: a model's pace
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/v1/models", self._models), Route("/models", self._models),
@@ -67,7 +68,7 @@ class FakeUpstream:
     async def _chat(self, request: Request) -> Response:
         body = orjson.loads(await request.body())
         self.requests.append(body)
-        behaviour = self.script.popleft() if self.script else Behaviour()
+        behaviour = self.script.popleft() if self.script else Behaviour(chunk_delay=self.chunk_delay)
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
         if behaviour.status >= 400:
@@ -85,13 +86,18 @@ class FakeUpstream:
             for i, chunk in enumerate(reply.chunks()):
                 if behaviour.cut_after is not None and i >= behaviour.cut_after:
                     raise ConnectionResetError("stream cut")  # the server drops the connection
-                if behaviour.chunk_delay and i:
-                    await asyncio.sleep(behaviour.chunk_delay)
+                if behaviour.chunk_delay and i and _writes(chunk):  # like a model: the finish and the
+                    await asyncio.sleep(behaviour.chunk_delay)    # usage follow the last token at once
                 yield b"data: " + orjson.dumps(chunk) + b"\n\n"
             yield b"data: [DONE]\n\n"
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
+
+
+def _writes(chunk: dict[str, Any]) -> bool:
+    """Whether a chunk carries text or a tool call (a model's work), not just a finish or usage."""
+    return any(c.get("delta") for c in chunk.get("choices") or ())
 
 
 def _error(behaviour: Behaviour) -> Response:
@@ -192,8 +198,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Offline OpenAI-compatible fake model server")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed chunks")
     args = parser.parse_args()
-    uvicorn.run(FakeUpstream().app(), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(FakeUpstream(chunk_delay=args.chunk_delay).app(), host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":
