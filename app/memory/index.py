@@ -240,7 +240,8 @@ class SessionIndex:
                                         self._lengths, self._alive)) + self._vectors.nbytes()
         arrays += self._emotions.nbytes if self._emotions is not None else 0
         texts = sum(sys.getsizeof(t) for t in self._texts) + 8 * (len(self._texts) + len(self._roles))
-        return arrays + texts + self._postings.nbytes() + 120 * len(self._row)
+        names = sys.getsizeof(self._names_seen) + sum(sys.getsizeof(t) for t in self._names_seen)
+        return arrays + texts + names + self._postings.nbytes() + 120 * len(self._row)
 
     # ------------------------------------------------------------------ search
 
