@@ -72,6 +72,7 @@ class FakeGemini:
     models: list[str] = field(default_factory=lambda: ["gemini-2.5-flash", "gemini-2.5-pro"])
     script: deque[Behaviour] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)  # the client port of each request: one per connection
     paths: list[str] = field(default_factory=list)
     cancelled: int = 0
     chunk_words: int = 3
@@ -94,6 +95,7 @@ class FakeGemini:
             return refused
         body = orjson.loads(await request.body())
         self.requests.append(body)
+        self.ports.append(request.client.port if request.client else 0)
         self.paths.append(f"{model}:{method}")
         behaviour = self.script.popleft() if self.script else Behaviour()
         if behaviour.delay:

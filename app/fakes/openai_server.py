@@ -52,6 +52,7 @@ class FakeUpstream:
     models: list[str] = field(default_factory=lambda: ["fake-model", "fake-model-large"])
     script: deque[Behaviour] = field(default_factory=deque)
     requests: list[dict[str, Any]] = field(default_factory=list)
+    ports: list[int] = field(default_factory=list)  # the client port of each chat request: one per connection
     cancelled: int = 0
     chunk_words: int = 3
     chunk_delay: float = 0.0  # between chunks when the script has nothing to say: a model's pace
@@ -68,6 +69,7 @@ class FakeUpstream:
     async def _chat(self, request: Request) -> Response:
         body = orjson.loads(await request.body())
         self.requests.append(body)
+        self.ports.append(request.client.port if request.client else 0)
         behaviour = self.script.popleft() if self.script else Behaviour(chunk_delay=self.chunk_delay)
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)

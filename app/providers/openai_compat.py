@@ -3,10 +3,15 @@
 One pooled `httpx.AsyncClient` per upstream; the request always streams upstream (with
 `stream_options.include_usage`) so streamed and non-streamed client requests share one path.
 The response is closed in `finally`, so a client that goes away cancels the upstream request.
+After `[DONE]` the rest of the body (the chunked encoding's end) is read, briefly, so the
+connection goes back to the pool: left unread, httpx closes it, and every request would pay a
+new TCP (and TLS) handshake to the upstream before its first token.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -41,8 +46,10 @@ class OpenAICompatProvider:
                                            headers={"Content-Type": "application/json"}) as response:
                 if response.status_code >= 400:
                     raise await _http_error(response)
-                async for event in _events(data_lines(response.aiter_lines())):
+                lines = response.aiter_lines()
+                async for event in _events(data_lines(lines)):
                     yield event
+                await _drain(lines)
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"upstream {self.name} timed out: {type(exc).__name__}") from exc
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
@@ -62,6 +69,17 @@ class OpenAICompatProvider:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+
+DRAIN_SECONDS = 1.0  # how long to wait for a body to end after [DONE] before giving the connection up
+
+
+async def _drain(lines: AsyncIterator[str]) -> None:
+    """Read what follows `[DONE]` (normally nothing but the body's end) so the connection is reused."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(DRAIN_SECONDS):
+            async for _ in lines:
+                pass
 
 
 async def _events(payloads: AsyncIterator[str]) -> AsyncIterator[Event]:
