@@ -68,7 +68,7 @@ class Recall:
         self._building: dict[str, asyncio.Future] = {}
         self._summaries: dict[str, list[Any]] = {}
         self._forgotten: dict[str, set[int]] = {}
-        self._trail: dict[str, deque[str]] = {}
+        self._trail: dict[str, deque[tuple[int, str]]] = {}  # (message id, emotion) per session
 
     # ------------------------------------------------------------------ index lifecycle
 
@@ -83,7 +83,7 @@ class Recall:
             index = SessionIndex()
             rows = await self.store.active_for_index(key)
             _add_rows(index, rows)
-            self._remember_emotions(key, [(r.role, r.emotion) for r in rows])
+            self._remember_emotions(key, [(r.id, r.role, r.emotion) for r in rows])
             self._indexes[key] = index
             future.set_result(index)
             return index
@@ -93,20 +93,30 @@ class Recall:
         finally:
             self._building.pop(key, None)
 
-    def scored(self, key: str, rows: list[Any], updates: list[Any]) -> None:
-        """The writer's callback: newly scored messages become searchable."""
-        by_role = {row.id: row.role for row in rows}
-        self._remember_emotions(key, [(by_role.get(u.id), u.emotion) for u in updates])
+    async def scored(self, key: str, rows: list[Any], updates: list[Any]) -> None:
+        """The writer's callback: newly scored messages become searchable.
+
+        A session whose index is being loaded gets them once the load is done (the load may have
+        read them before their scores were saved); a session not in RAM finds them in the store.
+        """
+        if key in self._building:
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(self._building[key])
         index = self._indexes.get(key)
         if index is None:
             return
+        by_role = {row.id: row.role for row in rows}
+        self._remember_emotions(key, [(u.id, by_role.get(u.id), u.emotion) for u in updates])
         by_id = {u.id: u for u in updates}
         gone = self._forgotten.get(key, set())  # superseded while they were being scored
         _add_rows(index, [_merge(row, by_id.get(row.id)) for row in rows if row.id not in gone])
 
-    def _remember_emotions(self, key: str, pairs: list[tuple[str | None, str | None]]) -> None:
+    def _remember_emotions(self, key: str, rows: list[tuple[int, str | None, str | None]]) -> None:
+        """The user's last five emotions, oldest first, each message once (a message scored while
+        its session's index was loading is seen by both)."""
         trail = self._trail.setdefault(key, deque(maxlen=5))
-        trail.extend(emotion for role, emotion in pairs if role == "user" and emotion)
+        known = {id for id, _ in trail}
+        trail.extend((id, emotion) for id, role, emotion in rows if role == "user" and emotion and id not in known)
 
     def summaries_changed(self, key: str) -> None:
         self._summaries.pop(key, None)
@@ -163,7 +173,8 @@ class Recall:
             result.items += await self.persona_memory.recall(key, text, vector, persona)
         result.timings["retrieval"] = time.perf_counter() - t1
         await self._add_summaries(result, key, vector)
-        result.emotion_line = self._emotion_line(key, mood) if self.settings.emotion_guidance else None
+        newest = next((m.get("_id") for m in reversed(client) if m.get("role") == "user"), None)
+        result.emotion_line = self._emotion_line(key, mood, newest) if self.settings.emotion_guidance else None
         return result
 
     def _emotion(self, turns: list[dict[str, Any]], query: str, vector: np.ndarray) -> Any:
@@ -203,12 +214,14 @@ class Recall:
                                        reasons=("related summary",), kind="summary", position=s.start_position,
                                        when=f"messages {s.start_position}-{s.end_position}") for s in ranked]
 
-    def _emotion_line(self, key: str, now: Any) -> str | None:
+    def _emotion_line(self, key: str, now: Any, newest: int | None) -> str | None:
+        """The mood line; `newest` (the turn `now` reads) is left out of the trail if the writer
+        scored it already, so it is not counted twice."""
         if now is None:
             return None
         if now.label == "neutral" or now.confidence < 0.5:
             return None
-        trail = list(self._trail.get(key, ()))
+        trail = [emotion for id, emotion in self._trail.get(key, ()) if id != newest]
         path = " → ".join(trail + [now.label]) if trail else now.label
         return (f"The user's latest message reads as {now.label} (confidence {now.confidence:.2f}, "
                 f"intensity {now.intensity:.2f}); recent emotional trajectory: {path}. Respond with matching care.")
