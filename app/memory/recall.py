@@ -100,7 +100,7 @@ class Recall:
         read them before their scores were saved); a session not in RAM finds them in the store.
         """
         if key in self._building:
-            with contextlib.suppress(BaseException):
+            with contextlib.suppress(Exception):  # a failed load: the next one reads the store
                 await asyncio.shield(self._building[key])
         index = self._indexes.get(key)
         if index is None:
