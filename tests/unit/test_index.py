@@ -317,3 +317,13 @@ def test_candidates_per_hit_reads_deeper_for_more_hits():
     assert ids(index.search("", axis(0), k=1, weights=shallow)) == [100]
     deep = dataclasses.replace(shallow, candidates_per_hit=6)
     assert ids(index.search("", axis(0), k=1, weights=deep)) == [105]
+
+
+def test_a_speakers_name_is_a_known_name_for_the_bridge():
+    index = SessionIndex(dim=DIM, capacity=2)
+    index.add(ids=[100, 101, 102], positions=[0, 1, 2], roles=["assistant", "user", "user"],
+              texts=["Bram? The one who found the cellar key.", "filler words", "Ask him tomorrow."],
+              embeddings=[axis(0), axis(5), axis(6)], names=["Bram", None, "Bram"])
+    follow = RetrievalWeights(importance=0, recency=0, emotion=0, bridge=1.0, bridge_from=1)
+    hits = index.search("cellar key", axis(0), k=3, weights=follow)
+    assert "names from a related memory" in next(h for h in hits if h.id == 102).reasons
