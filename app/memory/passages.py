@@ -22,7 +22,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
-from app.memory.retrieval import SENTENCE, pieces
+from app.memory.retrieval import pieces, sentences
 from app.tokens import count_tokens
 
 
@@ -93,8 +93,7 @@ def asks(text: str) -> bool:
         >>> asks("Ha. Who's your best friend? You never said."), asks("Why? Anyway. Lovely. Bye.")
         (True, False)
     """
-    sentences = [s.strip() for s in SENTENCE.split(text.strip()) if s.strip()]
-    return any(s.endswith("?") for s in sentences[-2:])
+    return any(s.endswith("?") for s in sentences(text)[-2:])
 
 
 def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True, replies: bool = False,
@@ -133,31 +132,31 @@ def excerpt(text: str, around: str, max_tokens: int, count: Callable[[str], int]
     count = count or count_tokens
     if count(text) <= max_tokens:
         return text
-    sentences = [s.strip() for s in SENTENCE.split(text) if s.strip()]
-    core = _holding(text, sentences, around)
+    said = sentences(text)
+    core = _holding(text, said, around)
     if not core:
         return text
     low, high = core[0], core[-1]
-    used = count(" ".join(sentences[low: high + 1]))
+    used = count(" ".join(said[low: high + 1]))
     grew = True
     while grew:
         grew = False
         for i in (high + 1, low - 1):
-            if 0 <= i < len(sentences) and not low <= i <= high and used + count(sentences[i]) + 1 <= max_tokens:
-                used += count(sentences[i]) + 1
+            if 0 <= i < len(said) and not low <= i <= high and used + count(said[i]) + 1 <= max_tokens:
+                used += count(said[i]) + 1
                 low, high, grew = min(low, i), max(high, i), True
-    return ("… " if low > 0 else "") + " ".join(sentences[low: high + 1]) + (" …" if high < len(sentences) - 1 else "")
+    return ("… " if low > 0 else "") + " ".join(said[low: high + 1]) + (" …" if high < len(said) - 1 else "")
 
 
-def _holding(text: str, sentences: list[str], around: str) -> list[int]:
+def _holding(text: str, said: list[str], around: str) -> list[int]:
     """The sentences `around` overlaps: by place in `text` (a clause may run across a sentence
     break, "Rainy again. I grew up in Porto"), else by containment (pieces join sentences with
     a space where the text may have had a line break)."""
     start = text.find(around)
     if start < 0:
-        return [i for i, s in enumerate(sentences) if s in around or around in s]
+        return [i for i, s in enumerate(said) if s in around or around in s]
     end, held, pos = start + len(around), [], 0
-    for i, sentence in enumerate(sentences):
+    for i, sentence in enumerate(said):
         at = text.find(sentence, pos)
         pos = at + len(sentence)
         if at < end and pos > start:

@@ -32,9 +32,9 @@ from typing import Any
 import numpy as np
 
 from app.context import MemoryItem
-from app.memory.persona_text import coverage, flat, prompt_chunks, sentences, shared_words, unseen, vector_texts
+from app.memory.persona_text import coverage, flat, prompt_chunks, shared_words, unseen, vector_texts
 from app.memory.records import PersonaChunk, SessionNotFound
-from app.memory.retrieval import query_terms, tokenize
+from app.memory.retrieval import query_terms, sentences, tokenize
 
 REASON = "earlier persona text"
 

@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from app.memory.retrieval import SENTENCE, chunk_text, pieces
+from app.memory.retrieval import chunk_text, pieces, sentences
 from app.tokens import encoding
 
 _LINE = "\ue000"  # a private-use character: marks line breaks through `chunk_text` (see `split_prompt`)
@@ -69,10 +69,6 @@ def vector_texts(chunk: str) -> list[str]:
     """What is embedded for a chunk: the whole, then its statements when it has several."""
     parts = pieces(chunk)
     return [chunk, *parts] if len(parts) > 1 else [chunk]
-
-
-def sentences(text: str) -> list[str]:
-    return [s.strip() for s in SENTENCE.split(text) if s.strip()]
 
 
 def unseen(text: str, seen: str) -> list[str]:

@@ -31,6 +31,12 @@ _WORD = re.compile(r"\w+")
 # A sentence ends at . ! ? or … and any closing marks after them: quotes, brackets and the
 # asterisks or underscores that close a role-play action (*She smiles.* "Hello.").
 SENTENCE = re.compile(r"(?:(?<=[.!?…])|(?<=[.!?…][*_\"'”’)\]])|(?<=[.!?…][*_\"'”’)\]]{2}))\s+|\n+")
+
+
+def sentences(text: str) -> list[str]:
+    """The text's sentences (`SENTENCE`), stripped, empty ones left out."""
+    return [s.strip() for s in SENTENCE.split(text) if s.strip()]
+
 STOP_WORDS = frozenset("""
 a about above after again against all also am an and any are aren't as at be because been before being below
 between both but by can could did do does doing don't down during each few for from further had has have having
@@ -102,8 +108,8 @@ def pieces(text: str, *, max_pieces: int = 12, min_words: int = 4, clauses: bool
     than `min_words` words join the next; past `max_pieces` sentences are grouped evenly, and
     clauses stop at twice that many pieces in all.
     """
-    sentences = [s.strip() for s in SENTENCE.split(text) if s.strip()]
-    statements = [s for s in sentences if not s.endswith("?")] or sentences
+    said = sentences(text)
+    statements = [s for s in said if not s.endswith("?")] or said
     merged = _joined_short(statements, min_words)
     if len(merged) > max_pieces:
         size = -(-len(merged) // max_pieces)
@@ -149,7 +155,7 @@ def entities(text: str, known: frozenset[str] | set[str] = frozenset()) -> list[
     terms are `known` names (seen capitalised inside a sentence elsewhere in the conversation).
     """
     found: list[str] = []
-    for sentence in SENTENCE.split(text):
+    for sentence in sentences(text):
         for place, word in enumerate(sentence.split()):
             if not word[:1].isalnum():
                 word = _LEADING_MARKS.sub("", word)
@@ -284,7 +290,7 @@ def chunk_text(text: str, max_tokens: int, overlap: int = 0,
     if max_tokens < 1:
         raise ValueError(f"max_tokens must be positive, got {max_tokens}")
     count = count or count_tokens
-    units = [u for s in SENTENCE.split(text) if s.strip() for u in _fit_units(s.strip(), max_tokens, count)]
+    units = [u for s in sentences(text) for u in _fit_units(s, max_tokens, count)]
     chunks: list[list[str]] = []
     current: list[str] = []
     for unit in units:
