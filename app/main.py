@@ -15,6 +15,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
@@ -27,6 +28,7 @@ from app.observability.requestlog import RequestLog
 from app.pipeline import Pipeline
 from app.providers.factory import build_router
 from app.routes import chat, health, models, observability, sessions
+from app.routes.body import component_schemas
 
 VERSION = "0.1.0"
 log = logging.getLogger("app")
@@ -43,7 +45,17 @@ def create_app(settings: Settings) -> FastAPI:
     _install_error_handlers(app)
     for module in (chat, models, health, sessions, observability):
         app.include_router(module.router)
+    app.openapi = lambda: _openapi(app)
     return app
+
+
+def _openapi(app: FastAPI) -> dict:
+    """FastAPI's document, with the schemas of the bodies our routes read themselves."""
+    if app.openapi_schema is None:
+        spec = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        spec.setdefault("components", {}).setdefault("schemas", {}).update(component_schemas())
+        app.openapi_schema = spec
+    return app.openapi_schema
 
 
 async def _start(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> None:

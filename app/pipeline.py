@@ -7,12 +7,17 @@
 
 Memory is optional: with `X-Memory: off`, MEMORY_ENABLED=false or no memory service, the
 request passes through with its own messages untouched.
+
+A writing request holds its conversation from `prepare` on. `held()` is the one place that lets
+go of it: every way out of its block frees the conversation (an error of any kind, a
+cancellation), except handing it to a streamed response, which frees it when it ends.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,6 +132,10 @@ class Pipeline:
         except ProxyError as exc:
             await self._finish(exchange, assembler, exc)
             raise
+        except Exception as exc:  # noqa: BLE001 - reported as an upstream failure, like a stream's
+            error = UpstreamStreamError(f"stream failed: {from_exception(exc).message}")
+            await self._finish(exchange, assembler, error)
+            raise error from exc
         if assembler.usage is None:
             self._usage(exchange, assembler)
         await self._finish(exchange, assembler, None)
@@ -148,8 +157,23 @@ class Pipeline:
         if self.observer is not None:
             self.observer.finished(exchange, assembler)
 
+    @asynccontextmanager
+    async def held(self, exchange: Exchange, *, handed_on: bool = False) -> AsyncIterator[Exchange]:
+        """The exchange's conversation is freed on every way out of the block.
+
+        With `handed_on`, a normal exit leaves it held: a streamed response then owns it and
+        calls `release` when it ends, however it ends.
+        """
+        try:
+            yield exchange
+        except BaseException:
+            self.release(exchange)
+            raise
+        if not handed_on:
+            self.release(exchange)
+
     def release(self, exchange: Exchange) -> None:
-        """Idempotent: frees the session if a response ended before its stream even started."""
+        """Idempotent: frees the conversation (a no-op once the reply was recorded or handed on)."""
         if exchange.memory is not None and self.memory is not None:
             self.memory.release(exchange)
 

@@ -6,7 +6,8 @@ It answers deterministically: a question (a last user message ending in "?") is 
 the sentence of the context that shares most words with it — so a demo shows plainly whether
 memory put the right fact in front of the model — anything else with a short acknowledgement.
 Tests script it through `FakeUpstream.script`: each request pops the next `Behaviour`
-(a reply, a tool call, an HTTP error with Retry-After, a stall, a stream cut in the middle).
+(a reply, a tool call, an HTTP error with Retry-After, a stall, a stream cut in the middle,
+raw SSE payloads sent as they are, malformed ones included).
 Every request body is kept in `requests`; `cancelled` counts streams whose client went away.
 """
 
@@ -45,6 +46,7 @@ class Behaviour:
     cut_after: int | None = None
     finish_reason: str | None = None
     usage: bool = True
+    frames: list[str] | None = None  # raw `data:` payloads streamed as they are, then nothing else
 
 
 @dataclass
@@ -78,6 +80,8 @@ class FakeUpstream:
         if body.get("model") not in self.models:
             return JSONResponse({"error": {"message": f"model {body.get('model')!r} not found",
                                            "type": "invalid_request_error", "code": "model_not_found"}}, 404)
+        if behaviour.frames is not None:
+            return StreamingResponse(_raw(behaviour.frames), media_type="text/event-stream")
         reply = Reply.of(body, behaviour, self.chunk_words)
         if body.get("stream"):
             return StreamingResponse(self._stream(reply, behaviour), media_type="text/event-stream")
@@ -95,6 +99,11 @@ class FakeUpstream:
         except asyncio.CancelledError:
             self.cancelled += 1
             raise
+
+
+async def _raw(frames: list[str]):
+    for frame in frames:
+        yield f"data: {frame}\n\n".encode()
 
 
 def _writes(chunk: dict[str, Any]) -> bool:

@@ -15,11 +15,12 @@ dates they were said on; a date that cannot be read leaves the message undated (
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 # Dates as SillyTavern has written `send_date`: "June 5, 2024 3:02pm", "2024-6-5@15h02m11s".
 _TIME_FORMATS = ("%B %d, %Y %I:%M%p", "%B %d, %Y %I:%M %p", "%Y-%m-%d@%Hh%Mm%Ss", "%Y-%m-%d %H:%M:%S")
@@ -58,10 +59,11 @@ def parse_sillytavern(text: str) -> ImportedChat:
 
 
 def _load(line: str, number: int) -> dict[str, Any]:
+    """One line as a JSON object; strict, like the chat endpoint (no lone surrogates, bounded depth)."""
     try:
-        record = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise ChatFileError(f"line {number} is not valid JSON: {exc.msg}") from None
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        raise ChatFileError(f"line {number} is not valid JSON: {exc}") from None
     if not isinstance(record, dict):
         raise ChatFileError(f"line {number} is not a JSON object")
     return record

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from app.auxiliary import ends_with_continue, is_auxiliary
@@ -42,9 +42,16 @@ class Turn:
     auxiliary: str | None = None
 
     def release(self) -> None:
+        """Idempotent: only the first call lets go of the conversation."""
         if self.lock is not None and self.lock.locked():
             self.lock.release()
         self.lock = None
+
+    def hand_over(self) -> Turn:
+        """A copy that now holds the conversation; releasing this one does nothing any more."""
+        other = replace(self)
+        self.lock = None
+        return other
 
 
 def split_persona(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict[str, Any]]]:
@@ -221,17 +228,22 @@ class MemoryService:
             turn.release()
 
     def record_later(self, exchange: Any, assembler: Any) -> None:
-        """The client went away mid-stream: record what it saw on the writer's task, never here."""
+        """The client went away mid-stream: record what it saw on the writer's task, never here.
+
+        The conversation stays held until that write is done (the hold moves from the request to
+        the write), so a regenerate sent right after a Stop sees the stopped reply and replaces it.
+        """
         turn: Turn = exchange.memory
         if turn.read_only or not assembler.text:
             turn.release()
             return
+        later_turn = turn.hand_over()
 
         async def later() -> None:
             try:
-                await self._record_reply(turn, assembler, exchange.model)
+                await self._record_reply(later_turn, assembler, exchange.model)
             finally:
-                turn.release()
+                later_turn.release()
 
         self.writer.submit_call(later)
 

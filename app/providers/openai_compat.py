@@ -96,7 +96,7 @@ async def _events(payloads: AsyncIterator[str]) -> AsyncIterator[Event]:
             chunk = orjson.loads(payload)
         except orjson.JSONDecodeError as exc:
             raise UpstreamStreamError(f"upstream sent invalid JSON: {payload[:200]!r}") from exc
-        if "error" in chunk and not chunk.get("choices"):
+        if isinstance(chunk, dict) and "error" in chunk and not chunk.get("choices"):
             raise UpstreamStreamError(_message_of(chunk))
         for event in chunk_events(chunk):
             finished = finished or bool(getattr(event, "finish_reason", None))
@@ -105,33 +105,78 @@ async def _events(payloads: AsyncIterator[str]) -> AsyncIterator[Event]:
         raise UpstreamStreamError("upstream stream ended before the reply was complete")
 
 
-def chunk_events(chunk: dict[str, Any]) -> list[Event]:
-    """One upstream `chat.completion.chunk` as events (pure)."""
-    events: list[Event] = [_delta(choice) for choice in chunk.get("choices") or ()]
+def chunk_events(chunk: Any) -> list[Event]:
+    """One upstream `chat.completion.chunk` as events (pure); a frame of the wrong shape is an error.
+
+        >>> chunk_events({"choices": [{"index": 0, "delta": "oops"}]})
+        Traceback (most recent call last):
+        ...
+        app.errors.UpstreamStreamError: upstream sent a malformed chunk: choices[0].delta is a string, not an object
+    """
+    _expect(chunk, dict, "the frame")
+    choices = chunk.get("choices") or []
+    _expect(choices, list, "choices")
+    events: list[Event] = [_delta(choice, i) for i, choice in enumerate(choices)]
     usage = chunk.get("usage")
     if usage:
-        details = {k: v for k, v in usage.items()
-                   if k not in ("prompt_tokens", "completion_tokens", "total_tokens")}
-        events.append(Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0,
-                            details or None))
+        events.append(_usage(usage))
     return events
 
 
 _KNOWN = frozenset({"role", "content", "tool_calls"})
+_COUNTS = ("prompt_tokens", "completion_tokens", "total_tokens")
+_TYPE_NAMES = {dict: "an object", list: "an array", str: "a string", int: "a number", float: "a number",
+               bool: "a boolean", type(None): "null"}
 
 
-def _delta(choice: dict[str, Any]) -> Delta:
+def _expect(value: Any, kind: type, where: str) -> None:
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        got = _TYPE_NAMES.get(type(value), type(value).__name__)
+        raise UpstreamStreamError(f"upstream sent a malformed chunk: {where} is {got}, not {_TYPE_NAMES[kind]}")
+
+
+def _delta(choice: Any, i: int) -> Delta:
+    _expect(choice, dict, f"choices[{i}]")
     delta = choice.get("delta") or {}
-    calls = [ToolCallDelta(index=c.get("index", i), id=c.get("id"), type=c.get("type"),
-                           name=(c.get("function") or {}).get("name"),
-                           arguments=(c.get("function") or {}).get("arguments"))
-             for i, c in enumerate(delta.get("tool_calls") or ())]
+    _expect(delta, dict, f"choices[{i}].delta")
+    content = delta.get("content")
+    if content is not None:
+        _expect(content, str, f"choices[{i}].delta.content")
+    calls = [_tool_call(c, k, f"choices[{i}].delta.tool_calls[{k}]") for k, c in enumerate(_calls(delta, i))]
     extra = {k: v for k, v in delta.items() if k not in _KNOWN and v is not None}
     if choice.get("logprobs"):
         extra["logprobs"] = choice["logprobs"]
-    return Delta(choice=choice.get("index", 0), role=delta.get("role"), content=delta.get("content"),
-                 tool_calls=calls or None, finish_reason=choice.get("finish_reason"),
+    return Delta(choice=_index(choice.get("index", i), f"choices[{i}].index"), role=delta.get("role"),
+                 content=content, tool_calls=calls or None, finish_reason=choice.get("finish_reason"),
                  extra=extra or None)
+
+
+def _calls(delta: dict[str, Any], i: int) -> list[Any]:
+    calls = delta.get("tool_calls") or []
+    _expect(calls, list, f"choices[{i}].delta.tool_calls")
+    return calls
+
+
+def _tool_call(call: Any, k: int, where: str) -> ToolCallDelta:
+    _expect(call, dict, where)
+    function = call.get("function") or {}
+    _expect(function, dict, where + ".function")
+    return ToolCallDelta(index=_index(call.get("index", k), where + ".index"), id=call.get("id"),
+                         type=call.get("type"), name=function.get("name"), arguments=function.get("arguments"))
+
+
+def _index(value: Any, where: str) -> int:
+    _expect(value, int, where)
+    return value
+
+
+def _usage(usage: Any) -> Usage:
+    _expect(usage, dict, "usage")
+    for name in _COUNTS:
+        if usage.get(name) is not None:
+            _expect(usage[name], int, f"usage.{name}")
+    details = {k: v for k, v in usage.items() if k not in _COUNTS}
+    return Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0, details or None)
 
 
 async def _http_error(response: httpx.Response) -> UpstreamError:

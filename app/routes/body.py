@@ -28,9 +28,43 @@ async def read_json(request: Request, limit: int) -> Any:
     if not raw.strip():
         raise InvalidRequest("the request body is empty; expected a JSON object")
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise InvalidRequest(f"the request body is not valid JSON: {exc}") from None
+    check_nesting(data)
+    return data
+
+
+MAX_DEPTH = 64  # objects and arrays inside one another; JSON schemas of tools stay far below it
+
+
+def check_nesting(data: Any, limit: int = MAX_DEPTH) -> None:
+    """400 naming the field where objects and arrays nest deeper than `limit`.
+
+        >>> check_nesting({"tools": [{"a": [[[1]]]}]}, limit=4)
+        Traceback (most recent call last):
+        ...
+        app.errors.InvalidRequest: 'tools.0.a.0' nests deeper than 4 levels of objects and arrays
+    """
+    path = too_deep(data, limit)
+    if path is not None:
+        field = ".".join(str(p) for p in path[:6]) + (".…" if len(path) > 6 else "")
+        raise InvalidRequest(f"'{field}' nests deeper than {limit} levels of objects and arrays",
+                             param=field, code="nesting_too_deep")
+
+
+def too_deep(data: Any, limit: int) -> tuple | None:
+    """The path to the first container nested `limit` deep, or None (iterative: any depth is safe)."""
+    stack: list[tuple[Any, tuple]] = [(data, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) >= limit and isinstance(value, (dict, list)):
+            return path
+        if isinstance(value, dict):
+            stack.extend((v, (*path, k)) for k, v in value.items() if isinstance(v, (dict, list)))
+        elif isinstance(value, list):
+            stack.extend((v, (*path, i)) for i, v in enumerate(value) if isinstance(v, (dict, list)))
+    return None
 
 
 async def read_model(request: Request, model: type[Model], limit: int) -> Model:
@@ -51,6 +85,31 @@ def validation_error(exc: ValidationError) -> InvalidRequest:
     suffix = f" (and {more} more problem{'s' if more > 1 else ''})" if more else ""
     return InvalidRequest(f"Invalid value for '{param}': {first['msg']}{suffix}", param=param or None,
                           code="invalid_value")
+
+
+DOCUMENTED: dict[str, type[BaseModel]] = {}  # body models named in the OpenAPI document's components
+
+
+def request_body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads its body itself: the model's schema, published.
+
+    The body is read by `read_model` (size limit first, then JSON, then the schema), so FastAPI
+    cannot see it; this names it in the document, and `app.main` adds the model's schema to the
+    document's components.
+    """
+    DOCUMENTED[model.__name__] = model
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def component_schemas() -> dict[str, Any]:
+    """The JSON schemas of every documented body model and the models they refer to."""
+    out: dict[str, Any] = {}
+    for name, model in DOCUMENTED.items():
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        out.update(schema.pop("$defs", {}))
+        out[name] = schema
+    return out
 
 
 def _too_large(limit: int) -> RequestTooLarge:

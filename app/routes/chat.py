@@ -2,38 +2,55 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, StreamingResponse
-from starlette.background import BackgroundTask
+from starlette.types import Receive, Scope, Send
 
 from app import sse
 from app.observability.logs import request_id, session_id
-from app.routes.body import read_model
+from app.routes.body import read_model, request_body_schema
 from app.routes.deps import PipelineDep, SettingsDep
 from app.schemas import ChatCompletionRequest
 
 router = APIRouter()
 
 
-@router.post("/v1/chat/completions")
+class ReleasingStream(StreamingResponse):
+    """A streamed reply that frees its conversation when the response ends, however it ends
+    (finished, failed, the client gone, or never started at all)."""
+
+    def __init__(self, content, release: Callable[[], None], **kwargs) -> None:
+        super().__init__(content, **kwargs)
+        self._release = release
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            self._release()
+
+
+@router.post("/v1/chat/completions", openapi_extra=request_body_schema(ChatCompletionRequest))
 async def chat_completions(request: Request, pipeline: PipelineDep, settings: SettingsDep):
     body = await read_model(request, ChatCompletionRequest, settings.max_request_bytes)
     exchange = await pipeline.prepare(body, request.headers)
-    request_id.set(exchange.cid)
-    if exchange.memory is not None:
-        session_id.set(exchange.memory.session_id)
-    opened = await pipeline.open(exchange)
-    headers = {"X-Provider": opened.provider}
-    if exchange.memory is not None and getattr(exchange.memory, "session_id", None):
-        headers["X-Session-Id"] = exchange.memory.session_id
-    if body.stream:
-        return StreamingResponse(pipeline.stream(exchange, opened), media_type=sse.MEDIA_TYPE,
-                                 headers={**sse.HEADERS, **headers},
-                                 background=BackgroundTask(pipeline.release, exchange))
-    return JSONResponse(await pipeline.complete(exchange, opened), headers=headers)
+    async with pipeline.held(exchange, handed_on=body.stream):
+        request_id.set(exchange.cid)
+        if exchange.memory is not None:
+            session_id.set(exchange.memory.session_id)
+        opened = await pipeline.open(exchange)
+        headers = {"X-Provider": opened.provider}
+        if exchange.memory is not None and getattr(exchange.memory, "session_id", None):
+            headers["X-Session-Id"] = exchange.memory.session_id
+        if body.stream:
+            return ReleasingStream(pipeline.stream(exchange, opened), lambda: pipeline.release(exchange),
+                                   media_type=sse.MEDIA_TYPE, headers={**sse.HEADERS, **headers})
+        return JSONResponse(await pipeline.complete(exchange, opened), headers=headers)
 
 
-@router.post("/v1/chat/completions/preview")
+@router.post("/v1/chat/completions/preview", openapi_extra=request_body_schema(ChatCompletionRequest))
 async def chat_preview(request: Request, pipeline: PipelineDep, settings: SettingsDep):
     """The same body and headers as a chat completion: what would be sent upstream, and why."""
     body = await read_model(request, ChatCompletionRequest, settings.max_request_bytes)

@@ -18,17 +18,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from app.errors import InvalidRequest, NotFound
-from app.routes.body import read_model
+from app.routes.body import read_model, request_body_schema
 from app.routes.deps import SettingsDep, StateDep
 from app.schemas import ChatMessage
 
 router = APIRouter(prefix="/v1/sessions")
+MAX_OFFSET = 2**53  # any larger offset is past every list; SQLite integers stop at 2**63
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET)]
 
 
 class AppendBody(BaseModel):
@@ -47,7 +49,7 @@ def _memory(state: Any) -> Any:
 
 
 @router.get("")
-async def list_sessions(state: StateDep, limit: int = Query(50, ge=1, le=1000), offset: int = Query(0, ge=0)):
+async def list_sessions(state: StateDep, limit: int = Query(50, ge=1, le=1000), offset: Offset = 0):
     sessions = await _memory(state).list_sessions(limit, offset)
     return {"object": "list", "data": sessions, "limit": limit, "offset": offset,
             "has_more": len(sessions) == limit}
@@ -60,12 +62,12 @@ async def get_session(session_id: str, state: StateDep):
 
 @router.get("/{session_id}/messages")
 async def list_messages(session_id: str, state: StateDep, limit: int = Query(100, ge=1, le=10_000),
-                        offset: int = Query(0, ge=0), include_superseded: bool = False):
+                        offset: Offset = 0, include_superseded: bool = False):
     rows = await _memory(state).messages(session_id, limit, offset, include_superseded)
     return {"object": "list", "data": rows, "limit": limit, "offset": offset, "has_more": len(rows) == limit}
 
 
-@router.post("/{session_id}/messages")
+@router.post("/{session_id}/messages", openapi_extra=request_body_schema(AppendBody))
 async def append_messages(session_id: str, request: Request, state: StateDep, settings: SettingsDep):
     body = await read_model(request, AppendBody, settings.max_request_bytes)
     ids = await _memory(state).append(session_id, [m.model_dump(exclude_none=True) for m in body.messages])
@@ -107,7 +109,7 @@ async def get_persona(session_id: str, state: StateDep):
     return await _memory(state).persona_info(session_id)
 
 
-@router.put("/{session_id}/persona")
+@router.put("/{session_id}/persona", openapi_extra=request_body_schema(PersonaBody))
 async def set_persona(session_id: str, request: Request, state: StateDep, settings: SettingsDep):
     body = await read_model(request, PersonaBody, settings.max_request_bytes)
     await _memory(state).set_persona(session_id, body.persona)
