@@ -35,6 +35,9 @@ class Settings(BaseSettings):
     log_json: bool = True
     log_content: bool = False
     max_request_bytes: int = 8 * 1024 * 1024
+    max_messages: int = Field(4096, ge=1)
+    max_message_chars: int = Field(262_144, ge=1)
+    max_content_parts: int = Field(256, ge=1)
     api_keys: JsonList = Field(default_factory=list)
 
     # Upstream (OpenAI-compatible) and models
@@ -75,6 +78,7 @@ class Settings(BaseSettings):
     session_idle_seconds: float = 1800.0
     auxiliary_patterns: JsonList = Field(default_factory=list)
     continue_nudge_patterns: JsonList = Field(default_factory=list)
+    continue_separator: str = " "
 
     # Embeddings and retrieval
     embedding_model: str = "all-MiniLM-L6-v2"

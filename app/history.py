@@ -74,7 +74,7 @@ class SyncPlan:
     """What to record for one request; `kind` summarises, the other fields are what to do.
 
     kind: "new" (nothing stored yet), "append" (new turns at the end), "edit" (stored messages
-    superseded; may also append), "regenerate" (the coming reply replaces stored replies; may
+    superseded or deleted; may also append), "regenerate" (the coming reply replaces stored replies; may
     also edit), "continue" (the coming reply extends a partial one), "noop" (nothing new).
     offset: the index in `stored` that the window's first message lines up with (negative when
     the window starts with messages never stored; None when nothing lined up).
@@ -87,6 +87,7 @@ class SyncPlan:
     continue_of: int | None = None
     continue_prefix: str = ""
     offset: int | None = None
+    delete: tuple[int, ...] = ()
 
 
 def plan_sync(stored: Sequence[StoredMessage], incoming: Sequence[IncomingMessage], *,
@@ -103,9 +104,9 @@ def plan_sync(stored: Sequence[StoredMessage], incoming: Sequence[IncomingMessag
     where = _tail_positions(stored, len(turns))
     past = [stored[k] for k in where]
     blocks = _align(turns, past)
-    links = _link(turns, past, blocks)
+    links, deleted = _link(turns, past, blocks)
     offset = where[blocks[0].b] - blocks[0].a if blocks else None
-    return _decide(turns, past, links, continuing, offset)
+    return _decide(turns, past, links, deleted, continuing, offset)
 
 
 def _strip_nudge(turns: list[IncomingMessage], continues: bool | None,
@@ -141,31 +142,35 @@ def _text_keys(messages: Sequence[StoredMessage | IncomingMessage]) -> list[tupl
     return [(m.role, normalise_text(m.content)) for m in messages]
 
 
-def _link(turns: Sequence[IncomingMessage], past: Sequence[StoredMessage], blocks: list[Match]) -> dict[int, int]:
-    """Incoming index -> stored index, for matched messages and for edits that line up."""
+def _link(turns: Sequence[IncomingMessage], past: Sequence[StoredMessage],
+          blocks: list[Match]) -> tuple[dict[int, int], list[int]]:
+    """Incoming index -> stored index (matches, and edits that line up), and the stored indices the
+    client deleted: those missing from its window after the window's first match."""
     links: dict[int, int] = {}
+    deleted: list[int] = []
     if not blocks:
-        return links
+        return links, deleted
     first = blocks[0]
-    if first.b >= first.a:
+    if first.b >= first.a:  # what the window holds before its first match: edits of the stored front
         _pair(turns, past, 0, first.b - first.a, first.a, links)
     for block, after in pairwise(blocks):
         links.update((block.a + k, block.b + k) for k in range(block.size))
-        gap_a, gap_b = after.a - block.a - block.size, after.b - block.b - block.size
-        if gap_a == gap_b:
-            _pair(turns, past, block.a + block.size, block.b + block.size, gap_a, links)
+        _gap(turns, past, block.a + block.size, block.b + block.size, after.a, after.b, links, deleted)
     last = blocks[-1]
     links.update((last.a + k, last.b + k) for k in range(last.size))
-    _pair_end(turns, past, last.a + last.size, last.b + last.size, links)
-    return links
+    _gap(turns, past, last.a + last.size, last.b + last.size, len(turns), len(past), links, deleted)
+    return links, deleted
 
 
-def _pair_end(turns: Sequence[IncomingMessage], past: Sequence[StoredMessage], i: int, j: int,
-              links: dict[int, int]) -> None:
-    """Pair the diverging ends when at most one stored message is left over (an edited end)."""
-    left_in, left_past = len(turns) - i, len(past) - j
-    if left_in and left_past and left_past <= left_in + 1:
-        _pair(turns, past, i, j, min(left_in, left_past), links)
+def _gap(turns: Sequence[IncomingMessage], past: Sequence[StoredMessage], i: int, j: int, end_i: int, end_j: int,
+         links: dict[int, int], deleted: list[int]) -> None:
+    """Between two matched runs (or after the last): the window's messages edit the stored ones one
+    to one when the roles agree, and stored messages beyond them were deleted in the client. When
+    the roles disagree the gap is left alone, unless the window has nothing there (a plain delete)."""
+    count = min(end_i - i, end_j - j)
+    if all(turns[i + k].role == past[j + k].role for k in range(count)):
+        links.update((i + k, j + k) for k in range(count))
+        deleted.extend(range(j + count, end_j))
 
 
 def _pair(turns: Sequence[IncomingMessage], past: Sequence[StoredMessage], i: int, j: int, count: int,
@@ -175,7 +180,7 @@ def _pair(turns: Sequence[IncomingMessage], past: Sequence[StoredMessage], i: in
         links.update((i + k, j + k) for k in range(count))
 
 
-def _decide(turns: list[IncomingMessage], past: list[StoredMessage], links: dict[int, int],
+def _decide(turns: list[IncomingMessage], past: list[StoredMessage], links: dict[int, int], deleted: list[int],
             continuing: bool, offset: int | None) -> SyncPlan:
     last = len(turns) - 1
     new = list(range(max(links, default=-1) + 1, len(turns)))
@@ -186,25 +191,34 @@ def _decide(turns: list[IncomingMessage], past: list[StoredMessage], links: dict
         continue_of = past[j].id if j is not None else None
         new = [i for i in new if i != last]
     elif last in links and turns[last].role != "assistant":
-        replaced, new = _reply_ending(past, links, last, new)
+        replaced, new, deleted = _reply_ending(turns, past, links, last, new, deleted)
     supersede = tuple((past[j].id, turns[i]) for i, j in sorted(links.items()) if _edited(turns[i], past[j]))
     append = tuple(turns[i] for i in new)
-    kind = _kind(continuing, replaced, supersede, append, bool(past))
-    return SyncPlan(kind, append, supersede, replaced, continue_of, prefix, offset)
+    if len(turns) < 2:  # one message tells nothing of what the client's chat no longer holds
+        deleted = []
+    gone = tuple(past[j].id for j in deleted if past[j].id not in replaced)
+    kind = _kind(continuing, replaced, supersede + tuple((i, None) for i in gone), append, bool(past))
+    return SyncPlan(kind, append, supersede, replaced, continue_of, prefix, offset, gone)
 
 
-def _reply_ending(past: Sequence[StoredMessage], links: dict[int, int], last: int,
-                  new: list[int]) -> tuple[tuple[int, ...], list[int]]:
-    """A window ending on a stored message that asks for a reply: regenerate, or a repeat.
+def _reply_ending(turns: Sequence[IncomingMessage], past: Sequence[StoredMessage], links: dict[int, int],
+                  last: int, new: list[int], deleted: list[int]) -> tuple[tuple[int, ...], list[int], list[int]]:
+    """A window ending on a stored message that asks for a reply: a regenerate, or a repeat.
 
-    Only replies after it: they are replaced (regenerate, swipe). Turns after it: the client is
-    saying old words again (a single-message client), so the message is new after all.
+    The replies right after it are replaced by the coming one (regenerate, swipe); anything
+    later was deleted in the client. A window of that one message is a client saying old words
+    again (it sends only its newest message): the message is new, and nothing is deleted.
     """
-    after = past[links[last] + 1:]
-    if all(m.role == "assistant" for m in after):
-        return tuple(m.id for m in after), new
-    del links[last]
-    return (), [last]
+    after = range(links[last] + 1, len(past))
+    if len(turns) == 1 and any(past[j].role != "assistant" for j in after):
+        del links[last]
+        return (), [last], []
+    replies = []
+    for j in after:
+        if past[j].role != "assistant":
+            break
+        replies.append(past[j].id)
+    return tuple(replies), new, deleted
 
 
 def _edited(new: IncomingMessage, old: StoredMessage) -> bool:
@@ -212,6 +226,22 @@ def _edited(new: IncomingMessage, old: StoredMessage) -> bool:
     if new.hash == old.hash:
         return False
     return new.role != old.role or normalise_text(new.content) != normalise_text(old.content)
+
+
+def join_continuation(partial: str, continuation: str, separator: str = " ") -> str:
+    """A continued reply as the client shows it: the partial, its continue separator, the rest.
+
+        >>> join_continuation("She turned", "and ran.")
+        'She turned and ran.'
+        >>> join_continuation("She turned ", "and ran."), join_continuation("She turned", " and ran.", "")
+        ('She turned and ran.', 'She turned and ran.')
+
+    SillyTavern joins a Continue with its continue postfix (a space by default); a prefilled
+    reply runs on with no separator. No separator is added where either side already has space.
+    """
+    if not separator or not partial or not continuation or partial[-1].isspace() or continuation[0].isspace():
+        return partial + continuation
+    return partial + separator + continuation
 
 
 def _kind(continuing: bool, replaced: tuple, supersede: tuple, append: tuple, had_past: bool) -> str:

@@ -116,16 +116,17 @@ def normalise_text(text: str) -> str:
     return " ".join(text.split())
 
 
-def message_hash(role: str, name: str | None, text: str) -> str:
-    """The content hash of one message: role, speaker name and normalised text.
+def message_hash(role: str, text: str) -> str:
+    """The one hash of a message: its role and its text with whitespace normalised.
 
-        >>> message_hash("user", None, "Hello,\\n  world ") == message_hash("user", None, "Hello, world")
+        >>> message_hash("user", "Hello,\\n  world ") == message_hash("user", "Hello, world")
         True
 
-    Every message the proxy stores and every message it compares must be hashed with this function
-    (its reply included), or a resent history no longer lines up with what was stored.
+    Every message the proxy stores and every message it compares is hashed with this function
+    (replies and imports included), or a resent history no longer lines up with what was stored.
+    A speaker's name is left out: a client that adds or drops names has not changed the message.
     """
-    material = "\x1f".join((role.lower(), name or "", normalise_text(text)))
+    material = role.lower() + "\x1f" + normalise_text(text)
     return hashlib.sha256(material.encode()).hexdigest()[:HASH_CHARS]
 
 
@@ -141,7 +142,7 @@ def message_hashes(messages: Sequence[Mapping[str, Any]]) -> list[str]:
     needed. Two chats that share only a greeting still differ in the user's messages, so require
     two matches, or all of them when fewer were asked about.
     """
-    return [message_hash(str(m.get("role") or "user"), m.get("name"), message_text(m)) for m in messages]
+    return [message_hash(str(m.get("role") or "user"), message_text(m)) for m in messages]
 
 
 def opening_fingerprint(messages: Sequence[Mapping[str, Any]]) -> str | None:

@@ -17,6 +17,7 @@ connection's thread in one hop (see `run`).
 
 from __future__ import annotations
 
+import hashlib
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -241,3 +242,18 @@ def m003_persona_chunks(conn: sqlite3.Connection) -> None:
             embedding BLOB
         )
     """)
+
+
+@migration("session")
+def m004_whitespace_blind_hashes(conn: sqlite3.Connection) -> None:
+    # Message hashes now ignore whitespace differences and speaker names (role + normalised text),
+    # so a resend that differs by a space lines up with what was stored. Rehash every message.
+    rows = conn.execute("SELECT id, role, content FROM messages").fetchall()
+    conn.executemany("UPDATE messages SET content_hash = ? WHERE id = ?",
+                     [(_hash_v2(role, content), id_) for id_, role, content in rows])
+
+
+def _hash_v2(role: str, content: str) -> str:
+    """The message hash as m004 defines it, frozen here: a shipped migration never changes."""
+    material = role.lower() + "\x1f" + " ".join(content.split())
+    return hashlib.sha256(material.encode()).hexdigest()[:32]

@@ -25,6 +25,7 @@ from app.memory.index import SessionIndex
 from app.memory.passages import passages, turn_budget
 from app.memory.retrieval import build_query, hits_for_budget
 from app.memory.scoring import RetrievalWeights
+from app.sessions import message_hash
 from app.tokens import count_message, count_tokens, message_text
 
 LABELS = {"user": "User", "assistant": "Assistant", "tool": "Tool"}
@@ -253,14 +254,12 @@ class EarlyQuery:
 
 def attach_ids(turns: list[dict[str, Any]], stored: list[Any]) -> list[dict[str, Any]]:
     """The client's turns with `_id` = the stored message each one is, matched from the end by hash."""
-    from app.memory.records import content_hash
-
     ids: dict[str, list[int]] = {}
     for row in stored:
         ids.setdefault(row.content_hash, []).append(row.id)
     out = []
     for message in reversed(turns):
-        found = ids.get(content_hash(message.get("role", "user"), message_text(message)))
+        found = ids.get(message_hash(message.get("role", "user"), message_text(message)))
         out.append({**message, "_id": found.pop()} if found else dict(message))
     return out[::-1]
 

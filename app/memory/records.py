@@ -6,7 +6,6 @@ Plain dataclasses with no database in them, shared by the store, the SQL it runs
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,14 +29,9 @@ def check_key(key: object) -> str:
     return key
 
 
-def content_hash(role: str, content: str) -> str:
-    """The default hash of a message; callers that diff histories should pass their own."""
-    return hashlib.sha256(f"{role}\x00{content}".encode()).hexdigest()[:32]
-
-
 @dataclass(slots=True, frozen=True, kw_only=True)
 class NewMessage:
-    """A message to record. `content_hash` defaults to `content_hash(role, content)`."""
+    """A message to record. `content_hash` defaults to `app.sessions.message_hash(role, content)`."""
 
     role: str
     content: str

@@ -19,10 +19,10 @@ from typing import Any
 from app.auxiliary import ends_with_continue, is_auxiliary
 from app.budget import BudgetSplit, plan_budget
 from app.context import BuiltContext, build_context
-from app.history import SLACK, IncomingMessage, StoredMessage, plan_sync
+from app.history import SLACK, IncomingMessage, StoredMessage, join_continuation, plan_sync
 from app.errors import InvalidRequest
-from app.memory.records import NewMessage, content_hash
-from app.sessions import explicit_session_id, opening_fingerprint, session_key, validate_session_id
+from app.memory.records import NewMessage
+from app.sessions import explicit_session_id, message_hash, opening_fingerprint, session_key, validate_session_id
 from app.tokens import count_tokens, message_text
 
 
@@ -40,6 +40,7 @@ class Turn:
     lock: asyncio.Lock | None = None
     timings: dict[str, float] = field(default_factory=dict)
     auxiliary: str | None = None
+    continue_separator: str = ""
 
     def release(self) -> None:
         """Idempotent: only the first call lets go of the conversation."""
@@ -79,6 +80,7 @@ class MemoryService:
                                  settings.budget_recent, settings.budget_response)
         self.aux_patterns = tuple(settings.auxiliary_patterns)
         self.nudge_patterns = tuple(settings.continue_nudge_patterns)
+        self.continue_separator = settings.continue_separator
         self._personas: dict[str, str] = {}
         self._known: set[str] = set()
 
@@ -136,6 +138,8 @@ class MemoryService:
         incoming = [_incoming(m) for m in turns if m.get("role") not in ("system", "developer")]
         stored = await self._stored_tail(turn.key, len(incoming) + SLACK)
         continues = ends_with_continue(exchange.upstream.messages, self.nudge_patterns)
+        nudged = continues and exchange.upstream.messages[-1].get("role") != "assistant"
+        turn.continue_separator = self.continue_separator if nudged else ""
         turn.plan = plan_sync([_stored(r) for r in stored], incoming, continues=continues,
                               nudge_patterns=self.nudge_patterns)
         if not turn.read_only:
@@ -169,7 +173,7 @@ class MemoryService:
     async def _apply(self, turn: Turn, stored: list[Any]) -> list[Any]:
         plan = turn.plan
         append = [_new(m) for m in plan.append]
-        supersede = [(old_id, _new(new) if new is not None else None) for old_id, new in plan.supersede]
+        supersede = [(old_id, _new(new)) for old_id, new in plan.supersede] + [(i, None) for i in plan.delete]
         if not append and not supersede:
             return stored
         applied = await self.store.apply(turn.key, append=append, supersede=supersede)
@@ -257,11 +261,11 @@ class MemoryService:
                                 "tool_calls": assembler.tool_calls() or None})
         replaces = list(plan.replaced_reply_ids)
         if plan.kind == "continue":
-            content = plan.continue_prefix + content
+            content = join_continuation(plan.continue_prefix, content, turn.continue_separator)
             if plan.continue_of is not None:
                 replaces.append(plan.continue_of)
         reply = NewMessage(role="assistant", content=content, token_count=count_tokens(content),
-                           content_hash=content_hash("assistant", content))
+                           content_hash=message_hash("assistant", content))
         applied = await self.store.record(turn.key, reply, replaces)
         if not self.working.apply(turn.key, added=applied.rows, removed=applied.superseded):
             self.working.forget(turn.key)
@@ -272,13 +276,13 @@ class MemoryService:
 
 
 def hash_of(message: dict[str, Any]) -> str:
-    return content_hash(message.get("role", "user"), message_text(message))
+    return message_hash(message.get("role", "user"), message_text(message))
 
 
 def _incoming(message: dict[str, Any]) -> IncomingMessage:
     text = message_text(message)
     role = message.get("role", "user")
-    return IncomingMessage(role=role, name=message.get("name"), content=text, hash=content_hash(role, text))
+    return IncomingMessage(role=role, name=message.get("name"), content=text, hash=message_hash(role, text))
 
 
 def _stored(row: Any) -> StoredMessage:

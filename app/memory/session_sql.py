@@ -13,7 +13,8 @@ import numpy as np
 
 from app.memory.migrations import transaction
 from app.memory.records import (Applied, MessageRow, NewMessage, PersonaChunk, ScoreUpdate, SessionStats,
-                                SummaryRow, content_hash)
+                                SummaryRow)
+from app.sessions import message_hash
 
 COLUMNS = ("id, position, role, name, content, content_hash, created_at, token_count, superseded_by, kind, "
             "emotion, emotion_confidence, emotion_intensity, emotion_probs, importance, embedding, scored_at, "
@@ -61,7 +62,7 @@ class _Tx:
     def insert(self, m: NewMessage, position: int | None = None) -> int:
         if position is None:
             position, self.next_position = self.next_position, self.next_position + 1
-        row = MessageRow(0, position, m.role, m.name, m.content, m.content_hash or content_hash(m.role, m.content),
+        row = MessageRow(0, position, m.role, m.name, m.content, m.content_hash or message_hash(m.role, m.content),
                          self.now if m.created_at is None else m.created_at, m.token_count, kind=m.kind)
         row.id = self.conn.execute(_INSERT, (row.position, row.role, row.name, row.content, row.content_hash,
                                              row.created_at, row.token_count, row.kind)).lastrowid

@@ -92,8 +92,8 @@ def test_continue_with_its_nudge_replaces_the_partial_reply(memory_proxy, fake):
     chat = Chat(memory_proxy, fake)
     chat.say("Tell me a story.", "Once upon a time")
     nudge = {"role": "user", "content": NUDGE.format("Once upon a time")}
-    rest = chat.send(chat.history + [nudge], ", there was a fox.")
-    chat.history[-1] = {"role": "assistant", "content": "Once upon a time" + rest}
+    rest = chat.send(chat.history + [nudge], "there was a fox.")
+    chat.history[-1] = {"role": "assistant", "content": "Once upon a time " + rest}  # the continue postfix
     assert chat.stored() == chat.expected()
     chat.say("Go on.", "The fox was clever.")
     assert chat.stored() == chat.expected()

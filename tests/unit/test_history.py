@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from app.history import IncomingMessage, StoredMessage, SyncPlan, plan_sync
+from app.history import IncomingMessage, StoredMessage, SyncPlan, join_continuation, plan_sync
 from app.sessions import message_hash
 
 ROLES = {"u": "user", "a": "assistant", "s": "system", "t": "tool"}
@@ -26,7 +26,7 @@ def stored(*lines: str) -> list[StoredMessage]:
     rows = []
     for k, line in enumerate(lines, start=1):
         role, name, text = parse(line)
-        rows.append(StoredMessage(id=k, role=role, name=name, content=text, hash=message_hash(role, name, text)))
+        rows.append(StoredMessage(id=k, role=role, name=name, content=text, hash=message_hash(role, text)))
     return rows
 
 
@@ -34,7 +34,7 @@ def incoming(*lines: str) -> list[IncomingMessage]:
     rows = []
     for line in lines:
         role, name, text = parse(line)
-        rows.append(IncomingMessage(role=role, name=name, content=text, hash=message_hash(role, name, text)))
+        rows.append(IncomingMessage(role=role, name=name, content=text, hash=message_hash(role, text)))
     return rows
 
 
@@ -55,12 +55,13 @@ def summary(plan: SyncPlan) -> dict:
         "replaced": list(plan.replaced_reply_ids),
         "continue_of": plan.continue_of,
         "prefix": plan.continue_prefix,
+        "delete": list(plan.delete),
     }
 
 
-def expect(kind: str, append=(), supersede=(), replaced=(), continue_of=None, prefix="") -> dict:
+def expect(kind: str, append=(), supersede=(), replaced=(), continue_of=None, prefix="", delete=()) -> dict:
     return {"kind": kind, "append": list(append), "supersede": list(supersede), "replaced": list(replaced),
-            "continue_of": continue_of, "prefix": prefix}
+            "continue_of": continue_of, "prefix": prefix, "delete": list(delete)}
 
 
 FIFTY = turns(50)                     # ids 1..100: question k has id 2k+1, answer k has id 2k+2
@@ -134,8 +135,22 @@ CASES = [
      expect("append", ["u:new question"])),
     ("messages never seen at the front", turns(3), ["u:older", "a:older reply", "u:oldest"] + turns(3) + ["u:new"],
      expect("append", ["u:new"])),
-    ("stored messages dropped in the middle", FIFTY, FIFTY[:40] + FIFTY[46:] + ["u:new question"],
-     expect("append", ["u:new question"])),
+    ("messages deleted in the middle", FIFTY, FIFTY[:40] + FIFTY[46:] + ["u:new question"],
+     expect("edit", ["u:new question"], delete=[41, 42, 43, 44, 45, 46])),
+    ("messages deleted in the middle of a front-trimmed window", FIFTY, FIFTY[-20:-8] + FIFTY[-6:] + ["u:new"],
+     expect("edit", ["u:new"], delete=[93, 94])),
+    ("last pair deleted, then continue on the reply before it", FIFTY, FIFTY[:-2] + ["u:" + NUDGE.format("answer 48")],
+     expect("continue", continue_of=98, prefix="answer 48", delete=[99, 100])),
+    ("last pair deleted, then continue with a system nudge", FIFTY, FIFTY[:-2],
+     expect("continue", continue_of=98, prefix="answer 48", delete=[99, 100])),
+    ("last two turns deleted, then a new message", FIFTY, FIFTY[:-4] + ["u:a different question"],
+     expect("regenerate", supersede=[(97, "u:a different question")], replaced=[98], delete=[99, 100])),
+    ("last turns deleted, then regenerate the one before", FIFTY, FIFTY[:-3],
+     expect("regenerate", replaced=[98], delete=[99, 100])),
+    ("a pair deleted after an edit", FIFTY, FIFTY[:10] + ["u:q5b"] + FIFTY[13:] + ["u:new"],
+     expect("edit", ["u:new"], [(11, "u:q5b")], delete=[12, 13])),
+    ("single-message client continuing an old reply deletes nothing", turns(3), ["a:answer 0"],
+     expect("continue", continue_of=2, prefix="answer 0")),
     ("unseen messages at the end", FIFTY, FIFTY + ["u:said elsewhere", "a:answered elsewhere", "u:new"],
      expect("append", ["u:said elsewhere", "a:answered elsewhere", "u:new"])),
     ("nothing in common", turns(3), ["u:x", "a:y", "u:z"],
@@ -233,17 +248,18 @@ class FakeStore:
 
     def message(self, role: str, name: str | None, text: str) -> StoredMessage:
         self.next_id += 1
-        return StoredMessage(self.next_id - 1, role, name, text, message_hash(role, name, text))
+        return StoredMessage(self.next_id - 1, role, name, text, message_hash(role, text))
 
     def apply(self, plan: SyncPlan) -> None:
         by_id = {m.id: k for k, m in enumerate(self.rows)}
         for old, new in plan.supersede:
             self.rows[by_id[old]] = self.message(new.role, new.name, new.content)
+        self.rows = [m for m in self.rows if m.id not in plan.delete]
         self.rows += [self.message(m.role, m.name, m.content) for m in plan.append]
 
-    def record_reply(self, plan: SyncPlan, text: str) -> str:
+    def record_reply(self, plan: SyncPlan, text: str, separator: str = "") -> str:
         if plan.kind == "continue":
-            text = plan.continue_prefix + text
+            text = join_continuation(plan.continue_prefix, text, separator)
         gone = set(plan.replaced_reply_ids) | ({plan.continue_of} - {None})
         place = min((k for k, m in enumerate(self.rows) if m.id in gone), default=len(self.rows))
         self.rows = [m for m in self.rows if m.id not in gone]
@@ -267,7 +283,7 @@ class Client:
         plan = plan_sync(self.store.rows, incoming(*lines))
         self.store.apply(plan)
         self.replies += 1
-        return self.store.record_reply(plan, f" reply {self.replies}")
+        return self.store.record_reply(plan, f"reply {self.replies}", " " if nudge else "")
 
     def send(self, text: str) -> None:
         self.visible.append("u:" + text)
@@ -281,6 +297,9 @@ class Client:
 
     def edit(self, index: int, text: str) -> None:
         self.visible[index] = self.visible[index][:2] + text
+
+    def delete(self, start: int, count: int) -> None:
+        del self.visible[start:start + count]
 
 
 def test_a_conversation_with_every_kind_of_request_stays_in_step():
@@ -299,7 +318,7 @@ def test_a_conversation_with_every_kind_of_request_stays_in_step():
     client.continue_reply(nudge=True)
     client.continue_reply(nudge=False)
     assert store.texts() == client.visible
-    assert store.texts()[-1].endswith("reply 35 reply 36")
+    assert store.texts()[-1].endswith("reply 34 reply 35reply 36")
     client.edit(-2, "last question, reworded")
     client.regenerate()
     assert store.texts() == client.visible
@@ -310,6 +329,16 @@ def test_a_conversation_with_every_kind_of_request_stays_in_step():
     client.send("after swiping back")
     assert store.texts() == client.visible
     assert [m.id for m in store.rows][:-3] == ids_before[:-1]   # only the swiped reply was replaced
+    client.delete(len(client.visible) - 2, 2)      # the last pair deleted, then Continue on the reply before
+    client.continue_reply(nudge=True)
+    assert store.texts() == client.visible
+    client.send("after delete and continue")
+    client.delete(9, 4)                           # two pairs deleted in the middle
+    client.send("after a delete in the middle")
+    assert store.texts() == client.visible
+    client.delete(len(client.visible) - 4, 4)      # two turns deleted, then a new message
+    client.send("after deleting the end")
+    assert store.texts() == client.visible
 
 
 def test_a_trimmed_window_keeps_everything_stored():
@@ -321,4 +350,4 @@ def test_a_trimmed_window_keeps_everything_stored():
             del client.visible[:2]      # the client trims its window at the front
     assert len(store.rows) == 80
     assert store.texts()[-20:] == client.visible
-    assert store.texts()[:2] == ["u:message 0", "a: reply 1"]
+    assert store.texts()[:2] == ["u:message 0", "a:reply 1"]

@@ -140,3 +140,15 @@ async def test_open_database_configures_durable_wal(tmp_path):
         assert await run(db, applied) == names("session")
     finally:
         await db.close()
+
+
+def test_hashes_written_before_m004_are_rewritten_to_the_one_message_hash(tmp_path):
+    from app.sessions import message_hash
+
+    path = tmp_path / "old.sqlite"
+    raw = "0" * 32  # what the old raw-text hash looked like: anything but the new one
+    old_session(path, 3, [(1, "user", "Hello,\n  world ", raw, 1.0), (2, "assistant", "Hi  there", raw, 2.0)])
+    conn = connect(path)
+    assert migrate(conn, "session")[0] == "m004_whitespace_blind_hashes"
+    hashes = [h for (h,) in conn.execute("SELECT content_hash FROM messages ORDER BY id")]
+    assert hashes == [message_hash("user", "Hello, world"), message_hash("assistant", "Hi there")]

@@ -163,7 +163,7 @@ async def test_apply_never_loses_a_replacement_for_a_stale_id(store):
 async def test_failed_write_leaves_nothing_behind(store):
     await store.append(KEY, [msg("a")])
     with pytest.raises(sqlite3.IntegrityError):
-        await store.append(KEY, [msg("b"), NewMessage(role=None, content="no role")])  # NOT NULL role
+        await store.append(KEY, [msg("b"), NewMessage(role=None, content="no role", content_hash="h")])  # NOT NULL role
     assert await contents(store) == [(1, "a")]
     assert (await store.get_session(KEY)).message_count == 1
 
