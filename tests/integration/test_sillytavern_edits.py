@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -129,13 +130,15 @@ def test_stop_then_regenerate_leaves_one_live_reply(memory_proxy, fake):
         history.append({"role": "assistant", "content": reply.choices[0].message.content})
     history.append({"role": "user", "content": "And the last question?"})
     fake.script.append(Behaviour(text="A long answer that the user stops right away " * 20, chunk_delay=0.05))
+    fake.script.append(Behaviour(text="The regenerated answer."))
     stream = client.chat.completions.create(model="fake-model", messages=history, stream=True, extra_headers=sid)
     next(iter(stream))
-    stream.close()                                # SillyTavern's Stop
-    time.sleep(0.3)
-    fake.script.append(Behaviour(text="The regenerated answer."))
-    again = client.chat.completions.create(model="fake-model", messages=history, extra_headers=sid)
-    assert again.choices[0].message.content == "The regenerated answer."
+    with ThreadPoolExecutor(1) as pool:           # the regenerate is already waiting when Stop is pressed
+        again = pool.submit(client.chat.completions.create, model="fake-model", messages=history,
+                            extra_headers=sid)
+        time.sleep(0.3)
+        stream.close()                            # SillyTavern's Stop
+        assert again.result().choices[0].message.content == "The regenerated answer."
     rows = httpx.get(f"{memory_proxy}/sessions/stop-regenerate/messages", params={"limit": 1000}).json()["data"]
     assert [r["role"] for r in rows[-3:]] == ["assistant", "user", "assistant"]
     assert len(rows) == 62 and rows[-1]["content"] == "The regenerated answer."
