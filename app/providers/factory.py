@@ -2,8 +2,9 @@
 
 Providers: "upstream" (UPSTREAM_BASE_URL), each of UPSTREAMS by its name, and "gemini" (GEMINI_API_KEY).
 Routes: MODELS and each upstream's models go to their provider, GEMINI_MODELS to "gemini", and ROUTES
-chains override them, e.g. {"my-model": ["upstream:llama", "gemini:gemini-2.5-flash"]}. Other names
-go to the default upstream, or to Gemini when it is the only provider and GEMINI_MODELS is empty.
+chains override them, e.g. {"my-model": ["upstream:llama", "gemini:gemini-2.5-flash"]}. Other names:
+`gemini-…` to Gemini when a key is set; the rest to the default upstream, then to Gemini when its
+model list (fetched and cached) has the name and GEMINI_MODELS is empty.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from app.providers.router import RetryPolicy, Route, Router
 
 DEFAULT_UPSTREAM = "upstream"
 GEMINI = "gemini"
+GEMINI_PREFIXES = ("gemini-", "models/gemini-")
 
 
 def build_router(settings: Settings) -> Router:
@@ -34,17 +36,20 @@ def build_router(settings: Settings) -> Router:
                         first_byte_timeout=settings.upstream_first_byte_timeout)
     breakers = {name: CircuitBreaker(settings.circuit_failures, settings.circuit_reset_seconds)
                 for name in providers}
+    claims = {GEMINI: GEMINI_PREFIXES} if GEMINI in providers else {}
     return Router(providers, routes, aliases=dict(settings.model_aliases), default_model=settings.default_model,
-                  passthrough=_passthrough(settings, providers), retry=retry,
+                  passthrough=_passthrough(settings, providers), claims=claims, retry=retry,
                   concurrency=settings.upstream_max_concurrency, breakers=breakers)
 
 
-def _passthrough(settings: Settings, providers: dict[str, Provider]) -> str | None:
-    """Who serves (and lists) model names no route names: the default upstream, else Gemini when
-    GEMINI_MODELS is left empty, so every Gemini model of the account is there with only a key set."""
-    if DEFAULT_UPSTREAM in providers:
-        return DEFAULT_UPSTREAM
-    return GEMINI if GEMINI in providers and not settings.gemini_models else None
+def _passthrough(settings: Settings, providers: dict[str, Provider]) -> list[str]:
+    """Who serves (and lists) model names no route names, in order: the default upstream, then
+    Gemini when GEMINI_MODELS is left empty, so every Gemini model of the account is there with
+    only a key set (and `gemini-…` names go to Gemini whatever the lists say)."""
+    order = [DEFAULT_UPSTREAM] if DEFAULT_UPSTREAM in providers else []
+    if GEMINI in providers and not settings.gemini_models:
+        order.append(GEMINI)
+    return order
 
 
 def build_providers(settings: Settings) -> dict[str, Provider]:

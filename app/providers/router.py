@@ -57,19 +57,21 @@ class Router:
 
     def __init__(self, providers: dict[str, Provider], routes: dict[str, list[Route]], *,
                  aliases: dict[str, str] | None = None, default_model: str = "",
-                 passthrough: str | None = None, retry: RetryPolicy = RetryPolicy(),
+                 passthrough: str | list[str] | None = None, claims: dict[str, tuple[str, ...]] | None = None,
+                 retry: RetryPolicy = RetryPolicy(),
                  concurrency: int = 64, breakers: dict[str, CircuitBreaker] | None = None,
                  on_retry: Callable[[str, BaseException], None] | None = None) -> None:
         self.providers = providers
         self.routes = routes
         self.aliases = aliases or {}
         self.default_model = default_model
-        self.passthrough = passthrough
+        self.passthrough = [passthrough] if isinstance(passthrough, str) else list(passthrough or ())
+        self.claims = claims or {}
         self.retry = retry
         self._limits = {name: asyncio.Semaphore(concurrency) for name in providers}
         self.breakers = breakers or {name: CircuitBreaker() for name in providers}
         self.on_retry = on_retry
-        self._listed: dict[str, tuple[float, set[str]]] = {}
+        self._listed: dict[str, tuple[float, set[str] | None]] = {}
 
     # -------------------------------------------------------------- resolution
 
@@ -85,24 +87,33 @@ class Router:
         name = self.aliases.get(name, name)
         if name in self.routes:
             return name, self.routes[name]
-        if self.passthrough and await self._passthrough_knows(name):
-            return name, [Route(self.passthrough, name)]
+        provider = await self._unrouted(name)
+        if provider is not None:
+            return name, [Route(provider, name)]
         raise NotFound(f"The model `{model or name}` does not exist or you do not have access to it.",
                        code="model_not_found", param="model")
 
-    async def _passthrough_knows(self, name: str) -> bool:
-        """Unknown names go to the default upstream unless its own model list says otherwise."""
-        listed = await self._listing(self.passthrough or "")
-        return listed is None or name in listed
+    async def _unrouted(self, name: str) -> str | None:
+        """Who serves a name no route names: a provider that claims it by prefix (Gemini claims
+        `gemini-…`), else the first pass-through provider whose model list has it; the first one
+        also takes names when its list cannot be read."""
+        for provider, prefixes in self.claims.items():
+            if name.startswith(prefixes):
+                return provider
+        for k, provider in enumerate(self.passthrough):
+            listed = await self._listing(provider)
+            if (listed is None and k == 0) or (listed is not None and name in listed):
+                return provider
+        return None
 
     async def _listing(self, provider: str, ttl: float = 60.0) -> set[str] | None:
         cached = self._listed.get(provider)
         if cached and time.monotonic() - cached[0] < ttl:
             return cached[1]
         try:
-            names = set(await self.providers[provider].list_models())
+            names: set[str] | None = set(await self.providers[provider].list_models())
         except Exception:
-            return None
+            names = None  # remembered too, so a dead upstream's list is not asked for on every request
         self._listed[provider] = (time.monotonic(), names)
         return names
 
@@ -113,9 +124,9 @@ class Router:
             seen.setdefault(name, chain[0].provider if chain else "proxy")
         for alias, target in self.aliases.items():
             seen.setdefault(alias, "alias:" + target)
-        if self.passthrough:
-            for name in sorted(await self._listing(self.passthrough) or ()):
-                seen.setdefault(name, self.passthrough)
+        for provider in self.passthrough:
+            for name in sorted(await self._listing(provider) or ()):
+                seen.setdefault(name, provider)
         return list(seen.items())
 
     # -------------------------------------------------------------- opening a stream

@@ -13,6 +13,7 @@ import pytest
 
 from app.errors import UpstreamHTTPError, UpstreamTimeout
 from app.fakes.gemini_server import Behaviour, FakeGemini
+from app.fakes.openai_server import Behaviour as UpstreamBehaviour
 from app.fakes.serve import serving
 from app.providers.base import Delta, UpstreamRequest, Usage
 from app.providers.gemini import GeminiProvider
@@ -257,6 +258,28 @@ def test_with_only_a_key_every_gemini_model_of_the_account_is_served(gemini, sta
         "pro answer"
     with pytest.raises(openai.NotFoundError):
         client.chat.completions.create(model="gpt-4o", messages=MSG)
+
+
+def test_gemini_beside_an_openai_upstream_serves_its_own_models(gemini, fake, start_proxy):
+    gemini.models.append("learnlm-2.0-flash")  # no gemini- prefix: found by Gemini's own model list
+    url = start_proxy(gemini_api_key="k", gemini_base_url=gemini.url, upstream_base_url=fake.url)
+    client = openai.OpenAI(base_url=url, api_key="test-key", max_retries=0)
+    for model, expected in ((MODEL, "gemini"), ("learnlm-2.0-flash", "gemini"), ("fake-model", "upstream")):
+        gemini.script.append(Behaviour(text="from gemini"))
+        fake.script.append(UpstreamBehaviour(text="from upstream"))
+        raw = client.chat.completions.with_raw_response.create(model=model, messages=MSG)
+        assert raw.headers["x-provider"] == expected
+        assert raw.parse().choices[0].message.content == f"from {expected}"
+    listed = {m.id: m.owned_by for m in client.models.list()}
+    assert listed["fake-model"] == "upstream" and listed[MODEL] == "gemini"
+
+
+def test_explicit_routes_win_over_the_gemini_prefix(gemini, fake, start_proxy):
+    url = start_proxy(gemini_api_key="k", gemini_base_url=gemini.url, upstream_base_url=fake.url,
+                      routes={MODEL: ["upstream:fake-model"]})
+    client = openai.OpenAI(base_url=url, api_key="test-key", max_retries=0)
+    raw = client.chat.completions.with_raw_response.create(model=MODEL, messages=MSG)
+    assert raw.headers["x-provider"] == "upstream"
 
 
 def test_health_reports_gemini(gemini, start_proxy):
