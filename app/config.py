@@ -17,6 +17,8 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from app.limits import MessageLimits
+
 JsonDict = Annotated[dict, NoDecode]
 JsonList = Annotated[list, NoDecode]
 
@@ -166,6 +168,10 @@ class Settings(BaseSettings):
         if self.context_tokens < 256:
             raise ValueError("CONTEXT_TOKENS must be at least 256")
         return self
+
+    @property
+    def message_limits(self) -> MessageLimits:
+        return MessageLimits(self.max_messages, self.max_message_chars, self.max_content_parts)
 
     @property
     def sessions_dir(self) -> Path:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 
 from app.errors import InvalidRequest, NotFound
+from app.limits import MessageLimits, check_messages
 from app.memory.importer import ChatFileError, parse_sillytavern, parse_time
 from app.memory.records import NewMessage
 from app.sessions import session_key, validate_session_id
@@ -114,11 +116,13 @@ class MemoryAPI:
         await self.store.set_persona(key, persona)
         self.invalidate(key)
 
-    async def import_sillytavern(self, session_id: str, text: str) -> dict[str, Any]:
+    async def import_sillytavern(self, session_id: str, text: str, limits: MessageLimits) -> dict[str, Any]:
+        """A chat file of any length, each message within the limits; all of it is stored, or nothing."""
         try:
             chat = parse_sillytavern(text)
         except ChatFileError as exc:
             raise InvalidRequest(f"not a SillyTavern chat file: {exc}") from None
+        check_messages(chat.messages, replace(limits, messages=max(limits.messages, len(chat.messages))))
         ids = await self.append(session_id, chat.messages)
         return {"id": session_id, "object": "session.import", "imported": len(ids), "skipped": chat.skipped,
                 "character_name": chat.character_name, "user_name": chat.user_name}

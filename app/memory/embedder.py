@@ -152,7 +152,7 @@ class Embedder:
             return
         while self._background:  # background work stays pending in the store; no need to finish it
             key, _, future = self._background.popleft()
-            self._settle(key, future, RuntimeError("Embedder closed"))
+            self._settle(key, future, EmbedderClosed("Embedder closed"))
         if self._lane is not None:
             await self._lane.aclose()
         self._queue.put_nowait(_STOP)
@@ -249,7 +249,7 @@ class Embedder:
                 if batch:
                     await self._serve(batch, self._thread, self.backend)
         finally:
-            self._fail_pending(RuntimeError("Embedder closed"))
+            self._fail_pending(EmbedderClosed("Embedder closed"))
 
     async def _next_batch(self) -> tuple[list[tuple], bool]:
         """Urgent texts first (up to max_batch); else a small background batch (shared lane only)."""
@@ -292,7 +292,10 @@ class Embedder:
         self._inflight.pop(key, None)
         if future.done():
             return
-        if isinstance(outcome, BaseException):
+        if isinstance(outcome, EmbedderClosed):
+            future.set_exception(outcome)
+            future.exception()  # a waiter still gets it; no one waiting is no error at shutdown
+        elif isinstance(outcome, BaseException):
             future.set_exception(outcome)
         else:
             self.cache.put(key, outcome)
@@ -308,6 +311,10 @@ class Embedder:
             self._settle(key, future, error)
         for key, future in list(self._inflight.items()):
             self._settle(key, future, error)
+
+
+class EmbedderClosed(RuntimeError):
+    """The embedder stopped before this text's turn: work left pending in the store, not lost."""
 
 
 class BackgroundLane:

@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app import sse
+from app.limits import check_messages
 from app.observability.logs import request_id, session_id
 from app.routes.body import read_model, request_body_schema
 from app.routes.deps import PipelineDep, SettingsDep
@@ -35,6 +36,7 @@ class ReleasingStream(StreamingResponse):
 @router.post("/v1/chat/completions", openapi_extra=request_body_schema(ChatCompletionRequest))
 async def chat_completions(request: Request, pipeline: PipelineDep, settings: SettingsDep):
     body = await read_model(request, ChatCompletionRequest, settings.max_request_bytes)
+    check_messages(body.messages, settings.message_limits)
     exchange = await pipeline.prepare(body, request.headers)
     async with pipeline.held(exchange, handed_on=body.stream):
         request_id.set(exchange.cid)
@@ -54,4 +56,5 @@ async def chat_completions(request: Request, pipeline: PipelineDep, settings: Se
 async def chat_preview(request: Request, pipeline: PipelineDep, settings: SettingsDep):
     """The same body and headers as a chat completion: what would be sent upstream, and why."""
     body = await read_model(request, ChatCompletionRequest, settings.max_request_bytes)
+    check_messages(body.messages, settings.message_limits)
     return await pipeline.preview(body, request.headers)

@@ -24,6 +24,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from app.errors import InvalidRequest, NotFound
+from app.limits import check_messages
 from app.routes.body import read_model, request_body_schema
 from app.routes.deps import SettingsDep, StateDep
 from app.schemas import ChatMessage
@@ -70,6 +71,7 @@ async def list_messages(session_id: str, state: StateDep, limit: int = Query(100
 @router.post("/{session_id}/messages", openapi_extra=request_body_schema(AppendBody))
 async def append_messages(session_id: str, request: Request, state: StateDep, settings: SettingsDep):
     body = await read_model(request, AppendBody, settings.max_request_bytes)
+    check_messages(body.messages, settings.message_limits)
     ids = await _memory(state).append(session_id, [m.model_dump(exclude_none=True) for m in body.messages])
     return {"object": "list", "data": [{"id": i} for i in ids]}
 
@@ -121,7 +123,8 @@ async def import_chat(session_id: str, request: Request, state: StateDep, settin
     raw = await request.body()
     if len(raw) > settings.max_request_bytes * 8:
         raise InvalidRequest("the chat file is too large to import over HTTP; use `memory-proxy import`")
-    return await _memory(state).import_sillytavern(session_id, raw.decode("utf-8", "replace"))
+    return await _memory(state).import_sillytavern(session_id, raw.decode("utf-8", "replace"),
+                                                   settings.message_limits)
 
 
 @router.delete("/{session_id}")

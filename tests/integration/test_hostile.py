@@ -148,3 +148,35 @@ def test_openapi_publishes_the_chat_request_body(memory_proxy):
         assert name
     text = json.dumps(spec)
     assert "#/$defs/" not in text
+
+
+def test_too_many_messages_is_a_400_and_stores_nothing(start_proxy, fake):
+    base = start_proxy(upstream_base_url=fake.url, memory_enabled=True, max_messages=50)
+    messages = [{"role": "user" if k % 2 == 0 else "assistant", "content": f"m{k}"} for k in range(51)]
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk(base).chat.completions.create(model="fake-model", messages=messages, extra_headers=SID)
+    assert caught.value.code == "array_above_max_length" and "MAX_MESSAGES" in caught.value.message
+    assert httpx.get(f"{base}/sessions/hostile").status_code == 404
+    assert fake.requests == []
+
+
+def test_a_message_too_long_is_a_400_naming_it(start_proxy, fake):
+    base = start_proxy(upstream_base_url=fake.url, memory_enabled=True, max_message_chars=1000)
+    messages = [{"role": "user", "content": "short"}, {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": [{"type": "text", "text": "x" * 1001}]}]
+    with pytest.raises(openai.BadRequestError) as caught:
+        sdk(base).chat.completions.create(model="fake-model", messages=messages, extra_headers=SID)
+    assert caught.value.code == "string_above_max_length" and caught.value.param == "messages.2.content"
+    response = httpx.post(f"{base}/sessions/hostile/messages", json={"messages": messages})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "messages.2.content"
+    line = json.dumps({"name": "Alex", "is_user": True, "mes": "y" * 1001})
+    assert httpx.post(f"{base}/sessions/hostile/import", content=line.encode()).status_code == 400
+    assert httpx.get(f"{base}/sessions/hostile").status_code == 404
+
+
+def test_too_many_content_parts_is_a_400(start_proxy, fake):
+    base = start_proxy(upstream_base_url=fake.url, max_content_parts=3)
+    parts = [{"type": "text", "text": "a"}] * 4
+    response = httpx.post(f"{base}/chat/completions", json={"model": "fake-model",
+                                                             "messages": [{"role": "user", "content": parts}]})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "array_above_max_length"
