@@ -6,9 +6,9 @@ the front to fit its context. `plan_sync` lines the incoming window up with the 
 says what to record, without touching storage:
 
     plan = plan_sync(stored_tail, incoming)
-    store.apply(append=plan.append, supersede=plan.supersede)      # now
+    store.apply(append=plan.append, supersede=plan.supersede + deletes(plan.delete))   # now
     ... stream the reply ...
-    text = plan.continue_prefix + reply if plan.kind == "continue" else reply
+    text = join_continuation(plan.continue_prefix, reply) if plan.kind == "continue" else reply
     store.record_reply(text, replaces=plan.replaced_reply_ids + (plan.continue_of,) if set)
 
 How the window is lined up. Both sides are reduced to their message hashes and matched like a
@@ -17,16 +17,18 @@ indexes the stored side in a dict from hash to positions, so a resend costs abou
 length). Only the stored tail that a window can reach is looked at (`len(window) + SLACK`).
 Then, between and around the matched runs:
 
-- a gap of equal length on both sides whose roles agree is an edit: each stored message is
-  superseded by its new text (a difference in speaker name alone is no edit);
-- any other gap is left alone: messages the client dropped are never deleted, and messages the
-  proxy never saw are not recorded unless they are at the end;
-- after the last match, the incoming messages are new and are appended, except that a diverging
-  end that lines up with the stored end (at most one stored message left over) is an edit of it;
-- a window that ends on a stored user message with only assistant replies after it is a
-  regenerate or swipe: those replies are replaced by the coming one;
-- a window that ends on an old stored user message with more turns after it is a new turn that
-  repeats old words (a client sending only its newest message): it is appended.
+- the window's messages in a gap edit the stored ones there, one to one, when their roles agree
+  (a difference in speaker name alone is no edit);
+- stored messages the window no longer has after its first match were deleted in the client:
+  they are deleted here too (superseded, never erased). Stored messages before the window's
+  first match are a trimmed front, never a delete. A one-message window deletes nothing, nor
+  does a window without a role (a client that sends only user turns has deleted no reply);
+- in the middle, a gap whose roles disagree is left alone (messages the proxy never saw are not
+  inserted); after the last match, the window's remaining messages are new and appended;
+- a window that ends on a stored user message is a regenerate or swipe: the replies right after
+  it are replaced by the coming one (later turns were deleted);
+- a one-message window that repeats an old user message with more turns after it is a new turn
+  that repeats old words (a client sending only its newest message): it is appended.
 
 A continue ends with the partial reply (a prefill) or with a nudge after it. The nudge is never
 recorded; the partial is the prefix of the reply to record, which replaces the stored reply it
@@ -158,19 +160,22 @@ def _link(turns: Sequence[IncomingMessage], past: Sequence[StoredMessage],
         _gap(turns, past, block.a + block.size, block.b + block.size, after.a, after.b, links, deleted)
     last = blocks[-1]
     links.update((last.a + k, last.b + k) for k in range(last.size))
-    _gap(turns, past, last.a + last.size, last.b + last.size, len(turns), len(past), links, deleted)
+    _gap(turns, past, last.a + last.size, last.b + last.size, len(turns), len(past), links, deleted, end=True)
     return links, deleted
 
 
 def _gap(turns: Sequence[IncomingMessage], past: Sequence[StoredMessage], i: int, j: int, end_i: int, end_j: int,
-         links: dict[int, int], deleted: list[int]) -> None:
+         links: dict[int, int], deleted: list[int], *, end: bool = False) -> None:
     """Between two matched runs (or after the last): the window's messages edit the stored ones one
     to one when the roles agree, and stored messages beyond them were deleted in the client. When
-    the roles disagree the gap is left alone, unless the window has nothing there (a plain delete)."""
+    the roles disagree, a gap in the middle is left alone unless the window has nothing there (a
+    plain delete); at the end, the stored messages go and the window's are new."""
     count = min(end_i - i, end_j - j)
     if all(turns[i + k].role == past[j + k].role for k in range(count)):
         links.update((i + k, j + k) for k in range(count))
         deleted.extend(range(j + count, end_j))
+    elif end:
+        deleted.extend(range(j, end_j))
 
 
 def _pair(turns: Sequence[IncomingMessage], past: Sequence[StoredMessage], i: int, j: int, count: int,
@@ -194,11 +199,20 @@ def _decide(turns: list[IncomingMessage], past: list[StoredMessage], links: dict
         replaced, new, deleted = _reply_ending(turns, past, links, last, new, deleted)
     supersede = tuple((past[j].id, turns[i]) for i, j in sorted(links.items()) if _edited(turns[i], past[j]))
     append = tuple(turns[i] for i in new)
-    if len(turns) < 2:  # one message tells nothing of what the client's chat no longer holds
-        deleted = []
+    deleted = _really_deleted(turns, past, deleted)
     gone = tuple(past[j].id for j in deleted if past[j].id not in replaced)
     kind = _kind(continuing, replaced, supersede + tuple((i, None) for i in gone), append, bool(past))
     return SyncPlan(kind, append, supersede, replaced, continue_of, prefix, offset, gone)
+
+
+def _really_deleted(turns: Sequence[IncomingMessage], past: Sequence[StoredMessage], deleted: list[int]) -> list[int]:
+    """Only what the client's chat could have shown: one message tells nothing of what the chat no
+    longer holds, and a client that never sends a role (only its user turns, no tool results) has
+    not deleted that role's messages."""
+    if len(turns) < 2:
+        return []
+    roles = {m.role for m in turns}
+    return [j for j in deleted if past[j].role in roles]
 
 
 def _reply_ending(turns: Sequence[IncomingMessage], past: Sequence[StoredMessage], links: dict[int, int],
