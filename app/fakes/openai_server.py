@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import re
 import time
 import uuid
@@ -58,11 +59,19 @@ class FakeUpstream:
     cancelled: int = 0
     chunk_words: int = 3
     chunk_delay: float = 0.0  # between chunks when the script has nothing to say: a model's pace
+    numbered: bool = False    # unscripted replies say "Reply N to: …", each one different
+    faults: Faults | None = None  # unscripted requests fail now and then, at random
+    served: int = 0
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/v1/models", self._models), Route("/models", self._models),
                                  Route("/v1/chat/completions", self._chat, methods=["POST"]),
-                                 Route("/chat/completions", self._chat, methods=["POST"])])
+                                 Route("/chat/completions", self._chat, methods=["POST"]),
+                                 Route("/faults", self._faults)])
+
+    async def _faults(self, _: Request) -> Response:
+        """What was injected so far, by kind, and how many unscripted requests were served."""
+        return JSONResponse({"served": self.served, "injected": dict(self.faults.seen) if self.faults else {}})
 
     async def _models(self, _: Request) -> Response:
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
@@ -72,7 +81,7 @@ class FakeUpstream:
         body = orjson.loads(await request.body())
         self.requests.append(body)
         self.ports.append(request.client.port if request.client else 0)
-        behaviour = self.script.popleft() if self.script else Behaviour(chunk_delay=self.chunk_delay)
+        behaviour = self.script.popleft() if self.script else self._unscripted(body)
         if behaviour.delay:
             await asyncio.sleep(behaviour.delay)
         if behaviour.status >= 400:
@@ -86,6 +95,17 @@ class FakeUpstream:
         if body.get("stream"):
             return StreamingResponse(self._stream(reply, behaviour), media_type="text/event-stream")
         return JSONResponse(reply.completion())
+
+    def _unscripted(self, body: dict[str, Any]) -> Behaviour:
+        self.served += 1
+        fault = self.faults.draw() if self.faults else None
+        if fault is not None:
+            return fault
+        text = None
+        if self.numbered:
+            last = _text((body.get("messages") or [{}])[-1])
+            text = f"Reply {self.served} to: {' '.join(last.split())[:60]} (answered by the fake model)"
+        return Behaviour(text=text, chunk_delay=self.chunk_delay)
 
     async def _stream(self, reply: Reply, behaviour: Behaviour):
         try:
@@ -104,6 +124,34 @@ class FakeUpstream:
 async def _raw(frames: list[str]):
     for frame in frames:
         yield f"data: {frame}\n\n".encode()
+
+
+@dataclass
+class Faults:
+    """Random upstream faults, `rate` of requests, spread evenly over the kinds (seeded).
+
+    429 with Retry-After, 500, a stall past the proxy's first-byte timeout, a stream cut after its
+    first chunks, and a malformed chunk after the first one. `seen` counts what was injected.
+    """
+
+    rate: float
+    seed: int = 0
+    stall: float = 3.0
+    kinds: tuple[str, ...] = ("429", "500", "stall", "cut", "malformed")
+    seen: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
+
+    def draw(self) -> Behaviour | None:
+        if self._random.random() >= self.rate:
+            return None
+        kind = self._random.choice(self.kinds)
+        self.seen[kind] = self.seen.get(kind, 0) + 1
+        return {"429": Behaviour(status=429, retry_after=0.1), "500": Behaviour(status=500),
+                "stall": Behaviour(delay=self.stall), "cut": Behaviour(text="cut short " * 10, cut_after=2),
+                "malformed": Behaviour(frames=['{"choices": [{"index": 0, "delta": {"content": "Hel"}}]}',
+                                               '{"choices": [{"index": 0, "delta": "oops"}]}'])}[kind]
 
 
 def _writes(chunk: dict[str, Any]) -> bool:
@@ -210,8 +258,13 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--chunk-delay", type=float, default=0.0, help="seconds between streamed chunks")
+    parser.add_argument("--numbered", action="store_true", help='replies say "Reply N to: …", each different')
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="share of requests that fail at random")
+    parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
-    uvicorn.run(FakeUpstream(chunk_delay=args.chunk_delay).app(), host=args.host, port=args.port, log_level="warning")
+    faults = Faults(args.fault_rate, args.seed) if args.fault_rate else None
+    fake = FakeUpstream(chunk_delay=args.chunk_delay, numbered=args.numbered, faults=faults)
+    uvicorn.run(fake.app(), host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":

@@ -25,3 +25,14 @@ def test_a_paced_reply_spaces_its_words_and_ends_at_once_after_the_last_one():
     assert len(worded) >= 2 and len(ends) == 2  # the finish, then the usage
     assert min(b - a for a, b in zip(worded, worded[1:])) > 0.04
     assert max(ends) - worded[-1] < 0.04
+
+
+def test_random_faults_cover_every_kind_at_the_rate_asked():
+    from app.fakes.openai_server import Faults
+
+    faults = Faults(rate=0.5, seed=3)
+    drawn = [faults.draw() for _ in range(2000)]
+    failed = [b for b in drawn if b is not None]
+    assert 900 < len(failed) < 1100
+    assert set(faults.seen) == {"429", "500", "stall", "cut", "malformed"} and sum(faults.seen.values()) == len(failed)
+    assert Faults(rate=0.0).draw() is None
