@@ -78,6 +78,7 @@ class Settings(BaseSettings):
     store_max_open: int = 64
     working_memory_messages: int = 256
     session_idle_seconds: float = 1800.0
+    memory_ram_mb: int = Field(512, ge=0)
     auxiliary_patterns: JsonList = Field(default_factory=list)
     continue_nudge_patterns: JsonList = Field(default_factory=list)
     continue_separator: str = " "

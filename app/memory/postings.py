@@ -18,6 +18,7 @@ from array import array
 import numpy as np
 
 RARE_DF = 64  # a word said this often or less moves the specificity of the rows holding it
+TERM_SLOTS = 4 * 50 + 8  # a term's entries in four term maps (key, value, hash, spare room) and in names
 SPECIFICITY_DRIFT = 0.02  # kept specificity values are recomputed once the row count moves this much
 
 
@@ -139,6 +140,8 @@ class Postings:
                    for t, w in terms.items() if (df := self.df.get(t, 0)) > 0)
 
     def nbytes(self) -> int:
-        arrays = sum(a.buffer_info()[1] * a.itemsize for a in (*self.rows.values(), *self.tfs.values()))
-        return arrays + sum(sys.getsizeof(t) + 120 for t in self.rows)
+        """Its arrays (objects and buffers), each term's text and its slots in the five term maps."""
+        arrays = sum(sys.getsizeof(a) for a in (*self.rows.values(), *self.tfs.values()))
+        per_row = sum(sys.getsizeof(a) for a in (self.df_by_id, self.row_terms, self.row_start))
+        return arrays + per_row + sum(sys.getsizeof(t) + TERM_SLOTS for t in self.rows)
 

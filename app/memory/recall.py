@@ -70,6 +70,7 @@ class Recall:
         self._summaries: dict[str, list[Any]] = {}
         self._forgotten: dict[str, set[int]] = {}
         self._trail: dict[str, deque[tuple[int, str]]] = {}  # (message id, emotion) per session
+        self._sizes: dict[str, tuple[int, int]] = {}  # key -> (rows, bytes) when last measured
 
     # ------------------------------------------------------------------ index lifecycle
 
@@ -138,6 +139,19 @@ class Recall:
         self._trail.pop(key, None)
         if self.persona_memory is not None:
             self.persona_memory.forget(key)
+
+    def ram_sizes(self) -> dict[str, int]:
+        """Estimated bytes of each in-RAM index, measured again only when its row count changed."""
+        sizes = {}
+        for key, index in self._indexes.items():
+            rows, size = self._sizes.get(key, (-1, 0))
+            if rows != len(index):
+                rows, size = len(index), index.nbytes()
+                self._sizes[key] = (rows, size)
+            sizes[key] = size
+        for key in set(self._sizes) - set(self._indexes):
+            del self._sizes[key]
+        return sizes
 
     def indexed_count(self) -> int:
         return sum(len(i) for i in self._indexes.values())

@@ -26,6 +26,9 @@ from app.sessions import explicit_session_id, message_hash, opening_fingerprint,
 from app.tokens import count_tokens, message_text
 
 
+PERSONAS_HELD = 4096  # system prompts kept in RAM, one per recently active conversation
+
+
 @dataclass(slots=True)
 class Turn:
     """What memory knows about one request while it is in flight."""
@@ -198,6 +201,8 @@ class MemoryService:
             self._remember_prompts(turn.key, [known, given])
             known = given
         self._personas[turn.key] = known
+        if len(self._personas) > PERSONAS_HELD:
+            self._personas.pop(next(iter(self._personas)))  # the oldest entry: read again from the store
         return given or known or None
 
     def _remember_prompts(self, key: str, prompts: list[str]) -> None:

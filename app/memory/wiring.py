@@ -15,6 +15,7 @@ from typing import Any
 
 from app.config import Settings
 from app.memory.consolidation import Consolidator
+from app.memory.ram import give_back, over_budget
 from app.memory.tiers import TierPolicy
 from app.tasks import cancel
 
@@ -57,7 +58,7 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     consolidator = Consolidator(store, working.keys, policy, settings.consolidate_interval_seconds)
     await consolidator.start()
     stack.push_async_callback(consolidator.stop)
-    _start_janitor(stack, working, recall, settings.session_idle_seconds)
+    _start_janitor(stack, working, recall, settings.session_idle_seconds, settings.memory_ram_mb * 2**20)
     memory = MemoryService(store=store, working=working, recall=recall, writer=writer, settings=settings,
                            summarizer=summarizer, persona_memory=persona_memory)
     state.memory_api = MemoryAPI(store=store, working=working, recall=recall, writer=writer,
@@ -82,14 +83,35 @@ async def _start_summarizer(settings: Settings, store, embedder, stack: AsyncExi
     return summarizer
 
 
-def _start_janitor(stack: AsyncExitStack, working, recall, idle_seconds: float) -> None:
+def _start_janitor(stack: AsyncExitStack, working, recall, idle_seconds: float, ram_bytes: int) -> None:
+    """Idle conversations leave RAM after `idle_seconds`; past `ram_bytes`, the least recently used."""
     async def sweep() -> None:
         while True:
-            await asyncio.sleep(min(60.0, max(1.0, idle_seconds / 4)))
-            for key in working.evict_idle(time.monotonic()):
+            await asyncio.sleep(min(RAM_SWEEP_SECONDS, max(1.0, idle_seconds / 4)))
+            idle = working.evict_idle(time.monotonic())
+            for key in idle:
                 recall.forget_session(key)
+            if idle + (evict_over_budget(working, recall, ram_bytes) if ram_bytes else []):
+                give_back()
 
     stack.push_async_callback(cancel, asyncio.create_task(sweep(), name="memory-janitor"))
+
+
+RAM_SWEEP_SECONDS = 5.0
+
+
+def evict_over_budget(working, recall, ram_bytes: int) -> list[str]:
+    """Drop the least recently used conversations' caches until the rest fit `ram_bytes`."""
+    sizes = recall.ram_sizes()
+    for key, chars in working.content_bytes().items():
+        sizes[key] = sizes.get(key, 0) + chars
+    dropped = over_budget(working.keys(), sizes, ram_bytes)
+    for key in dropped:
+        working.forget(key)
+        recall.forget_session(key)
+    if dropped:
+        log.info("caches of %d conversations left RAM (MEMORY_RAM_MB)", len(dropped))
+    return dropped
 
 
 def _register_health(state, store, embedder) -> None:

@@ -143,6 +143,10 @@ class WorkingMemory:
             evicted.append(key)
         return evicted
 
+    def content_bytes(self) -> dict[str, int]:
+        """Characters of message text held per conversation (about its bytes)."""
+        return {key: sum(len(m.content) for m in held.messages) for key, held in self._held.items()}
+
     def message_count(self) -> int:
         return sum(len(held.messages) for held in self._held.values())
 
