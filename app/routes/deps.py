@@ -1,5 +1,8 @@
 """Typed dependencies, so route signatures read as prose: `async def chat(pipeline: PipelineDep)`.
 
+They are `async def`: FastAPI runs a plain `def` dependency on a worker thread, a hop that costs
+more than the dependency itself.
+
     PrincipalDep      the caller (app.auth), as the guard authenticated it
     RateLimitDep      the caller's request counted against its limits: the x-ratelimit-* headers, or 429
     SessionMemoryDep  the memory API acting for the owner of `{session_id}`: the caller's own, or
@@ -20,19 +23,19 @@ from app.pipeline import Pipeline
 from app.ratelimit import Decision, duration, rate_headers, retry_headers
 
 
-def _state(request: Request) -> Any:
+async def _state(request: Request) -> Any:
     return request.app.state
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_pipeline(request: Request) -> Pipeline:
+async def get_pipeline(request: Request) -> Pipeline:
     return request.app.state.pipeline
 
 
-def get_principal(request: Request) -> Principal:
+async def get_principal(request: Request) -> Principal:
     principal = request.scope.get("state", {}).get("principal")
     if principal is None:  # only /health goes unauthenticated, and it never asks
         raise Unauthorized("no API key was checked for this request")
@@ -70,7 +73,7 @@ def _limit_message(decision: Decision) -> str:
 RateLimitDep = Annotated[dict[str, str], Depends(rate_limit)]
 
 
-def require_admin(principal: PrincipalDep) -> Principal:
+async def require_admin(principal: PrincipalDep) -> Principal:
     """With keys in use, only ADMIN_API_KEYS may see what concerns every tenant (the report)."""
     if principal.keyed and not principal.admin:
         raise Forbidden("this route needs an admin key (ADMIN_API_KEYS)", code="admin_key_required")
@@ -87,7 +90,7 @@ def _memory_api(request: Request) -> Any:
     return memory
 
 
-def caller_memory(request: Request, principal: PrincipalDep) -> Any:
+async def caller_memory(request: Request, principal: PrincipalDep) -> Any:
     return _memory_api(request).for_owner(principal.tenant)
 
 
