@@ -92,7 +92,12 @@ async def _start_memory(state, settings: Settings, stack: AsyncExitStack, router
 
 def _warn_if_open(settings: Settings) -> None:
     """No keys on a reachable address: everyone who can reach the port owns every conversation."""
-    if settings.api_keys or settings.admin_api_keys or is_loopback(settings.host):
+    if settings.api_keys or settings.admin_api_keys:
+        log.info("API keys in use: %d, %d of them admin; limits per key: %d requests, %d tokens a minute "
+                 "(0: none)", len(settings.api_keys) + len(settings.admin_api_keys), len(settings.admin_api_keys),
+                 settings.rate_limit_rpm, settings.rate_limit_tpm)
+        return
+    if is_loopback(settings.host):
         return
     log.warning("NO API KEYS ARE SET and HOST=%s is not a loopback address: anyone who can reach port %d "
                 "can read, change and delete every conversation and spend the upstream's credit. "

@@ -56,10 +56,17 @@ async def rate_limit(request: Request, principal: PrincipalDep) -> dict[str, str
     decision = await limiter.admit(principal.tenant)
     headers = rate_headers(decision)
     if not decision.allowed:
+        _count_refusal(request, decision.exceeded or "requests")
         raise RateLimited(_limit_message(decision), type=decision.exceeded or "requests",
                           retry_after=decision.retry_after, headers={**headers, **retry_headers(decision.retry_after)})
     request.state.rate_limit_headers = headers  # errors raised later carry them too (app.main)
     return headers
+
+
+def _count_refusal(request: Request, limit: str) -> None:
+    metrics = getattr(request.app.state, "metrics", None)
+    if metrics is not None:
+        metrics.rate_limited.labels(limit).inc()
 
 
 def _limit_message(decision: Decision) -> str:

@@ -41,6 +41,8 @@ def test_exactly_the_limit_of_a_concurrent_burst_succeeds_and_the_rest_get_429(f
     assert "per minute" in error.message
     other = asyncio.run(burst(url, KEY_B, 1))[0]  # another key has its own window
     assert not isinstance(other, Exception) and other.headers["x-ratelimit-remaining-requests"] == "4"
+    scraped = httpx.get(url.removesuffix("/v1") + "/metrics", headers={"Authorization": f"Bearer {KEY_A}"}).text
+    assert 'proxy_rate_limited_total{limit="requests"} 7.0' in scraped
 
 
 def test_tokens_per_minute_are_charged_after_each_answer(fake, start_proxy):
