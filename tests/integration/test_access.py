@@ -231,3 +231,20 @@ def test_the_import_command_sends_its_key(fake, start_proxy, tmp_path):
     assert sdk(url, KEY_B).get("/sessions/cli/messages", cast_to=object)["data"][0]["content"] == "Imported with a key."
     with pytest.raises(openai.NotFoundError):
         sdk(url, KEY_A).get("/sessions/cli", cast_to=object)
+
+
+def test_a_gemini_error_quoting_its_key_is_redacted(start_proxy):
+    from app.fakes.gemini_server import Behaviour as GeminiBehaviour
+    from app.fakes.gemini_server import FakeGemini
+    from app.fakes.serve import serving
+
+    secret = "AIzaSy-GEMINI-SECRET-77777777"
+    gemini = FakeGemini(api_key=secret)
+    with serving(gemini.app()) as gemini_url:
+        url = start_proxy(gemini_api_key=secret, gemini_base_url=gemini_url, gemini_models=["gemini-2.5-flash"],
+                          api_keys=[KEY_A])
+        gemini.script.append(GeminiBehaviour(status=401, message=f"API key {secret} has expired."))
+        with pytest.raises(openai.AuthenticationError) as refused:
+            sdk(url, KEY_A).chat.completions.create(model="gemini-2.5-flash", messages=MSG)
+    message = refused.value.body["message"]
+    assert "GEMINI-SECRET" not in message and "[redacted]" in message and "GEMINI_API_KEY" in message
