@@ -158,6 +158,7 @@ async def one(client: httpx.AsyncClient, url: str, body, worker: int = 0,
     t0 = time.perf_counter()
     first, reply = None, []
     async with client.stream("POST", url, json=body) as response:
+        response.raise_for_status()  # a refused request (a missing key, a limit) is no measurement
         async for line in response.aiter_lines():
             if first is None and '"content"' in line:
                 first = time.perf_counter()
