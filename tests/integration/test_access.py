@@ -248,3 +248,16 @@ def test_a_gemini_error_quoting_its_key_is_redacted(start_proxy):
             sdk(url, KEY_A).chat.completions.create(model="gemini-2.5-flash", messages=MSG)
     message = refused.value.body["message"]
     assert "GEMINI-SECRET" not in message and "[redacted]" in message and "GEMINI_API_KEY" in message
+
+
+def test_conversations_from_before_keys_are_reached_by_admin_keys_only(fake, start_proxy):
+    before = start_proxy(upstream_base_url=fake.url, memory_enabled=True, summary_enabled=False,
+                         consolidate_interval_seconds=0)
+    httpx.post(f"{before}/sessions/old-chat/messages", json={"messages": MSG}).raise_for_status()
+    url = keyed_proxy(start_proxy, fake)  # the same data directory, now with keys
+    with pytest.raises(openai.NotFoundError):
+        sdk(url, KEY_A).get("/sessions/old-chat", cast_to=object)
+    assert sdk(url, KEY_A).get("/sessions", cast_to=object)["data"] == []
+    root = sdk(url, ROOT)
+    assert root.get("/sessions/old-chat", cast_to=object)["owner"] is None
+    assert root.get("/sessions/old-chat/messages?owner=none", cast_to=object)["data"][0]["content"] == "Hello there"
