@@ -61,10 +61,7 @@ async def _start(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> Non
     state = app.state
     state.settings, state.version = settings, VERSION
     state.metrics = Metrics() if settings.metrics_enabled else None
-    if state.metrics is not None and settings.metrics_port:
-        from app.routes.metrics_port import serve_metrics
-
-        stack.push_async_callback(await serve_metrics(state.metrics, settings.metrics_port))
+    await _start_metrics_port(state.metrics, settings, stack)
     limits = Limits(settings.rate_limit_rpm, settings.rate_limit_tpm)
     state.limiter = MemoryRateLimiter(limits) if limits.active else None
     state.request_log = None
@@ -82,6 +79,13 @@ async def _start(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> Non
     state.memory_api = None
     memory = await _start_memory(state, settings, stack, router) if settings.memory_enabled else None
     state.pipeline = Pipeline(router, memory=memory, observer=observer, memory_enabled=settings.memory_enabled)
+
+
+async def _start_metrics_port(metrics: Metrics | None, settings: Settings, stack: AsyncExitStack) -> None:
+    if metrics is not None and settings.metrics_port:
+        from app.routes.metrics_port import serve_metrics
+
+        stack.push_async_callback(await serve_metrics(metrics, settings.metrics_port))
 
 
 async def _start_memory(state, settings: Settings, stack: AsyncExitStack, router):
