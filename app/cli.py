@@ -44,7 +44,9 @@ def import_chat(settings: Settings, args: argparse.Namespace) -> int:
     chat = parse_sillytavern(open(args.file, encoding="utf-8").read())
     url = (args.url or f"http://{settings.host}:{settings.port}").rstrip("/")
     target = f"{url}/v1/sessions/{args.session}/messages"
-    with httpx.Client(timeout=120) as client, tqdm(total=len(chat.messages), unit="msg", desc="importing") as bar:
+    key = args.api_key or os.environ.get("MEMORY_PROXY_API_KEY") or _clear_key(settings)
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    with httpx.Client(timeout=120, headers=headers) as client, tqdm(total=len(chat.messages), unit="msg", desc="importing") as bar:
         for start in range(0, len(chat.messages), args.batch):
             batch = chat.messages[start:start + args.batch]
             response = client.post(target, json={"messages": [_wire(m) for m in batch]})
@@ -54,6 +56,12 @@ def import_chat(settings: Settings, args: argparse.Namespace) -> int:
             bar.update(len(batch))
     print(f"imported {len(chat.messages)} messages into session {args.session} ({chat.skipped} skipped)")
     return 0
+
+
+def _clear_key(settings: Settings) -> str | None:
+    """The first key the local settings hold in clear, if any (hashed ones cannot be sent)."""
+    keys = [*settings.admin_api_keys, *settings.api_keys]
+    return next((k for k in keys if not k.lower().startswith("sha256:")), None)
 
 
 def _wire(message: dict) -> dict:
@@ -96,6 +104,8 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--session", required=True, help="the session id to load it into")
     imp.add_argument("--url", help="the proxy's address (default http://HOST:PORT)")
     imp.add_argument("--batch", type=int, default=200)
+    imp.add_argument("--api-key", help="the key to send (default MEMORY_PROXY_API_KEY, else the first key "
+                                       "in clear in ADMIN_API_KEYS / API_KEYS)")
     rep = sub.add_parser("report", help="the performance report from the request log")
     rep.add_argument("--days", type=float, default=7.0)
     return root

@@ -26,7 +26,9 @@ JsonList = Annotated[list, NoDecode]
 class Settings(BaseSettings):
     """All configuration of the service, documented one per line in `.env.example`."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+    # Inputs stay out of validation errors: several settings are secrets.
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True,
+                                      hide_input_in_errors=True)
 
     # Service
     host: str = "127.0.0.1"
@@ -40,11 +42,18 @@ class Settings(BaseSettings):
     max_messages: int = Field(4096, ge=1)
     max_message_chars: int = Field(262_144, ge=1)
     max_content_parts: int = Field(256, ge=1)
-    api_keys: JsonList = Field(default_factory=list)
+
+    # Access: keys (clear or sha256:<hex>), per-key limits, what browsers may do
+    api_keys: JsonList = Field(default_factory=list, repr=False)
+    admin_api_keys: JsonList = Field(default_factory=list, repr=False)
+    rate_limit_rpm: int = Field(0, ge=0)
+    rate_limit_tpm: int = Field(0, ge=0)
+    cors_origins: JsonList = Field(default_factory=list)
+    allowed_hosts: JsonList = Field(default_factory=list)
 
     # Upstream (OpenAI-compatible) and models
     upstream_base_url: str = ""
-    upstream_api_key: str = ""
+    upstream_api_key: str = Field("", repr=False)
     default_model: str = ""
     models: JsonList = Field(default_factory=list)
     model_aliases: JsonDict = Field(default_factory=dict)
@@ -58,7 +67,7 @@ class Settings(BaseSettings):
     routes: JsonDict = Field(default_factory=dict)
 
     # Gemini
-    gemini_api_key: str = ""
+    gemini_api_key: str = Field("", repr=False)
     gemini_base_url: str = ""
     gemini_models: JsonList = Field(default_factory=list)
     gemini_safety_settings: JsonDict = Field(default_factory=dict)
@@ -116,12 +125,13 @@ class Settings(BaseSettings):
 
     # Observability
     metrics_enabled: bool = True
+    metrics_port: int = Field(0, ge=0, le=65535)
     request_log_enabled: bool = True
     request_log_days: float = 30.0
     request_log_max_rows: int = 200_000
 
     @field_validator("models", "api_keys", "upstreams", "auxiliary_patterns", "continue_nudge_patterns",
-                     "gemini_models", mode="before")
+                     "gemini_models", "admin_api_keys", "cors_origins", "allowed_hosts", mode="before")
     @classmethod
     def _parse_list(cls, value: object) -> object:
         """Accept JSON (`["a","b"]`) or a comma-separated list (`a,b`)."""
@@ -152,6 +162,15 @@ class Settings(BaseSettings):
             pairs = (part.split("=", 1) for part in value.split(",") if "=" in part)
             return {k.strip(): v.strip() for k, v in pairs}
         return value
+
+    @field_validator("api_keys", "admin_api_keys", mode="after")
+    @classmethod
+    def _check_keys(cls, value: list) -> list:
+        from app.auth import key_digest
+
+        for key in value:
+            key_digest(str(key))  # a malformed `sha256:` entry fails at start-up, naming the rule
+        return [str(key) for key in value]
 
     @field_validator("auxiliary_patterns", "continue_nudge_patterns", mode="after")
     @classmethod

@@ -3,8 +3,11 @@
     ProxyError                       base: status, type, code, message, param
     ├── InvalidRequest         400   malformed JSON, schema violations, bad headers
     ├── Unauthorized           401   missing or unknown API key
+    ├── Forbidden              403   a browser origin not in CORS_ORIGINS; an admin-only route
     ├── NotFound               404   unknown route, session or model (code model_not_found)
     ├── RequestTooLarge        413   body over MAX_REQUEST_BYTES
+    ├── UnsupportedMediaType   415   a body that is not JSON (text/plain, form encodings)
+    ├── RateLimited            429   RATE_LIMIT_RPM / RATE_LIMIT_TPM reached: Retry-After and x-ratelimit-*
     ├── NotConfigured          503   no upstream configured: says which setting to fill in
     └── UpstreamError                anything the model server did
         ├── UpstreamHTTPError        the upstream answered an error: its status and message relayed
@@ -53,6 +56,12 @@ class Unauthorized(ProxyError):
     code = "invalid_api_key"
 
 
+class Forbidden(ProxyError):
+    status = 403
+    type = "permission_error"
+    code = "forbidden"
+
+
 class NotFound(ProxyError):
     status = 404
     type = "invalid_request_error"
@@ -63,6 +72,25 @@ class RequestTooLarge(ProxyError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+
+
+class UnsupportedMediaType(ProxyError):
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+class RateLimited(ProxyError):
+    """A key's own limit; `headers` carries Retry-After and OpenAI's x-ratelimit-* (type as OpenAI
+    names it: "requests" or "tokens")."""
+
+    status = 429
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, type: str, retry_after: float, headers: dict[str, str]) -> None:
+        super().__init__(message, type=type)
+        self.retry_after = retry_after
+        self.headers = headers
 
 
 class NotConfigured(ProxyError):

@@ -5,12 +5,14 @@
 Nothing happens at import. Start-up order: logs, metrics and request log, providers, memory
 (store, embedder, background writer); shutdown runs it backwards, draining background work so
 nothing is left half-written. Tests build the app with their own `Settings` and serve it on
-127.0.0.1 with uvicorn.
+127.0.0.1 with uvicorn. Every request first passes the guard (app.routes.guard: Host, Origin,
+body type, API key).
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import FastAPI, Request
@@ -19,6 +21,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
+from app.auth import KeyRing, is_loopback
+from app.browser import BrowserPolicy
 from app.config import Settings
 from app.errors import InvalidRequest, ProxyError, error_body, from_exception
 from app.observability import logs
@@ -27,8 +31,10 @@ from app.observability.observer import Observer
 from app.observability.requestlog import RequestLog
 from app.pipeline import Pipeline
 from app.providers.factory import build_router
+from app.ratelimit import Limits, MemoryRateLimiter
 from app.routes import chat, health, models, observability, sessions
 from app.routes.body import component_schemas
+from app.routes.guard import Guard
 
 VERSION = "0.1.0"
 log = logging.getLogger("app")
@@ -42,6 +48,9 @@ def create_app(settings: Settings) -> FastAPI:
             yield
 
     app = FastAPI(title="Memory proxy", version=VERSION, lifespan=lifespan)
+    app.add_middleware(Guard, keys=KeyRing(settings.api_keys, settings.admin_api_keys),
+                       policy=BrowserPolicy.build(origins=settings.cors_origins, hosts=settings.allowed_hosts,
+                                                  bind_host=settings.host))
     _install_error_handlers(app)
     for module in (chat, models, health, sessions, observability):
         app.include_router(module.router)
@@ -60,16 +69,21 @@ def _openapi(app: FastAPI) -> dict:
 
 async def _start(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> None:
     logs.configure(settings.log_level, settings.log_dir, settings.log_json)
+    _warn_if_open(settings)
     state = app.state
     state.settings, state.version = settings, VERSION
     state.metrics = Metrics() if settings.metrics_enabled else None
+    await _start_metrics_port(state.metrics, settings, stack)
+    limits = Limits(settings.rate_limit_rpm, settings.rate_limit_tpm)
+    state.limiter = MemoryRateLimiter(limits) if limits.active else None
     state.request_log = None
     if settings.request_log_enabled:
         state.request_log = RequestLog(settings.data_dir / "requests.sqlite", days=settings.request_log_days,
                                        max_rows=settings.request_log_max_rows)
         await state.request_log.start()
         stack.push_async_callback(state.request_log.stop)
-    observer = Observer(state.metrics, state.request_log)
+    observer = Observer(state.metrics, state.request_log,
+                        spend_tokens=state.limiter.spend if limits.tpm else None)
     router = build_router(settings)
     router.on_retry = observer.retried
     stack.push_async_callback(router.aclose)
@@ -79,10 +93,31 @@ async def _start(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> Non
     state.pipeline = Pipeline(router, memory=memory, observer=observer, memory_enabled=settings.memory_enabled)
 
 
+async def _start_metrics_port(metrics: Metrics | None, settings: Settings, stack: AsyncExitStack) -> None:
+    if metrics is not None and settings.metrics_port:
+        from app.routes.metrics_port import serve_metrics
+
+        stack.push_async_callback(await serve_metrics(metrics, settings.metrics_port))
+
+
 async def _start_memory(state, settings: Settings, stack: AsyncExitStack, router):
     from app.memory.wiring import start_memory
 
     return await start_memory(state, settings, stack, router)
+
+
+def _warn_if_open(settings: Settings) -> None:
+    """No keys on a reachable address: everyone who can reach the port owns every conversation."""
+    if settings.api_keys or settings.admin_api_keys:
+        log.info("API keys in use: %d, %d of them admin; limits per key: %d requests, %d tokens a minute "
+                 "(0: none)", len(settings.api_keys) + len(settings.admin_api_keys), len(settings.admin_api_keys),
+                 settings.rate_limit_rpm, settings.rate_limit_tpm)
+        return
+    if is_loopback(settings.host):
+        return
+    log.warning("NO API KEYS ARE SET and HOST=%s is not a loopback address: anyone who can reach port %d "
+                "can read, change and delete every conversation and spend the upstream's credit. "
+                "Set API_KEYS (see .env.example), or bind HOST=127.0.0.1.", settings.host, settings.port)
 
 
 def _upstream_checks(router) -> dict:
@@ -95,8 +130,8 @@ def _upstream_checks(router) -> dict:
 
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ProxyError)
-    async def proxy_error(_: Request, exc: ProxyError) -> JSONResponse:
-        return JSONResponse(exc.body(), status_code=exc.status, headers=_retry_headers(exc))
+    async def proxy_error(request: Request, exc: ProxyError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=_error_headers(request, exc))
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -117,9 +152,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(from_exception(exc).body(), status_code=500)
 
 
-def _retry_headers(exc: ProxyError) -> dict[str, str]:
+def _error_headers(request: Request, exc: ProxyError) -> dict[str, str]:
+    """Retry-After when there is a wait to tell, and the caller's x-ratelimit-* once it was counted."""
+    headers = dict(getattr(request.state, "rate_limit_headers", None) or {})
+    own = getattr(exc, "headers", None)
+    if own:
+        return {**headers, **own}
     retry_after = getattr(exc, "retry_after", None)
-    return {"Retry-After": str(int(retry_after))} if retry_after else {}
+    if retry_after:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+    return headers
 
 
 def app_from_env() -> FastAPI:

@@ -48,6 +48,7 @@ class Exchange:
     provider: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     error: ProxyError | None = None
+    owner: str | None = None  # the caller's tenant (app.auth): part of every storage key
 
 
 class Pipeline:
@@ -59,21 +60,23 @@ class Pipeline:
         self.memory_enabled = memory_enabled
 
     async def prepare(self, request: ChatCompletionRequest, headers: Mapping[str, str], *,
-                      preview: bool = False) -> Exchange:
+                      preview: bool = False, owner: str | None = None) -> Exchange:
         controls = memory_controls(headers, request.metadata)
         model, _ = await self.router.resolve(request.model)
         upstream = UpstreamRequest(model=model, messages=message_dicts(request),
                                    params=forwardable_params(request))
-        exchange = Exchange(request=request, controls=controls, model=model, upstream=upstream, headers=headers)
+        exchange = Exchange(request=request, controls=controls, model=model, upstream=upstream, headers=headers,
+                            owner=owner)
         if self.memory is not None and self.memory_enabled and controls.mode != "off":
             t0 = time.perf_counter()
             exchange.memory = await self.memory.prepare(exchange, preview=preview)
             exchange.timings["memory"] = time.perf_counter() - t0
         return exchange
 
-    async def preview(self, request: ChatCompletionRequest, headers: Mapping[str, str]) -> dict[str, Any]:
+    async def preview(self, request: ChatCompletionRequest, headers: Mapping[str, str], *,
+                      owner: str | None = None) -> dict[str, Any]:
         """What would be sent upstream, and why; nothing is stored and nothing is sent."""
-        exchange = await self.prepare(request, headers, preview=True)
+        exchange = await self.prepare(request, headers, preview=True, owner=owner)
         turn = exchange.memory
         built = getattr(turn, "built", None)
         return {"object": "chat.completion.preview", "model": exchange.model,

@@ -2,6 +2,7 @@
 
     python bench/proxy_bench.py                                # pass-through, concurrency 1, 10, 50
     python bench/proxy_bench.py --variants off,off-noobs,on,gemini
+    python bench/proxy_bench.py --variants off,keys --concurrency 1,10      # what keys and limits cost
 
 Variants: `off` memory off (pass-through) with metrics and the request log on; `off-noobs` the
 same with metrics, request log and info logs off; `on` memory on (each request a new user turn
@@ -12,7 +13,9 @@ that already hold `--history` messages each (`--history-sessions` of them, loade
 memory API from the recall benchmark's generator and embedded before timing starts): each
 request sends the newest 20 turns plus a new question, as a trimming client does, so the proxy
 syncs, searches the whole history and builds the context as it would deep into a real chat; its
-baseline, `direct-history`, sends such a window and question straight to the upstream.
+baseline, `direct-history`, sends such a window and question straight to the upstream. `keys` is
+`off` with an API key checked on every request and per-key limits on requests and tokens (set
+high enough never to refuse), so `keys` against `off` is what access control adds.
 
 Three processes on 127.0.0.1: the offline fake upstream, the proxy (one uvicorn worker) and this
 load generator. The fake answers at once unless `--chunk-delay-ms` paces its chunks like a model
@@ -51,7 +54,10 @@ VARIANTS = {
     "on": {"MEMORY_ENABLED": "true", "SUMMARY_ENABLED": "false"},
     "gemini": {"MEMORY_ENABLED": "false"},
     "on-history": {"MEMORY_ENABLED": "true", "SUMMARY_ENABLED": "false"},
+    "keys": {"MEMORY_ENABLED": "false", "API_KEYS": "bench-key-0123456789,bench-other-key-42",
+             "RATE_LIMIT_RPM": "100000000", "RATE_LIMIT_TPM": "100000000000"},
 }
+VARIANT_HEADERS = {"keys": {"Authorization": "Bearer bench-key-0123456789"}}  # what the client sends
 WINDOW = 20  # turns a trimming client keeps
 BASELINES = {"proxy-on-history": "direct-history"}  # what a variant's added time is measured against
 
@@ -152,6 +158,7 @@ async def one(client: httpx.AsyncClient, url: str, body, worker: int = 0,
     t0 = time.perf_counter()
     first, reply = None, []
     async with client.stream("POST", url, json=body) as response:
+        response.raise_for_status()  # a refused request (a missing key, a limit) is no measurement
         async for line in response.aiter_lines():
             if first is None and '"content"' in line:
                 first = time.perf_counter()
@@ -218,7 +225,7 @@ def run(args: argparse.Namespace) -> dict:
                 # its baseline: the same window and question sent straight to the upstream
                 targets["direct-history"] = (targets["direct"][0], {}, body.body(next(iter(body.windows))))
             targets[f"proxy-{variant}"] = (f"http://127.0.0.1:{port}/v1/chat/completions",
-                                           {}, body)
+                                           VARIANT_HEADERS.get(variant, {}), body)
         return measure(targets, args)
     finally:
         for proc in procs:
@@ -249,6 +256,9 @@ def print_report(report: dict) -> None:
             added = row["ttft_ms"] - base["ttft_ms"]
             print(f"{concurrency:>4} {name:<14} {row['ttft_ms']:8.2f} {added:7.2f} {row['total_ms']:9.2f} "
                   f"{row['rps']:7.1f} {row['rps'] / base['rps']:9.2f}")
+        if {"proxy-keys", "proxy-off"} <= set(rows):
+            print(f"{concurrency:>4} keys - off: {rows['proxy-keys']['ttft_ms'] - rows['proxy-off']['ttft_ms']:+.3f} ms "
+                  f"time to first token")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -257,7 +267,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per level per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--variants", type=lambda s: s.split(","), default=["off"],
-                        help="proxy variants: off, off-noobs, on, on-history, gemini (see above)")
+                        help="proxy variants: off, off-noobs, on, on-history, gemini, keys (see above)")
     parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the proxy")
     parser.add_argument("--history", type=int, default=1000, help="messages per conversation for on-history")
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0,

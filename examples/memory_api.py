@@ -1,6 +1,6 @@
 """The memory API: bulk-load a conversation, wait for indexing, preview, search, export, delete.
 
-    BASE_URL=http://127.0.0.1:8000/v1 python examples/memory_api.py
+    BASE_URL=http://127.0.0.1:8000/v1 API_KEY=sk-... python examples/memory_api.py
 """
 
 import os
@@ -11,7 +11,8 @@ import httpx
 BASE = os.environ.get("BASE_URL", "http://127.0.0.1:8000/v1")
 MODEL = os.environ.get("MODEL", "fake-model")
 SESSION = "example-memory-api"
-api = httpx.Client(base_url=BASE, timeout=60)
+KEY = os.environ.get("API_KEY", "unused")  # one of the proxy's API_KEYS, if it has any
+api = httpx.Client(base_url=BASE, timeout=60, headers={"Authorization": f"Bearer {KEY}"})
 
 turns = [("user", "I'm training for the Lisbon half marathon in October."), ("assistant", "Exciting! How is it going?"),
          ("user", "My knee hurts after long runs, and honestly I'm scared I won't finish."),

@@ -11,7 +11,7 @@ import os
 
 from openai import OpenAI
 
-client = OpenAI(base_url=os.environ.get("BASE_URL", "http://127.0.0.1:8000/v1"), api_key="unused")
+client = OpenAI(base_url=os.environ.get("BASE_URL", "http://127.0.0.1:8000/v1"), api_key=os.environ.get("API_KEY", "unused"))
 MODEL = os.environ.get("MODEL", "fake-model")
 SESSION = {"X-Session-Id": os.environ.get("SESSION_ID", "example-openai")}
 

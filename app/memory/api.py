@@ -7,6 +7,7 @@ hashed into storage keys, never used as paths.
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import Counter
 from dataclasses import replace
@@ -36,11 +37,20 @@ class MemoryAPI:
         self.owner = owner
         self.invalidate = invalidate or (lambda key: None)
 
+    def for_owner(self, owner: str | None) -> MemoryAPI:
+        """This API acting for `owner` (a tenant, see app.auth): the ids it is given name that
+        owner's sessions, so another owner's are simply not there (404)."""
+        view = copy.copy(self)
+        view.owner = owner
+        return view
+
+    async def owner_of(self, session_id: str, own: str | None) -> str | None:
+        """For an admin, whose session `session_id` is: see `pick_owner`."""
+        owners = await self.store.owners_of(validate_id(session_id))
+        return pick_owner(session_id, own, owners)
+
     def key(self, session_id: str) -> str:
-        try:
-            return session_key(self.owner, validate_session_id(session_id))
-        except ValueError as exc:
-            raise InvalidRequest(str(exc), param="session_id") from None
+        return session_key(self.owner, validate_id(session_id))
 
     async def _existing(self, session_id: str) -> str:
         key = self.key(session_id)
@@ -48,8 +58,9 @@ class MemoryAPI:
             raise NotFound(f"no session `{session_id}`", code="session_not_found")
         return key
 
-    async def list_sessions(self, limit: int, offset: int) -> list[dict[str, Any]]:
-        return [session_dict(s) for s in await self.store.list_sessions(self.owner, limit, offset)]
+    async def list_sessions(self, limit: int, offset: int, every_owner: bool = False) -> list[dict[str, Any]]:
+        found = await self.store.list_sessions(self.owner, limit, offset, every_owner=every_owner)
+        return [session_dict(s) for s in found]
 
     async def session(self, session_id: str) -> dict[str, Any]:
         key = await self._existing(session_id)
@@ -162,6 +173,30 @@ class MemoryAPI:
         return stats_dict(await self.store.stats(key))
 
 
+def validate_id(session_id: str) -> str:
+    try:
+        return validate_session_id(session_id)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="session_id") from None
+
+
+def pick_owner(session_id: str, own: str | None, owners: list[str | None]) -> str | None:
+    """The owner an admin's request on `session_id` acts for: the admin's own session of that id
+    if there is one (or none at all: then a write creates it), else the one owner holding that id;
+    several others hold it -> 400, name one with `?owner=`.
+
+        >>> pick_owner("s", "t-admin", []), pick_owner("s", "t-admin", ["t-a"]), pick_owner("s", "t-admin", ["t-a", "t-admin"])
+        ('t-admin', 't-a', 't-admin')
+    """
+    if own in owners or not owners:
+        return own
+    if len(owners) == 1:
+        return owners[0]
+    raise InvalidRequest(f"several tenants have a session `{session_id}`: name one with ?owner= "
+                         "(the `owner` of each session in GET /v1/sessions; `none` for sessions from before keys)",
+                         param="owner", code="ambiguous_session")
+
+
 def _new(message: dict[str, Any], index: int) -> NewMessage:
     """A message to store; `created_at` (epoch seconds or ISO 8601, `parse_time`) dates it."""
     text = message_text(message)
@@ -176,7 +211,7 @@ def _new(message: dict[str, Any], index: int) -> NewMessage:
 
 
 def session_dict(info: Any) -> dict[str, Any]:
-    return {"id": info.session_id, "object": "session", "created_at": info.created_at,
+    return {"id": info.session_id, "object": "session", "owner": info.owner, "created_at": info.created_at,
             "last_active": info.last_active, "message_count": info.message_count, "token_total": info.token_total}
 
 

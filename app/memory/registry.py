@@ -83,8 +83,12 @@ class Registry:
         recent = list(dict.fromkeys(hashes))[-MAX_HASHES:]
         return await self._run(_find_by_hashes, owner, recent, min_matches)
 
-    async def list_sessions(self, owner: str | None, limit: int, offset: int) -> list[SessionInfo]:
-        return await self._run(_list, owner, limit, offset)
+    async def list_sessions(self, owner: str | None, limit: int, offset: int, *,
+                            every_owner: bool = False) -> list[SessionInfo]:
+        return await self._run(_list, owner, limit, offset, every_owner)
+
+    async def owners_of(self, session_id: str) -> list[str | None]:
+        return await self._run(_owners, session_id)
 
     async def count(self) -> int:
         return await self._run(_count)
@@ -145,10 +149,17 @@ def _find_by_hashes(conn: sqlite3.Connection, owner: str | None, hashes: list[st
     return row[0]
 
 
-def _list(conn: sqlite3.Connection, owner: str | None, limit: int, offset: int) -> list[SessionInfo]:
-    rows = conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE owner IS ? "
-                        "ORDER BY last_active DESC LIMIT ? OFFSET ?", (owner, limit, offset))
+def _list(conn: sqlite3.Connection, owner: str | None, limit: int, offset: int,
+          every_owner: bool = False) -> list[SessionInfo]:
+    where, args = ("", ()) if every_owner else ("WHERE owner IS ? ", (owner,))
+    rows = conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions {where}"
+                        "ORDER BY last_active DESC LIMIT ? OFFSET ?", (*args, limit, offset))
     return [SessionInfo(*row) for row in rows]
+
+
+def _owners(conn: sqlite3.Connection, session_id: str) -> list[str | None]:
+    rows = conn.execute("SELECT DISTINCT owner FROM sessions WHERE session_id = ?", (session_id,))
+    return [owner for (owner,) in rows]
 
 
 def _count(conn: sqlite3.Connection) -> int:

@@ -113,8 +113,14 @@ class Store:
         `min_matches`, or all of them when fewer are given), so a front-trimmed window still matches."""
         return await self.registry.find_by_hashes(owner, list(hashes), min_matches)
 
-    async def list_sessions(self, owner: str | None, limit: int = 50, offset: int = 0) -> list[SessionInfo]:
-        return await self.registry.list_sessions(owner, limit, offset)
+    async def list_sessions(self, owner: str | None, limit: int = 50, offset: int = 0, *,
+                            every_owner: bool = False) -> list[SessionInfo]:
+        """The owner's sessions, most recently active first (`every_owner`: everyone's)."""
+        return await self.registry.list_sessions(owner, limit, offset, every_owner=every_owner)
+
+    async def owners_of(self, session_id: str) -> list[str | None]:
+        """Every owner holding a session of this id (the same id under two keys is two sessions)."""
+        return await self.registry.owners_of(session_id)
 
     async def all_keys(self) -> list[str]:
         """Every session key, most recently active first."""

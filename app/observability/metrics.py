@@ -35,6 +35,8 @@ class Metrics:
                                         registry=r)
         self.tokens = Counter("proxy_tokens_total", "Tokens by kind", ["kind"], registry=r)
         self.memories = Counter("proxy_memories_injected_total", "Memories put into contexts", registry=r)
+        self.rate_limited = Counter("proxy_rate_limited_total", "Requests refused by a key's rate limit",
+                                    ["limit"], registry=r)
 
     def gauge(self, name: str, doc: str, read: Callable[[], float]) -> None:
         """A gauge read at scrape time (active sessions, queue depth…)."""

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from typing import Any
 
 from app.observability.metrics import Metrics
 from app.observability.requestlog import RequestLog, RequestRow
+from app.tokens import count_messages, count_tokens
 
 log = logging.getLogger("app.requests")
 STAGE_KEYS = {"sync": "sync_ms", "embed": "embed_ms", "retrieval": "retrieval_ms", "build": "build_ms",
@@ -19,9 +21,14 @@ STAGE_KEYS = {"sync": "sync_ms", "embed": "embed_ms", "retrieval": "retrieval_ms
 
 
 class Observer:
-    def __init__(self, metrics: Metrics | None, request_log: RequestLog | None) -> None:
+    """`spend_tokens(owner, tokens)`, when given, is told each finished exchange's tokens (the
+    rate limiter's tokens-per-minute count, app.ratelimit)."""
+
+    def __init__(self, metrics: Metrics | None, request_log: RequestLog | None,
+                 spend_tokens: Callable[[str | None, int], None] | None = None) -> None:
         self.metrics = metrics
         self.request_log = request_log
+        self.spend_tokens = spend_tokens
 
     def retried(self, provider: str, error: BaseException | None) -> None:
         if self.metrics is not None:
@@ -36,6 +43,8 @@ class Observer:
             self._metrics(exchange, assembler, stages, status, ttft, total)
         if self.request_log is not None:
             self.request_log.add(_row(exchange, assembler, stages, status, ttft, total))
+        if self.spend_tokens is not None and assembler is not None:
+            self.spend_tokens(getattr(exchange, "owner", None), _tokens(exchange, assembler))
         log.info("exchange finished", extra={"model": exchange.model, "provider": exchange.provider,
                                              "status": status, "total_ms": round(total * 1000, 2)})
 
@@ -53,6 +62,14 @@ class Observer:
         turn = exchange.memory
         if turn is not None and getattr(turn, "recalled", None):
             m.memories.inc(len(turn.recalled))
+
+
+def _tokens(exchange: Any, assembler: Any) -> int:
+    """Prompt and reply tokens: the upstream's count, else ours."""
+    usage = getattr(assembler, "usage", None)
+    if usage is not None:
+        return usage.prompt_tokens + usage.completion_tokens
+    return count_messages(exchange.upstream.messages) + count_tokens(assembler.text)
 
 
 def _stages(exchange: Any) -> dict[str, float]:
@@ -80,4 +97,4 @@ def _row(exchange: Any, assembler: Any, stages: dict[str, float], status: int, t
         completion_tokens=usage.completion_tokens if usage else None,
         memories=len(turn.recalled) if turn is not None else None,
         finish_reason=getattr(assembler, "finish_reason", None) if assembler else None,
-        user_chars=len(last) if isinstance(last, str) else None, **ms)
+        user_chars=len(last) if isinstance(last, str) else None, owner=getattr(exchange, "owner", None), **ms)

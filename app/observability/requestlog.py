@@ -46,6 +46,8 @@ MIGRATIONS = [
     CREATE INDEX requests_ts ON requests (ts);
     CREATE INDEX requests_session ON requests (session_id, ts);
     """,
+    # the tenant (app.auth) whose exchange it was: a session id is only unique within one
+    "ALTER TABLE requests ADD COLUMN owner TEXT",
 ]
 
 
@@ -73,6 +75,7 @@ class RequestRow:
     finish_reason: str | None = None
     user_chars: int | None = None
     retries: int | None = None
+    owner: str | None = None
 
 
 COLUMNS = [f.name for f in fields(RequestRow)]
@@ -131,16 +134,17 @@ class RequestLog:
                                (self.max_rows,))
 
     async def rows(self, since: float = 0.0, until: float | None = None,
-                   session_id: str | None = None) -> list[RequestRow]:
+                   session_id: str | None = None, owner: str | None = None) -> list[RequestRow]:
+        """Rows in [since, until); with `session_id`, that session's rows of `owner` only."""
         await self.flush()
-        return await asyncio.to_thread(self._select, since, until or time.time() + 1, session_id)
+        return await asyncio.to_thread(self._select, since, until or time.time() + 1, session_id, owner)
 
-    def _select(self, since: float, until: float, session_id: str | None) -> list[RequestRow]:
+    def _select(self, since: float, until: float, session_id: str | None, owner: str | None) -> list[RequestRow]:
         sql = f"SELECT {', '.join(COLUMNS)} FROM requests WHERE ts >= ? AND ts < ?"
         args: list = [since, until]
         if session_id is not None:
-            sql += " AND session_id = ?"
-            args.append(session_id)
+            sql += " AND session_id = ? AND owner IS ?"
+            args += [session_id, owner]
         return [RequestRow(*r) for r in self._conn.execute(sql + " ORDER BY ts", args)]
 
     async def _run(self) -> None:

@@ -37,6 +37,7 @@ from app.providers.base import Event, UpstreamRequest
 from app.providers.gemini_errors import upstream_error
 from app.providers.gemini_mapping import StreamMapper, request_payload, safety_settings
 from app.providers.openai_compat import retry_after_seconds
+from app.redaction import redact, secrets_of
 
 SIGNATURES_KEPT = 4096
 
@@ -51,6 +52,7 @@ class GeminiProvider:
         self.name = name
         self.models = list(models)
         self.base_url = base_url
+        self._secrets = secrets_of(api_key, base_url)  # never in a message: see app.redaction
         self._safety = safety_settings(safety or {}, _values(types.HarmCategory), _values(types.HarmBlockThreshold))
         self._signatures: OrderedDict[str, bytes] = OrderedDict()
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
@@ -74,11 +76,12 @@ class GeminiProvider:
             for event in mapper.finish():
                 yield event
         except genai_errors.APIError as exc:
-            raise _api_error(exc) from exc
+            raise self._scrubbed(_api_error(exc)) from exc
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"Gemini ({self.name}) timed out: {type(exc).__name__}") from exc
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            raise UpstreamUnavailable(f"Gemini ({self.name}) unreachable at {self._where()}: {exc}") from exc
+            raise UpstreamUnavailable(f"Gemini ({self.name}) unreachable: "
+                                      f"{redact(str(exc), self._secrets)}") from exc
         except genai_errors.UnknownApiResponseError as exc:
             raise UpstreamStreamError(f"Gemini sent an answer that could not be read: {exc}") from exc
         finally:
@@ -99,7 +102,7 @@ class GeminiProvider:
             async with asyncio.timeout(2.0):
                 await self._client.aio.models.list(config={"page_size": 1})
         except genai_errors.APIError as exc:
-            return f"error: {_api_error(exc).message}"
+            return f"error: {self._scrubbed(_api_error(exc)).message}"
         except (httpx.HTTPError, TimeoutError) as exc:
             return f"unreachable: {type(exc).__name__}"
         return "ok"
@@ -116,8 +119,10 @@ class GeminiProvider:
         while len(self._signatures) > SIGNATURES_KEPT:
             self._signatures.popitem(last=False)
 
-    def _where(self) -> str:
-        return self.base_url or "the Gemini API"
+    def _scrubbed(self, error: UpstreamError) -> UpstreamError:
+        error.message = redact(error.message, self._secrets)
+        error.args = (error.message,)
+        return error
 
 
 def _api_error(exc: genai_errors.APIError) -> UpstreamError:

@@ -21,6 +21,7 @@ import orjson
 from app.errors import (UpstreamError, UpstreamHTTPError, UpstreamStreamError, UpstreamTimeout,
                         UpstreamUnavailable)
 from app.providers.base import Delta, Event, ToolCallDelta, UpstreamRequest, Usage
+from app.redaction import redact, secrets_of
 from app.sse import data_lines
 
 
@@ -32,6 +33,7 @@ class OpenAICompatProvider:
                  max_connections: int = 100, transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.name = name
         self.base_url = base_url.rstrip("/")
+        self._secrets = secrets_of(api_key, base_url)  # never in a message: see app.redaction
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         timeout = httpx.Timeout(read_timeout, connect=connect_timeout)
         limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections)
@@ -45,7 +47,7 @@ class OpenAICompatProvider:
             async with self._client.stream("POST", "/chat/completions", content=orjson.dumps(body),
                                            headers={"Content-Type": "application/json"}) as response:
                 if response.status_code >= 400:
-                    raise await _http_error(response)
+                    raise await _http_error(response, self.name, self._secrets)
                 lines = response.aiter_lines()
                 async for event in _events(data_lines(lines)):
                     yield event
@@ -53,7 +55,7 @@ class OpenAICompatProvider:
         except httpx.TimeoutException as exc:
             raise UpstreamTimeout(f"upstream {self.name} timed out: {type(exc).__name__}") from exc
         except (httpx.ConnectError, httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
-            raise UpstreamUnavailable(f"upstream {self.name} unreachable at {self.base_url}: {exc}") from exc
+            raise UpstreamUnavailable(f"upstream {self.name} unreachable: {redact(str(exc), self._secrets)}") from exc
 
     async def list_models(self) -> list[str]:
         response = await self._client.get("/models", timeout=5.0)
@@ -179,7 +181,9 @@ def _usage(usage: Any) -> Usage:
     return Usage(usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0, details or None)
 
 
-async def _http_error(response: httpx.Response) -> UpstreamError:
+async def _http_error(response: httpx.Response, name: str, secrets: tuple[str, ...]) -> UpstreamError:
+    """The upstream's error answer as ours, its message cleared of our key (an upstream that rejects a
+    key may quote it); a rejected key says which upstream, since the client's own key was fine."""
     raw = await response.aread()
     try:
         body = orjson.loads(raw)
@@ -187,7 +191,10 @@ async def _http_error(response: httpx.Response) -> UpstreamError:
         body = {"error": {"message": raw.decode("utf-8", "replace")[:500] or response.reason_phrase}}
     error = body.get("error") if isinstance(body, dict) else None
     error = error if isinstance(error, dict) else {"message": str(error or body)}
-    return UpstreamHTTPError(response.status_code, str(error.get("message") or response.reason_phrase),
+    message = redact(str(error.get("message") or response.reason_phrase), secrets)
+    if response.status_code == 401:
+        message = f"upstream {name} rejected the proxy's API key: {message}"
+    return UpstreamHTTPError(response.status_code, message,
                              type=error.get("type"), code=_str_or_none(error.get("code")),
                              retry_after=retry_after_seconds(response.headers.get("retry-after")))
 

@@ -1,4 +1,8 @@
-"""`POST /v1/chat/completions`: the OpenAI endpoint every client talks to."""
+"""`POST /v1/chat/completions`: the OpenAI endpoint every client talks to.
+
+The caller's tenant (app.auth) owns the conversation; every answer carries its x-ratelimit-*
+headers when limits are set (RATE_LIMIT_RPM, RATE_LIMIT_TPM).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from app import sse
 from app.limits import check_messages
 from app.observability.logs import request_id, session_id
 from app.routes.body import read_model, request_body_schema
-from app.routes.deps import PipelineDep, SettingsDep
+from app.routes.deps import PipelineDep, PrincipalDep, RateLimitDep, SettingsDep
 from app.schemas import ChatCompletionRequest
 
 router = APIRouter()
@@ -34,16 +38,17 @@ class ReleasingStream(StreamingResponse):
 
 
 @router.post("/v1/chat/completions", openapi_extra=request_body_schema(ChatCompletionRequest))
-async def chat_completions(request: Request, pipeline: PipelineDep, settings: SettingsDep):
+async def chat_completions(request: Request, pipeline: PipelineDep, settings: SettingsDep, principal: PrincipalDep,
+                           limits: RateLimitDep):
     body = await read_model(request, ChatCompletionRequest, settings.max_request_bytes)
     check_messages(body.messages, settings.message_limits)
-    exchange = await pipeline.prepare(body, request.headers)
+    exchange = await pipeline.prepare(body, request.headers, owner=principal.tenant)
     async with pipeline.held(exchange, handed_on=body.stream):
         request_id.set(exchange.cid)
         if exchange.memory is not None:
             session_id.set(exchange.memory.session_id)
         opened = await pipeline.open(exchange)
-        headers = {"X-Provider": opened.provider}
+        headers = {"X-Provider": opened.provider, **limits}
         if exchange.memory is not None and getattr(exchange.memory, "session_id", None):
             headers["X-Session-Id"] = exchange.memory.session_id
         if body.stream:
@@ -53,8 +58,8 @@ async def chat_completions(request: Request, pipeline: PipelineDep, settings: Se
 
 
 @router.post("/v1/chat/completions/preview", openapi_extra=request_body_schema(ChatCompletionRequest))
-async def chat_preview(request: Request, pipeline: PipelineDep, settings: SettingsDep):
+async def chat_preview(request: Request, pipeline: PipelineDep, settings: SettingsDep, principal: PrincipalDep):
     """The same body and headers as a chat completion: what would be sent upstream, and why."""
     body = await read_model(request, ChatCompletionRequest, settings.max_request_bytes)
     check_messages(body.messages, settings.message_limits)
-    return await pipeline.preview(body, request.headers)
+    return await pipeline.preview(body, request.headers, owner=principal.tenant)

@@ -1,4 +1,8 @@
-"""`GET /metrics` (Prometheus), `GET /v1/report?days=N` and `GET /v1/sessions/{id}/stats`."""
+"""`GET /metrics` (Prometheus), `GET /v1/report?days=N` and `GET /v1/sessions/{id}/stats`.
+
+With keys in use, `/metrics` needs one (or is served on its own loopback port, METRICS_PORT), the
+report needs an admin key, and a session's stats are its owner's (404 for anyone else's).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from fastapi.responses import Response
 from app.errors import NotFound
 from app.observability.metrics import CONTENT_TYPE
 from app.observability.report import build_report, latency
-from app.routes.deps import StateDep
+from app.routes.deps import AdminDep, SessionMemoryDep, StateDep
 
 router = APIRouter()
 
@@ -26,11 +30,14 @@ def _log(state):
 async def metrics(state: StateDep):
     if getattr(state, "metrics", None) is None:
         raise NotFound("metrics are switched off (METRICS_ENABLED=false)", code="metrics_disabled")
+    if state.settings.metrics_port:
+        raise NotFound(f"metrics are served on 127.0.0.1:{state.settings.metrics_port} (METRICS_PORT)",
+                       code="metrics_elsewhere")
     return Response(state.metrics.render(), media_type=CONTENT_TYPE)
 
 
 @router.get("/v1/report")
-async def report(state: StateDep, days: float = Query(7.0, gt=0, le=3650)):
+async def report(state: StateDep, _: AdminDep, days: float = Query(7.0, gt=0, le=3650)):
     now = time.time()
     span = days * 86400
     log = _log(state)
@@ -40,12 +47,10 @@ async def report(state: StateDep, days: float = Query(7.0, gt=0, le=3650)):
 
 
 @router.get("/v1/sessions/{session_id}/stats")
-async def session_stats(session_id: str, state: StateDep):
-    rows = await _log(state).rows(session_id=session_id)
+async def session_stats(session_id: str, state: StateDep, memory: SessionMemoryDep):
+    emotions = (await memory.emotions(session_id)).get("shares", {})  # 404 unless the caller's
+    rows = await _log(state).rows(session_id=session_id, owner=memory.owner)
     ok = [r for r in rows if r.status < 400]
-    emotions = {}
-    if getattr(state, "memory_api", None) is not None:
-        emotions = (await state.memory_api.emotions(session_id)).get("shares", {})
     return {"id": session_id, "object": "session.stats", "exchanges": len(rows),
             "success_rate": len(ok) / len(rows) if rows else None,
             "avg_total_ms": sum(r.total_ms or 0 for r in rows) / len(rows) if rows else None,

@@ -14,19 +14,23 @@
     PUT    /v1/sessions/{id}/persona         {"persona": "..."} used when a request has no system prompt
     POST   /v1/sessions/{id}/import          a SillyTavern chat file (.jsonl) as the body
     DELETE /v1/sessions/{id}                 everything gone, its file included
+
+Each API key sees only its own sessions: another key's are not there (404), and the same id
+under two keys is two sessions. Admin keys list everyone's and reach any session by its id
+(`?owner=<tenant>` when several tenants use the same id).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
-from app.errors import InvalidRequest, NotFound
+from app.errors import InvalidRequest
 from app.limits import check_messages
 from app.routes.body import read_model, request_body_schema
-from app.routes.deps import SettingsDep, StateDep
+from app.routes.deps import MemoryDep, PrincipalDep, SessionMemoryDep, SettingsDep
 from app.schemas import ChatMessage
 
 router = APIRouter(prefix="/v1/sessions")
@@ -42,95 +46,86 @@ class PersonaBody(BaseModel):
     persona: str
 
 
-def _memory(state: Any) -> Any:
-    memory = getattr(state, "memory_api", None)
-    if memory is None:
-        raise NotFound("memory is switched off (MEMORY_ENABLED=false)", code="memory_disabled")
-    return memory
-
-
 @router.get("")
-async def list_sessions(state: StateDep, limit: int = Query(50, ge=1, le=1000), offset: Offset = 0):
-    sessions = await _memory(state).list_sessions(limit, offset)
+async def list_sessions(memory: MemoryDep, principal: PrincipalDep, limit: int = Query(50, ge=1, le=1000),
+                        offset: Offset = 0):
+    sessions = await memory.list_sessions(limit, offset, every_owner=principal.admin)
     return {"object": "list", "data": sessions, "limit": limit, "offset": offset,
             "has_more": len(sessions) == limit}
 
 
 @router.get("/{session_id}")
-async def get_session(session_id: str, state: StateDep):
-    return await _memory(state).session(session_id)
+async def get_session(session_id: str, memory: SessionMemoryDep):
+    return await memory.session(session_id)
 
 
 @router.get("/{session_id}/messages")
-async def list_messages(session_id: str, state: StateDep, limit: int = Query(100, ge=1, le=10_000),
+async def list_messages(session_id: str, memory: SessionMemoryDep, limit: int = Query(100, ge=1, le=10_000),
                         offset: Offset = 0, include_superseded: bool = False):
-    rows = await _memory(state).messages(session_id, limit, offset, include_superseded)
+    rows = await memory.messages(session_id, limit, offset, include_superseded)
     return {"object": "list", "data": rows, "limit": limit, "offset": offset, "has_more": len(rows) == limit}
 
 
 @router.post("/{session_id}/messages", openapi_extra=request_body_schema(AppendBody))
-async def append_messages(session_id: str, request: Request, state: StateDep, settings: SettingsDep):
+async def append_messages(session_id: str, request: Request, memory: SessionMemoryDep, settings: SettingsDep):
     body = await read_model(request, AppendBody, settings.max_request_bytes)
     check_messages(body.messages, settings.message_limits)
-    ids = await _memory(state).append(session_id, [m.model_dump(exclude_none=True) for m in body.messages])
+    ids = await memory.append(session_id, [m.model_dump(exclude_none=True) for m in body.messages])
     return {"object": "list", "data": [{"id": i} for i in ids]}
 
 
 @router.get("/{session_id}/search")
-async def search(session_id: str, state: StateDep, q: str = Query(min_length=1), k: int = Query(10, ge=1, le=200)):
-    return {"object": "list", "data": await _memory(state).search(session_id, q, k)}
+async def search(session_id: str, memory: SessionMemoryDep, q: str = Query(min_length=1),
+                 k: int = Query(10, ge=1, le=200)):
+    return {"object": "list", "data": await memory.search(session_id, q, k)}
 
 
 @router.get("/{session_id}/emotions")
-async def emotions(session_id: str, state: StateDep):
-    return await _memory(state).emotions(session_id)
+async def emotions(session_id: str, memory: SessionMemoryDep):
+    return await memory.emotions(session_id)
 
 
 @router.get("/{session_id}/export")
-async def export(session_id: str, state: StateDep):
-    return await _memory(state).export(session_id)
+async def export(session_id: str, memory: SessionMemoryDep):
+    return await memory.export(session_id)
 
 
 @router.get("/{session_id}/summaries")
-async def summaries(session_id: str, state: StateDep):
-    return {"object": "list", "data": await _memory(state).summaries(session_id)}
+async def summaries(session_id: str, memory: SessionMemoryDep):
+    return {"object": "list", "data": await memory.summaries(session_id)}
 
 
 @router.post("/{session_id}/summarize")
-async def summarize(session_id: str, state: StateDep):
-    return await _memory(state).summarize(session_id)
+async def summarize(session_id: str, memory: SessionMemoryDep):
+    return await memory.summarize(session_id)
 
 
 @router.post("/{session_id}/consolidate")
-async def consolidate(session_id: str, state: StateDep):
-    return await _memory(state).consolidate(session_id)
+async def consolidate(session_id: str, memory: SessionMemoryDep):
+    return await memory.consolidate(session_id)
 
 
 @router.get("/{session_id}/persona")
-async def get_persona(session_id: str, state: StateDep):
-    return await _memory(state).persona_info(session_id)
+async def get_persona(session_id: str, memory: SessionMemoryDep):
+    return await memory.persona_info(session_id)
 
 
 @router.put("/{session_id}/persona", openapi_extra=request_body_schema(PersonaBody))
-async def set_persona(session_id: str, request: Request, state: StateDep, settings: SettingsDep):
+async def set_persona(session_id: str, request: Request, memory: SessionMemoryDep, settings: SettingsDep):
     body = await read_model(request, PersonaBody, settings.max_request_bytes)
-    await _memory(state).set_persona(session_id, body.persona)
+    await memory.set_persona(session_id, body.persona)
     return {"id": session_id, "persona": body.persona}
 
 
 @router.post("/{session_id}/import")
-async def import_chat(session_id: str, request: Request, state: StateDep, settings: SettingsDep):
+async def import_chat(session_id: str, request: Request, memory: SessionMemoryDep, settings: SettingsDep):
     raw = await request.body()
     if len(raw) > settings.max_request_bytes * 8:
         raise InvalidRequest("the chat file is too large to import over HTTP; use `memory-proxy import`")
-    return await _memory(state).import_sillytavern(session_id, raw.decode("utf-8", "replace"),
-                                                   settings.message_limits)
+    return await memory.import_sillytavern(session_id, raw.decode("utf-8", "replace"), settings.message_limits)
 
 
 @router.delete("/{session_id}")
-async def delete(session_id: str, state: StateDep):
-    await _memory(state).delete(session_id)
+async def delete(session_id: str, memory: SessionMemoryDep):
+    await memory.delete(session_id)
     return {"id": session_id, "object": "session", "deleted": True}
-
-
-

@@ -34,11 +34,12 @@ def test_memory_headers_and_room_ids():
 
 
 def test_two_turns_and_a_tool_call_through_the_proxy(fake, start_proxy):
+    """With a key set: the plugin's `api_key` is what the proxy checks."""
     from livekit.agents import llm
 
     from app.integrations.livekit import memory_llm
 
-    url = start_proxy(upstream_base_url=fake.url)
+    url = start_proxy(upstream_base_url=fake.url, api_keys=["sk-livekit-0123456789"], rate_limit_rpm=100)
 
     @llm.function_tool
     async def get_weather(city: str) -> str:
@@ -46,7 +47,8 @@ def test_two_turns_and_a_tool_call_through_the_proxy(fake, start_proxy):
         return f"sunny in {city}"
 
     async def scenario():
-        model = memory_llm(session_id="livekit-room-7", base_url=url, api_key="k", model="fake-model", voice=True)
+        model = memory_llm(session_id="livekit-room-7", base_url=url, api_key="sk-livekit-0123456789",
+                           model="fake-model", voice=True)
         ctx = llm.ChatContext()
         ctx.add_message(role="system", content="You are Juniper.")
         ctx.add_message(role="user", content="Hi, my name is Sam.")
@@ -57,6 +59,10 @@ def test_two_turns_and_a_tool_call_through_the_proxy(fake, start_proxy):
         fake.script.append(Behaviour(tool_call={"name": "get_weather", "arguments": json.dumps({"city": "Oslo"})}))
         _, calls = await collect(model.chat(chat_ctx=ctx, tools=[get_weather]))
         await model.aclose()
+        wrong = memory_llm(session_id="livekit-room-7", base_url=url, api_key="sk-wrong", model="fake-model")
+        with pytest.raises(Exception, match="401|API key"):
+            await collect(wrong.chat(chat_ctx=ctx))
+        await wrong.aclose()
         return first, calls
 
     first, calls = asyncio.run(scenario())

@@ -27,3 +27,20 @@ def test_recall_settings_come_from_the_environment(tmp_path: Path, monkeypatch):
     recall = RecallSettings.from_settings(Settings(_env_file=None, data_dir=tmp_path))
     assert recall.turn_share == 0.0 and recall.weights.specificity == 0.3
     assert RecallSettings.from_settings(Settings(_env_file=None, data_dir=tmp_path, recall_turn_share=0.1)).turn_share == 0.1
+
+
+def test_keys_are_read_as_lists_and_a_bad_one_fails_without_showing_any(tmp_path: Path, monkeypatch):
+    import pytest
+    from pydantic import ValidationError
+
+    monkeypatch.setenv("API_KEYS", "sk-one-secret, sk-two-secret")
+    monkeypatch.setenv("ADMIN_API_KEYS", '["sk-root-secret"]')
+    monkeypatch.setenv("CORS_ORIGINS", "http://localhost:3000")
+    settings = Settings(_env_file=None, data_dir=tmp_path)
+    assert settings.api_keys == ["sk-one-secret", "sk-two-secret"] and settings.admin_api_keys == ["sk-root-secret"]
+    assert settings.cors_origins == ["http://localhost:3000"] and settings.allowed_hosts == []
+    assert "secret" not in repr(settings)
+    monkeypatch.setenv("API_KEYS", "sk-one-secret,sha256:not-hex")
+    with pytest.raises(ValidationError) as bad:
+        Settings(_env_file=None, data_dir=tmp_path)
+    assert "sha256" in str(bad.value) and "secret" not in str(bad.value)

@@ -1,0 +1,61 @@
+"""What the browser rules allow: hosts, origins and body types."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.browser import BrowserPolicy, body_refused, host_name, media_type
+
+
+@pytest.mark.parametrize("header, name", [
+    ("127.0.0.1:8000", "127.0.0.1"), ("LOCALHOST", "localhost"), ("[::1]:8000", "::1"), ("[::1]", "::1"),
+    ("api.example.com:443", "api.example.com"), ("", ""),
+])
+def test_host_names(header, name):
+    assert host_name(header) == name
+
+
+@pytest.mark.parametrize("bind, host, allowed", [
+    ("127.0.0.1", "127.0.0.1:8000", True), ("127.0.0.1", "localhost:8000", True), ("127.0.0.1", "[::1]:8000", True),
+    ("127.0.0.1", "evil.example", False), ("127.0.0.1", "evil.example:8000", False), ("127.0.0.1", None, False),
+    ("localhost", "localhost", True), ("::1", "127.0.0.1", True),
+    ("0.0.0.0", "evil.example", True), ("0.0.0.0", None, True),
+])
+def test_default_hosts_are_the_loopback_names_only_when_bound_to_loopback(bind, host, allowed):
+    assert BrowserPolicy.build(origins=[], hosts=[], bind_host=bind).host_allowed(host) is allowed
+
+
+@pytest.mark.parametrize("host, allowed", [
+    ("proxy.example.com", True), ("PROXY.example.com:8443", True), ("example.com", True), ("a.example.com", True),
+    ("localhost", False), ("example.com.evil.test", False), ("notexample.com", False),
+])
+def test_allowed_hosts_as_set(host, allowed):
+    policy = BrowserPolicy.build(origins=[], hosts=["proxy.example.com", ".example.com"], bind_host="127.0.0.1")
+    assert policy.host_allowed(host) is allowed
+
+
+@pytest.mark.parametrize("origins, origin, allowed", [
+    ([], "http://localhost:3000", False), ([], "null", False),
+    (["http://localhost:3000"], "http://localhost:3000", True), (["http://localhost:3000/"], "http://LOCALHOST:3000", True),
+    (["http://localhost:3000"], "http://localhost:3001", False), (["http://localhost:3000"], "https://evil.example", False),
+    (["*"], "https://anything.example", True),
+])
+def test_origins(origins, origin, allowed):
+    assert BrowserPolicy.build(origins=origins, hosts=[], bind_host="127.0.0.1").origin_allowed(origin) is allowed
+
+
+@pytest.mark.parametrize("method, content_type, refused", [
+    ("POST", "application/json", False), ("POST", "application/json; charset=utf-8", False),
+    ("POST", "Application/JSON", False), ("POST", "application/vnd.api+json", False),
+    ("POST", "application/jsonl", False), ("POST", "application/x-ndjson", False), ("POST", None, False),
+    ("POST", "text/plain", True), ("POST", "text/plain;charset=UTF-8", True),
+    ("POST", "application/x-www-form-urlencoded", True), ("POST", "multipart/form-data; boundary=x", True),
+    ("PUT", "text/plain", True), ("PATCH", "application/xml", True), ("POST", "", True),
+    ("GET", "text/plain", False), ("DELETE", "text/plain", False), ("OPTIONS", "text/plain", False),
+])
+def test_bodies_must_declare_json(method, content_type, refused):
+    assert (body_refused(method, content_type) is not None) is refused
+
+
+def test_media_type():
+    assert media_type("Text/Plain; charset=utf-8") == "text/plain" and media_type(None) == ""
