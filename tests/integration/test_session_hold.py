@@ -15,6 +15,8 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from app.auth import KeyRing
+from app.browser import BrowserPolicy
 from app.errors import UpstreamHTTPError
 from app.fakes.serve import serving
 from app.main import _install_error_handlers
@@ -22,6 +24,7 @@ from app.pipeline import Pipeline
 from app.providers.base import Delta
 from app.providers.router import RetryPolicy, Route, Router
 from app.routes import chat
+from app.routes.guard import Guard
 from tests.conftest import proxy_settings
 
 
@@ -89,6 +92,8 @@ def served(tmp_path):
     provider, memory = Failing(), HoldingMemory()
     router = Router({"failing": provider}, {"m": [Route("failing", "m")]}, retry=RetryPolicy(attempts=1))
     app = FastAPI()
+    app.add_middleware(Guard, keys=KeyRing([], []), policy=BrowserPolicy.build(origins=[], hosts=[],
+                                                                               bind_host="127.0.0.1"))
     _install_error_handlers(app)
     app.include_router(chat.router)
     app.state.settings = proxy_settings(tmp_path)
