@@ -9,6 +9,7 @@ from fastapi import Request
 from pydantic import BaseModel, ValidationError
 
 from app.errors import InvalidRequest, RequestTooLarge
+from app.limits import MessageLimits, check_messages
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -67,10 +68,15 @@ def too_deep(data: Any, limit: int) -> tuple | None:
     return None
 
 
-async def read_model(request: Request, model: type[Model], limit: int) -> Model:
+async def read_model(request: Request, model: type[Model], limit: int, *,
+                     messages: MessageLimits | None = None) -> Model:
+    """The body as `model`; with `messages`, its `messages` list is held to those limits first
+    (before the schema, so a 100,000-message body is refused without being validated)."""
     data = await read_json(request, limit)
     if not isinstance(data, dict):
         raise InvalidRequest("the request body must be a JSON object")
+    if messages is not None and isinstance(data.get("messages"), list):
+        check_messages(data["messages"], messages)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

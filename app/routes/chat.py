@@ -13,7 +13,6 @@ from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from app import sse
-from app.limits import check_messages
 from app.observability.logs import request_id, session_id
 from app.routes.body import read_model, request_body_schema
 from app.routes.deps import PipelineDep, PrincipalDep, RateLimitDep, SettingsDep
@@ -40,8 +39,8 @@ class ReleasingStream(StreamingResponse):
 @router.post("/v1/chat/completions", openapi_extra=request_body_schema(ChatCompletionRequest))
 async def chat_completions(request: Request, pipeline: PipelineDep, settings: SettingsDep, principal: PrincipalDep,
                            limits: RateLimitDep):
-    body = await read_model(request, ChatCompletionRequest, settings.max_request_bytes)
-    check_messages(body.messages, settings.message_limits)
+    body = await read_model(request, ChatCompletionRequest, settings.max_request_bytes,
+                            messages=settings.message_limits)
     exchange = await pipeline.prepare(body, request.headers, owner=principal.tenant)
     async with pipeline.held(exchange, handed_on=body.stream):
         request_id.set(exchange.cid)
@@ -60,6 +59,6 @@ async def chat_completions(request: Request, pipeline: PipelineDep, settings: Se
 @router.post("/v1/chat/completions/preview", openapi_extra=request_body_schema(ChatCompletionRequest))
 async def chat_preview(request: Request, pipeline: PipelineDep, settings: SettingsDep, principal: PrincipalDep):
     """The same body and headers as a chat completion: what would be sent upstream, and why."""
-    body = await read_model(request, ChatCompletionRequest, settings.max_request_bytes)
-    check_messages(body.messages, settings.message_limits)
+    body = await read_model(request, ChatCompletionRequest, settings.max_request_bytes,
+                            messages=settings.message_limits)
     return await pipeline.preview(body, request.headers, owner=principal.tenant)

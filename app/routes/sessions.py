@@ -28,7 +28,6 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 
 from app.errors import InvalidRequest
-from app.limits import check_messages
 from app.routes.body import read_model, request_body_schema
 from app.routes.deps import MemoryDep, PrincipalDep, SessionMemoryDep, SettingsDep
 from app.schemas import ChatMessage
@@ -68,8 +67,8 @@ async def list_messages(session_id: str, memory: SessionMemoryDep, limit: int = 
 
 @router.post("/{session_id}/messages", openapi_extra=request_body_schema(AppendBody))
 async def append_messages(session_id: str, request: Request, memory: SessionMemoryDep, settings: SettingsDep):
-    body = await read_model(request, AppendBody, settings.max_request_bytes)
-    check_messages(body.messages, settings.message_limits)
+    body = await read_model(request, AppendBody, settings.max_request_bytes,
+                            messages=settings.message_limits)
     ids = await memory.append(session_id, [m.model_dump(exclude_none=True) for m in body.messages])
     return {"object": "list", "data": [{"id": i} for i in ids]}
 
