@@ -34,6 +34,7 @@ rendered block is counted once more at the end, and trimmed if that ever disagre
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -87,6 +88,19 @@ class MemoryItem:
 
 
 @dataclass(frozen=True)
+class EarlierTurn:
+    """A stored turn from just before the client's window, offered as a recent turn.
+
+    `message` is an OpenAI message (with the private `_id` of the stored row); `value` is how
+    much it is worth to this request on the recollections' scale (`MemoryItem.score`): recall
+    gives the turns just said a high value and older or long-past ones a low one.
+    """
+
+    message: dict[str, Any]
+    value: float
+
+
+@dataclass(frozen=True)
 class BuiltContext:
     """The upstream messages and an account of how the budget was spent.
 
@@ -115,57 +129,119 @@ class _Group:
 
 @dataclass(frozen=True)
 class _Line:
-    """One rendered line of the memory block, with its exact token cost."""
+    """One rendered line of the memory block, with its exact token cost.
+
+    `group` is a heading shared by several lines (a moment's date), written once before them.
+    """
 
     section: str
     text: str
     cost: int
     item: MemoryItem | None
+    group: str = ""
 
 
 def build_context(*, persona: str | None, client_messages: Sequence[dict[str, Any]],
                   memories: Sequence[MemoryItem], summaries: Sequence[MemoryItem],
                   story_so_far: MemoryItem | None, emotion_line: str | None,
-                  plan: BudgetPlan) -> BuiltContext:
-    """Persona, memory block and recent turns for one request, within `plan.prompt_budget`."""
+                  plan: BudgetPlan, earlier: Sequence[EarlierTurn] = ()) -> BuiltContext:
+    """Persona, memory block and recent turns for one request, within `plan.prompt_budget`.
+
+    `earlier` are stored turns from before the client's window, newest first, each with its value.
+    """
     head = [{"role": "system", "content": persona}] if persona and persona.strip() else []
     head_cost = count_messages(head)
     groups = _groups(client_messages)
     offered = _candidates(memories, summaries, story_so_far, emotion_line)
     room = plan.prompt_budget - head_cost
     caps = split_remaining(plan, head_cost)
-    recent, fresh, chosen = _fit(groups, offered, room, caps)
-    block, chosen = _render_within(chosen, room - _cost(recent))
-    messages = [*head, *block, *(m for g in recent for m in g.messages)]
+    recent, tail, fresh, chosen = _fit(groups, offered, [_group([t.message]) for t in earlier],
+                                       [t.value for t in earlier], room, caps[1])
+    block, chosen = _render_within(chosen, room - _cost(tail) - _cost(recent))
+    messages = [*head, *block, *(m for g in [*tail[::-1], *recent] for m in g.messages)]
     total = count_messages(messages)
     dropped = {"messages": len(client_messages) - sum(len(g.messages) for g in recent),
-               "memories": len(fresh) - len(chosen), "redundant": len(offered) - len(fresh)}
-    return BuiltContext(messages=messages, budget=_report(plan, caps, head_cost, block, recent, total),
-                        chosen=[ln.item for ln in chosen if ln.item], dropped=dropped,
-                        over_budget=total > plan.prompt_budget)
+               "memories": len(fresh) - len(chosen), "redundant": len(offered) - len(fresh),
+               "earlier": len(earlier) - len(tail)}
+    report = _report(plan, caps, head_cost, block, recent, total)
+    report.update(earlier=_cost(tail), decision=_decision(chosen, fresh, earlier, len(tail)))
+    return BuiltContext(messages=messages, budget=report, chosen=[ln.item for ln in chosen if ln.item],
+                        dropped=dropped, over_budget=total > plan.prompt_budget)
 
 
-def _fit(groups: list[_Group], offered: list[_Line], room: int,
-         caps: tuple[int, int]) -> tuple[list[_Group], list[_Line], list[_Line]]:
-    """(recent groups, non-redundant lines, chosen lines), letting unused shares flow both ways.
+def _fit(groups: list[_Group], offered: list[_Line], earlier: list[_Group], values: list[float], room: int,
+         recent_cap: int) -> tuple[list[_Group], list[_Group], list[_Line], list[_Line]]:
+    """(client groups kept, earlier turns kept, non-redundant lines, chosen lines).
 
-    Each part first takes what it wants within its own cap. Then recent turns grow into what the
-    recollections left; a recollection whose turns came back is dropped, which frees room for
-    more turns, until nothing changes (the turns only grow, so this ends). Last, recollections
-    fill whatever room the turns could not use.
+    The client's own turns come first, newest first within the recent cap. The rest of the room
+    goes by value: recollections by score and the stored turns before the window by their value,
+    on one scale, best first, whatever fits (earlier turns newest first and without gaps, and only
+    when the whole window is kept). Then the client's turns grow into what is left; a
+    recollection whose turns came back is dropped, until nothing changes (the turns only grow,
+    so this ends). Last, recollections fill whatever room the turns could not use.
     """
-    memory_cap, recent_cap = caps
     recent = _newest(groups, recent_cap)
+    chain = earlier if len(recent) == len(groups) else []
     fresh = _not_redundant(offered, recent)
-    chosen = _select(fresh, min(memory_cap, room - _cost(recent)))
+    chosen, tail = _by_value(fresh, chain, values, room - _cost(recent))
+    fresh = _not_redundant(fresh, recent + tail)
+    chosen = _kept(chosen, fresh)
     while len(grown := _newest(groups, room - _block_cost(chosen))) > len(recent):
         recent = grown
         fresh = _not_redundant(fresh, recent)
-        keep = frozenset(fresh)
-        chosen = [ln for ln in chosen if ln in keep]
+        chosen = _kept(chosen, fresh)
+    rest = [ln for ln in fresh if ln not in frozenset(chosen)]
+    return recent, tail, fresh, _select(chosen + rest, room - _cost(recent) - _cost(tail))
+
+
+def _kept(chosen: list[_Line], fresh: list[_Line]) -> list[_Line]:
+    keep = frozenset(fresh)
+    return [ln for ln in chosen if ln in keep]
+
+
+def _by_value(lines: list[_Line], chain: list[_Group], values: list[float],
+              room: int) -> tuple[list[_Line], list[_Group]]:
+    """Lines and earlier turns taken best value first while they fit (lines in offered order
+    among equals; the mood and the story come first). Earlier turns stop at the first that
+    does not fit: the ones taken stay next to the window."""
+    order = sorted([(-_value(ln), i, ln) for i, ln in enumerate(lines)] +
+                   [(-v, len(lines) + i, g) for i, (g, v) in enumerate(zip(chain, values))], key=lambda x: x[:2])
+    chosen: list[_Line] = []
+    tail: list[_Group] = []
+    used, broken, opened = 0, False, set()
+    for _, _, part in order:
+        if isinstance(part, _Group):
+            if not broken and (broken := used + part.cost > room) is False:
+                tail.append(part)
+                used += part.cost
+            continue
+        cost = _extra(part, opened)
+        if used + cost <= room:
+            chosen.append(part)
+            used += cost
+            opened.update(_headings(part))
+    return chosen, tail
+
+
+def _value(line: _Line) -> float:
+    return math.inf if line.item is None or line.section == "story" else line.item.score
+
+
+def _decision(chosen: list[_Line], offered: list[_Line], earlier: Sequence[EarlierTurn],
+              kept: int) -> dict[str, Any]:
+    """Why the room went where it did: the values taken and the best left out, per kind."""
     taken = frozenset(chosen)
-    rest = [ln for ln in fresh if ln not in taken]
-    return recent, fresh, _select(chosen + rest, room - _cost(recent))  # chosen ones fit again
+    left = [_value(ln) for ln in offered if ln not in taken and ln.item is not None]
+    return {"rule": "by value: recollections by score, earlier turns by value, best first",
+            "recollections": {"offered": len(offered), "kept": len(chosen),
+                              "lowest_kept": _rounded(min((_value(ln) for ln in chosen if ln.item), default=None)),
+                              "best_left": _rounded(max(left, default=None))},
+            "earlier_turns": {"offered": len(earlier), "kept": kept,
+                              "values": [round(t.value, 3) for t in earlier[:max(kept + 1, 1)]]}}
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None or math.isinf(value) else round(value, 3)
 
 
 # ---------------------------------------------------------------------- client turns
@@ -225,12 +301,20 @@ def _candidates(memories: Sequence[MemoryItem], summaries: Sequence[MemoryItem],
     for item, section in ranked:
         if item.text.strip() and item.text.strip() not in seen:
             seen.add(item.text.strip())
-            lines.append(_line(section, _bullet(item), item))
+            lines.append(_moment(item) if section == "moments" else _line(section, _bullet(item), item))
     return lines
 
 
 def _line(section: str, text: str, item: MemoryItem | None) -> _Line:
     return _Line(section=section, text=text, cost=count_tokens(text), item=item)
+
+
+def _moment(item: MemoryItem) -> _Line:
+    """A moment under its date: the label is written once for every moment that shares it."""
+    if not (item.when and item.when.strip()):
+        return _line("moments", _bullet(item), item)
+    text = f"- {_indent(item.text)}\n"
+    return _Line(section="moments", text=text, cost=count_tokens(text), item=item, group=f"[{_flat(item.when)}]\n")
 
 
 def _bullet(item: MemoryItem) -> str:
@@ -274,21 +358,36 @@ def _block_base() -> int:
 def _select(lines: list[_Line], cap: int) -> list[_Line]:
     """Lines in the order offered while they fit in `cap`; one that does not fit is skipped."""
     chosen: list[_Line] = []
-    used, opened = _block_base(), set()
+    used, opened = 0, set()
     for line in lines:
-        extra = line.cost + (0 if line.section in opened else count_tokens(_HEADERS[line.section]))
+        extra = _extra(line, opened)
         if used + extra <= cap:
             chosen.append(line)
             used += extra
-            opened.add(line.section)
+            opened.update(_headings(line))
     return chosen
+
+
+def _extra(line: _Line, opened: set[str]) -> int:
+    """What adding `line` costs, given the headings already written (none: the block's framing too)."""
+    new = [h for h in _headings(line) if h not in opened]
+    return line.cost + sum(_heading_cost(h) for h in new) + (0 if opened else _block_base())
+
+
+def _headings(line: _Line) -> tuple[str, ...]:
+    return (_HEADERS[line.section], line.group) if line.group else (_HEADERS[line.section],)
+
+
+@cache
+def _heading_cost(text: str) -> int:
+    return count_tokens(text)
 
 
 def _block_cost(lines: list[_Line]) -> int:
     if not lines:
         return 0
-    headers = sum(count_tokens(_HEADERS[s]) for s in {ln.section for ln in lines})
-    return _block_base() + headers + sum(ln.cost for ln in lines)
+    headings = {h for ln in lines for h in _headings(ln)}
+    return _block_base() + sum(_heading_cost(h) for h in headings) + sum(ln.cost for ln in lines)
 
 
 def _render_within(chosen: list[_Line], cap: int) -> tuple[list[dict[str, Any]], list[_Line]]:
@@ -305,15 +404,24 @@ def _render_within(chosen: list[_Line], cap: int) -> tuple[list[dict[str, Any]],
 
 
 def render_block(lines: list[_Line]) -> str:
-    """The block text: sections in a fixed order, moments by time, summaries by relevance."""
+    """The block text: sections in a fixed order, moments by time under their dates, summaries by
+    relevance."""
     parts = [MEMORY_OPEN]
     for section in _SECTION_ORDER:
         in_section = _ordered(section, [ln for ln in lines if ln.section == section])
         if in_section:
             parts.append(_HEADERS[section])
-            parts += [ln.text for ln in in_section]
+            parts += _with_groups(in_section)
     parts.append(MEMORY_CLOSE)
     return "".join(parts)
+
+
+def _with_groups(lines: list[_Line]) -> list[str]:
+    """Lines with each group's heading once, before the group; groups in the order they begin."""
+    groups: dict[str, list[_Line]] = {}
+    for line in lines:
+        groups.setdefault(line.group, []).append(line)
+    return [text for group, members in groups.items() for text in ([group] if group else []) + [m.text for m in members]]
 
 
 def _ordered(section: str, lines: list[_Line]) -> list[_Line]:

@@ -278,10 +278,11 @@ def clip(text: str, max_chars: int) -> str:
 
 
 def when_label(created: float | None) -> str | None:
-    """A timestamp as the model should read it: weekday, date and time (local time).
+    """A timestamp as the model should read it: weekday and date (local time).
 
-    The date matters: "when did I tell you about the move?" can only be answered from it.
+    The date matters: "when did I tell you about the move?" can only be answered from it. The
+    memory block writes it once above every moment of that day, so the time of day is left out.
     """
     if created is None or not math.isfinite(created) or created <= 0:
         return None
-    return datetime.fromtimestamp(created).strftime("%a %Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(created).strftime("%a %Y-%m-%d")

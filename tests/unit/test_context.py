@@ -94,16 +94,17 @@ def test_private_ids_are_removed_and_the_callers_messages_left_alone():
 def test_an_empty_conversation_gets_persona_and_recollections():
     built = build(plan_for(4000), persona="P", memories=[MemoryItem("user: hi", (1,), 1.0)])
     assert [m["role"] for m in built.messages] == ["system", "system"]
-    assert built.dropped == {"messages": 0, "memories": 0, "redundant": 0}
+    assert built.dropped == {"messages": 0, "memories": 0, "redundant": 0, "earlier": 0}
 
 
 # ---------------------------------------------------------------------- the memory block
 
 
-def test_block_sections_in_order_moments_by_time_with_labels():
+def test_block_sections_in_order_moments_by_time_under_their_dates():
     memories = [MemoryItem("user: we docked in Oslo", (30,), 0.2, position=30, when="yesterday"),
                 MemoryItem("user: I adopted a cat", (10,), 0.9, position=10, when="2024-05-01"),
-                MemoryItem("assistant: the engine needs oil", (20,), 0.5, position=20)]
+                MemoryItem("assistant: the engine needs oil", (20,), 0.5, position=20),
+                MemoryItem("user: she is called Miso", (12,), 0.4, position=12, when="2024-05-01")]
     summaries = [MemoryItem("They planned a trip.", (1, 2), 0.3, kind="summary", when="last week"),
                  MemoryItem("They argued about music.", (3, 4), 0.8, kind="summary")]
     built = build(plan_for(4000), client_messages=chat(1, first_id=100), memories=memories, summaries=summaries,
@@ -114,9 +115,12 @@ def test_block_sections_in_order_moments_by_time_with_labels():
         "Story so far:",
         "- Ada and Bob crew a ship.",
         "Earlier moments (oldest first):",
-        "- [2024-05-01] user: I adopted a cat",
+        "[2024-05-01]",
+        "- user: I adopted a cat",
+        "- user: she is called Miso",
         "- assistant: the engine needs oil",
-        "- [yesterday] user: we docked in Oslo",
+        "[yesterday]",
+        "- user: we docked in Oslo",
         "Summaries of older parts:",
         "- They argued about music.",
         "- [last week] They planned a trip.",

@@ -41,9 +41,9 @@ def test_clip_end_keeps_the_end_without_half_words(text, limit, expected):
     assert limit <= 0 or len(clip_end(text, limit)) <= limit
 
 
-def test_when_label_shows_weekday_date_and_time():
+def test_when_label_shows_weekday_and_date():
     ts = datetime(2024, 3, 14, 18, 20).timestamp()
-    assert when_label(ts) == "Thu 2024-03-14 18:20"
+    assert when_label(ts) == "Thu 2024-03-14"
     assert when_label(None) is None
     assert when_label(float("nan")) is None
 
