@@ -190,13 +190,14 @@ def _fit(groups: list[_Group], offered: list[_Line], earlier: list[_Group], valu
         recent = grown
         fresh = _not_redundant(fresh, recent)
         chosen = _kept(chosen, fresh)
-    rest = [ln for ln in fresh if ln not in frozenset(chosen)]
+    taken = {id(ln) for ln in chosen}
+    rest = [ln for ln in fresh if id(ln) not in taken]
     return recent, tail, fresh, _select(chosen + rest, room - _cost(recent) - _cost(tail))
 
 
 def _kept(chosen: list[_Line], fresh: list[_Line]) -> list[_Line]:
-    keep = frozenset(fresh)
-    return [ln for ln in chosen if ln in keep]
+    keep = {id(ln) for ln in fresh}
+    return [ln for ln in chosen if id(ln) in keep]
 
 
 def _by_value(lines: list[_Line], chain: list[_Group], values: list[float],
@@ -230,14 +231,15 @@ def _value(line: _Line) -> float:
 def _decision(chosen: list[_Line], offered: list[_Line], earlier: Sequence[EarlierTurn],
               kept: int) -> dict[str, Any]:
     """Why the room went where it did: the values taken and the best left out, per kind."""
-    taken = frozenset(chosen)
-    left = [_value(ln) for ln in offered if ln not in taken and ln.item is not None]
+    taken = {id(ln) for ln in chosen}
+    left = [_value(ln) for ln in offered if id(ln) not in taken and ln.item is not None]
     return {"rule": "by value: recollections by score, earlier turns by value, best first",
             "recollections": {"offered": len(offered), "kept": len(chosen),
                               "lowest_kept": _rounded(min((_value(ln) for ln in chosen if ln.item), default=None)),
                               "best_left": _rounded(max(left, default=None))},
             "earlier_turns": {"offered": len(earlier), "kept": kept,
-                              "values": [round(t.value, 3) for t in earlier[:max(kept + 1, 1)]]}}
+                              "newest_value": round(earlier[0].value, 3) if earlier else None,
+                              "best_left": round(earlier[kept].value, 3) if kept < len(earlier) else None}}
 
 
 def _rounded(value: float | None) -> float | None:

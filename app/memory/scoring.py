@@ -62,6 +62,7 @@ class RetrievalWeights:
     recency_half_life: float = 500.0
     emotion: float = 0.05
     specificity: float = 0.8
+    speaker: float = 0.4
     duplicate_cosine: float = 0.97
 
 
