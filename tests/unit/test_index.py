@@ -305,8 +305,21 @@ def test_a_question_that_is_a_name_finds_the_speaker_over_a_weak_meaning_match()
               embeddings=vectors, names=[None, "Bram", *[None] * 5])
     assert ids(index.search("Bram", axis(0), k=1, weights=PLAIN)) == [101]
     # without the floor, the violin's cosine of 0.2 would count as a perfect meaning match
-    stretched = dataclasses.replace(PLAIN, dense_full=0.0)
+    stretched = dataclasses.replace(PLAIN, dense_full=0.0, speaker=0.0)
     assert ids(index.search("Bram", axis(0), k=1, weights=stretched)) == [100]
+
+
+def test_turns_by_the_speaker_a_question_names_rank_first():
+    texts = ["I ran a charity race last Saturday, Mel!", "Nice, Caroline. I ran a race too."]
+    index = SessionIndex(dim=DIM, capacity=2)
+    index.add([100, 101], [0, 1], ["user", "assistant"], texts, embeddings=[axis(0), unit(0.9, 0.43)],
+              names=["Caroline", "Melanie"])
+    asked = "When did Melanie run a charity race?"
+    assert ids(index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, speaker=0.0)))[0] == 100
+    assert ids(index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, speaker=2.0)))[0] == 101
+    plain = {h.id: h.score for h in index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, speaker=0.0))}
+    named = {h.id: h.score for h in index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, speaker=0.4))}
+    assert named[101] - plain[101] == pytest.approx(0.4) and named[100] == pytest.approx(plain[100])
 
 
 def test_candidates_per_hit_reads_deeper_for_more_hits():
@@ -319,11 +332,15 @@ def test_candidates_per_hit_reads_deeper_for_more_hits():
     assert ids(index.search("", axis(0), k=1, weights=deep)) == [105]
 
 
-def test_a_speakers_name_is_a_known_name_for_the_bridge():
+def test_the_bridge_does_not_follow_a_speakers_name():
+    """In a chat of two, a speaker's name leads to half the conversation; a question that names a
+    speaker is served by the speaker prior instead."""
     index = SessionIndex(dim=DIM, capacity=2)
-    index.add(ids=[100, 101, 102], positions=[0, 1, 2], roles=["assistant", "user", "user"],
-              texts=["Bram? The one who found the cellar key.", "filler words", "Ask him tomorrow."],
-              embeddings=[axis(0), axis(5), axis(6)], names=["Bram", None, "Bram"])
+    index.add(ids=[100, 101, 102, 103], positions=[0, 1, 2, 3], roles=["assistant", "user", "user", "user"],
+              texts=["Bram? The one who found the cellar key with Ines.", "filler words", "Ask him tomorrow.",
+                     "Ines lives by the sea."],
+              embeddings=[axis(0), axis(5), axis(6), axis(7)], names=["Bram", None, "Bram", None])
     follow = RetrievalWeights(importance=0, recency=0, emotion=0, bridge=1.0, bridge_from=1)
-    hits = index.search("cellar key", axis(0), k=3, weights=follow)
-    assert "names from a related memory" in next(h for h in hits if h.id == 102).reasons
+    hits = {h.id: h for h in index.search("cellar key", axis(0), k=4, weights=follow)}
+    assert "names from a related memory" in hits[103].reasons
+    assert 102 not in hits or "names from a related memory" not in hits[102].reasons
