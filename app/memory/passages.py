@@ -77,13 +77,14 @@ def companions(source: MessageSource, id: int, replies: bool = False) -> list[in
         if msg.role == here.role:
             continue
         asker, answer = (here, msg) if msg.position > here.position else (msg, here)
-        if asker.role != "assistant" or answer.role != "user" or not asks(asker.text):
+        if not asks(asker.text):
             continue
         if asker is here or len(answer.text.split()) <= SHORT_ANSWER_WORDS:
             found.append(other)
     return found
 
 
+SHORT_TURN_TOKENS = 64  # a recalled turn this short is shown whole: a cut would drop what it says
 SHORT_ANSWER_WORDS = 12  # an answer this short needs its question to be understood
 
 
@@ -209,14 +210,21 @@ def _members(source: MessageSource, hits: Sequence[Any], pair: bool, replies: bo
 
 
 def _runs(source: MessageSource, members: dict[int, int]) -> list[list[int]]:
-    """Members cut into runs of messages that follow each other in the conversation."""
+    """Members cut into runs of messages that follow each other in the conversation on one day
+    (a passage carries one date: the day of its first message)."""
     runs: list[list[int]] = []
     for id in sorted(members, key=lambda i: (members[i], i)):
-        if runs and id in source.neighbours(runs[-1][-1], 1) and members[id] > members[runs[-1][-1]]:
+        last = runs[-1][-1] if runs else None
+        if last is not None and id in source.neighbours(last, 1) and members[id] > members[last] \
+                and _same_day(source.message(id).created, source.message(last).created):
             runs[-1].append(id)
         else:
             runs.append([id])
     return runs
+
+
+def _same_day(a: float | None, b: float | None) -> bool:
+    return when_label(a) == when_label(b)
 
 
 def _passage(source: MessageSource, run: list[int], best: Mapping[int, Any], neighbour_chars: int,
@@ -236,7 +244,9 @@ def _passage(source: MessageSource, run: list[int], best: Mapping[int, Any], nei
 def _shown(text: str, hit: Any, turn_tokens: int | None) -> str:
     """A retrieved turn as shown: whole, or cut around its matched piece when over `turn_tokens`."""
     piece = getattr(hit, "piece", -1)
-    if turn_tokens is None or piece < 0 or len(text) <= turn_tokens * 2:  # a token is over 2 chars
+    if turn_tokens is None or piece < 0 or len(text) <= max(turn_tokens, SHORT_TURN_TOKENS) * 2:  # a token > 2 chars
+        return text
+    if count_tokens(text) <= max(turn_tokens, SHORT_TURN_TOKENS):
         return text
     parts = _pieces_of(text)
     return excerpt(text, parts[piece], turn_tokens) if piece < len(parts) else text
