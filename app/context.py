@@ -139,6 +139,11 @@ class _Line:
     cost: int
     item: MemoryItem | None
     group: str = ""
+    headings: tuple[str, ...] = field(default=(), compare=False)
+
+    def __post_init__(self) -> None:
+        heads = (_HEADERS[self.section], self.group) if self.group else (_HEADERS[self.section],)
+        object.__setattr__(self, "headings", heads)
 
 
 def build_context(*, persona: str | None, client_messages: Sequence[dict[str, Any]],
@@ -220,7 +225,7 @@ def _by_value(lines: list[_Line], chain: list[_Group], values: list[float],
         if used + cost <= room:
             chosen.append(part)
             used += cost
-            opened.update(_headings(part))
+            opened.update(part.headings)
     return chosen, tail
 
 
@@ -366,18 +371,14 @@ def _select(lines: list[_Line], cap: int) -> list[_Line]:
         if used + extra <= cap:
             chosen.append(line)
             used += extra
-            opened.update(_headings(line))
+            opened.update(line.headings)
     return chosen
 
 
 def _extra(line: _Line, opened: set[str]) -> int:
     """What adding `line` costs, given the headings already written (none: the block's framing too)."""
-    new = [h for h in _headings(line) if h not in opened]
-    return line.cost + sum(_heading_cost(h) for h in new) + (0 if opened else _block_base())
-
-
-def _headings(line: _Line) -> tuple[str, ...]:
-    return (_HEADERS[line.section], line.group) if line.group else (_HEADERS[line.section],)
+    new = sum(_heading_cost(h) for h in line.headings if h not in opened)
+    return line.cost + new + (0 if opened else _block_base())
 
 
 @cache
@@ -388,7 +389,7 @@ def _heading_cost(text: str) -> int:
 def _block_cost(lines: list[_Line]) -> int:
     if not lines:
         return 0
-    headings = {h for ln in lines for h in _headings(ln)}
+    headings = {h for ln in lines for h in ln.headings}
     return _block_base() + sum(_heading_cost(h) for h in headings) + sum(ln.cost for ln in lines)
 
 

@@ -287,6 +287,7 @@ def clip(text: str, max_chars: int) -> str:
     return cut.rstrip() + "…"
 
 
+@lru_cache(maxsize=4096)
 def when_label(created: float | None) -> str | None:
     """A timestamp as the model should read it: weekday and date (local time).
 

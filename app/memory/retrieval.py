@@ -263,14 +263,17 @@ def distinct(vectors: np.ndarray | None, texts: Sequence[str], threshold: float,
     kept: list[int] = []
     seen: set[str] = set()
     close = vectors @ vectors.T > threshold if vectors is not None and len(vectors) else None
+    near = np.zeros(len(texts), dtype=bool)  # close to a kept one
     for i, text in enumerate(texts):
         if limit is not None and len(kept) >= limit:
             break
         key = " ".join(_WORD.findall(text.lower()))
-        if key in seen or close is not None and kept and close[i, kept].any():
+        if key in seen or near[i]:
             continue
         seen.add(key)
         kept.append(i)
+        if close is not None:
+            near |= close[i]
     return kept
 
 
