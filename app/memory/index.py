@@ -27,6 +27,7 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from app.memory.postings import Postings
 from app.memory.retrieval import distinct, entities, query_terms, tokenize
 from app.memory.scoring import RetrievalWeights, emotion_closeness, fuse, minmax, recency, rescore
 from app.memory.vectors import PieceVectors, grown
+from app.memory.when import asked_spans
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,12 +281,13 @@ class SessionIndex:
             weights = dataclasses.replace(weights, candidates=weights.candidates_per_hit * k)
         terms = query_terms(query)
         named = frozenset(self._speakers[t] for t in terms if t in self._speakers)
+        dated = self._dated(query) if weights.dated else None
         cosine, dense, per_vector = self._dense(query_vec, eligible, weights.candidates)
         rankings = [(cosine, dense, weights.dense), self._lexical(terms, eligible, weights, weights.lexical)]
-        rows, final = self._fused(rankings, weights, emotion, named)
+        rows, final = self._fused(rankings, weights, emotion, named, dated)
         if weights.bridge > 0 and weights.bridge_from > 0:
             rankings.append(self._bridge(rows, final, terms, eligible, weights))
-            rows, final = self._fused(rankings, weights, emotion, named)
+            rows, final = self._fused(rankings, weights, emotion, named, dated)
         lexical = sum((r[0] for r in rankings[1:]), np.zeros(self._n, dtype=np.float32))
         return self._hits(rows, final, cosine, lexical, terms, k, weights, per_vector)
 
@@ -310,7 +313,8 @@ class SessionIndex:
         return self._lexical(names, eligible, weights, weights.bridge)
 
     def _fused(self, rankings: list[tuple[np.ndarray, np.ndarray, float]], weights: RetrievalWeights,
-               emotion: Any, named: frozenset[int] = frozenset()) -> tuple[np.ndarray, np.ndarray]:
+               emotion: Any, named: frozenset[int] = frozenset(),
+               dated: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The candidates (every row some ranking found) and their final scores."""
         rows = np.unique(np.concatenate([order for _, order, _ in rankings]))
         place = np.full(self._n, -1, dtype=np.int64)
@@ -328,7 +332,24 @@ class SessionIndex:
                         recency(ages, weights.recency_half_life), self._closeness(rows, emotion), weights, prior)
         if weights.speaker and named:
             final = final + weights.speaker * np.isin(self._speaker[rows], list(named))
+        if dated is not None:
+            final = final + weights.dated * dated[rows]
         return rows, final
+
+    def _dated(self, query: Any) -> np.ndarray | None:
+        """Per row, whether it was said within a date the query names (`when.asked_spans`)."""
+        created = self._created[: self._n]
+        known = created[np.isfinite(created)]
+        if not isinstance(query, str) or not known.size:
+            return None
+        years = range(datetime.fromtimestamp(known.min()).year, datetime.fromtimestamp(known.max()).year + 1)
+        spans = asked_spans(query, years)
+        if not spans:
+            return None
+        inside = np.zeros(self._n, dtype=bool)
+        for start, end in spans:
+            inside |= (created >= start) & (created < end)
+        return inside
 
     def _is_assistant(self, rows: np.ndarray) -> np.ndarray:
         return np.array([self._roles[r] == "assistant" for r in rows], dtype=bool)

@@ -63,6 +63,7 @@ class RetrievalWeights:
     emotion: float = 0.05
     specificity: float = 0.8
     speaker: float = 0.4
+    dated: float = 0.3
     duplicate_cosine: float = 0.97
 
 

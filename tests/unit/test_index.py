@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -344,3 +345,13 @@ def test_the_bridge_does_not_follow_a_speakers_name():
     hits = {h.id: h for h in index.search("cellar key", axis(0), k=4, weights=follow)}
     assert "names from a related memory" in hits[103].reasons
     assert 102 not in hits or "names from a related memory" not in hits[102].reasons
+
+
+def test_turns_said_within_a_date_the_question_names_rank_higher():
+    may, june = datetime(2023, 5, 4, 12).timestamp(), datetime(2023, 6, 20, 12).timestamp()
+    index = SessionIndex(dim=DIM, capacity=2)
+    index.add([100, 101], [0, 1], ["user", "user"], ["We had dinner with my mother.", "Dinner with my mother tonight!"],
+              created=[june, may], embeddings=[axis(0), unit(1.0, 0.3)])
+    asked = "Who did Maria have dinner with on May 3, 2023?"
+    assert ids(index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, dated=0.3))) == [101, 100]
+    assert ids(index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, dated=0.0))) == [100, 101]
