@@ -353,5 +353,8 @@ def test_turns_said_within_a_date_the_question_names_rank_higher():
     index.add([100, 101], [0, 1], ["user", "user"], ["We had dinner with my mother.", "Dinner with my mother tonight!"],
               created=[june, may], embeddings=[axis(0), unit(1.0, 0.3)])
     asked = "Who did Maria have dinner with on May 3, 2023?"
-    assert ids(index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, dated=0.3))) == [101, 100]
+    assert ids(index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, dated=2.0))) == [101, 100]
     assert ids(index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, dated=0.0))) == [100, 101]
+    plain = {h.id: h.score for h in index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, dated=0.0))}
+    dated = {h.id: h.score for h in index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, dated=0.3))}
+    assert dated[101] - plain[101] == pytest.approx(0.3) and dated[100] == pytest.approx(plain[100])
