@@ -42,6 +42,7 @@ from app.memory_block import (Line, MemoryItem, block_cost, candidates, extra, r
                               select)
 from app.tokens import REPLY_PRIMING, count_message, count_messages
 
+
 @dataclass(frozen=True)
 class EarlierTurn:
     """A stored turn from just before the client's window, offered as a recent turn.
