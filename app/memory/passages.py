@@ -88,13 +88,16 @@ SHORT_TURN_TOKENS = 64  # a recalled turn this short is shown whole: a cut would
 SHORT_ANSWER_WORDS = 12  # an answer this short needs its question to be understood
 
 
+@lru_cache(maxsize=8192)
 def asks(text: str) -> bool:
     """Whether a turn asks something near its end (one of its last two sentences is a question).
 
         >>> asks("Ha. Who's your best friend? You never said."), asks("Why? Anyway. Lovely. Bye.")
         (True, False)
     """
-    return any(s.endswith("?") for s in sentences(text)[-2:])
+    if "?" not in text[-400:]:
+        return False
+    return any(s.endswith("?") for s in sentences(text[-400:])[-2:])
 
 
 def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True, replies: bool = False,
