@@ -99,13 +99,13 @@ def build_context(*, persona: str | None, client_messages: Sequence[dict[str, An
     caps = split_remaining(plan, head_cost)
     recent, tail, fresh, chosen = _fit(groups, offered, [_group([t.message]) for t in earlier],
                                        [t.value for t in earlier], room, caps[1])
-    block, chosen = render_within(chosen, room - _cost(tail) - _cost(recent))
+    block, chosen, block_tokens = render_within(chosen, room - _cost(tail) - _cost(recent))
     messages = [*head, *block, *(m for g in [*tail[::-1], *recent] for m in g.messages)]
-    total = count_messages(messages)
+    total = head_cost + block_tokens + _cost(tail) + _cost(recent)  # each part counted once
     dropped = {"messages": len(client_messages) - sum(len(g.messages) for g in recent),
                "memories": len(fresh) - len(chosen), "redundant": len(offered) - len(fresh),
                "earlier": len(earlier) - len(tail)}
-    report = _report(plan, caps, head_cost, block, recent, total)
+    report = _report(plan, caps, head_cost, block_tokens, recent, total)
     report.update(earlier=_cost(tail), decision=_decision(chosen, fresh, earlier, len(tail)))
     return BuiltContext(messages=messages, budget=report, chosen=[ln.item for ln in chosen if ln.item],
                         dropped=dropped, over_budget=total > plan.prompt_budget)
@@ -245,11 +245,11 @@ def _is_redundant(line: Line, kept: set[int]) -> bool:
 # ---------------------------------------------------------------------- report
 
 
-def _report(plan: BudgetPlan, caps: tuple[int, int], head_cost: int, block: list[dict[str, Any]],
+def _report(plan: BudgetPlan, caps: tuple[int, int], head_cost: int, block_tokens: int,
             recent: list[_Group], total: int) -> dict[str, Any]:
     return {
         "persona": head_cost - REPLY_PRIMING,
-        "memories": sum(count_message(m) for m in block),
+        "memories": block_tokens,
         "recent": _cost(recent),
         "priming": REPLY_PRIMING,
         "response_reserve": plan.response_reserve,

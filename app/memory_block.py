@@ -175,17 +175,18 @@ def block_cost(lines: list[Line]) -> int:
     return block_base() + sum(_heading_cost(h) for h in headings) + sum(ln.cost for ln in lines)
 
 
-def render_within(chosen: list[Line], cap: int) -> tuple[list[dict[str, Any]], list[Line]]:
-    """The block as a message list (empty or one message) and its lines, counted exactly once more.
+def render_within(chosen: list[Line], cap: int) -> tuple[list[dict[str, Any]], list[Line], int]:
+    """The block as a message list (empty or one message), its lines and its tokens, counted
+    exactly once more.
 
     The segment sums already fit, so the loop runs once; were the exact count ever higher, the
     lowest-ranked lines would go first.
     """
     for end in range(len(chosen), 0, -1):
         message = {"role": "system", "content": render_block(chosen[:end])}
-        if count_message(message) <= cap:
-            return [message], chosen[:end]
-    return [], []
+        if (cost := count_message(message)) <= cap:
+            return [message], chosen[:end], cost
+    return [], [], 0
 
 
 def render_block(lines: list[Line]) -> str:

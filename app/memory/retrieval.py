@@ -172,7 +172,7 @@ _LEADING_MARKS = re.compile(r"^[^\w]+")
 # ---------------------------------------------------------------------- queries
 
 
-def hits_for_budget(memory_tokens: int, floor: int = 12, per_hit: int = 48, ceiling: int = 64) -> int:
+def hits_for_budget(memory_tokens: int, floor: int = 12, per_hit: int = 48, ceiling: int = 48) -> int:
     """How many hits to ask the index for: enough to fill `memory_tokens`, at least `floor`.
 
         >>> hits_for_budget(683), hits_for_budget(1000), hits_for_budget(30_000)
