@@ -115,7 +115,7 @@ def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True, r
     using the hit's `piece`): one long role-play reply would otherwise fill the memory share alone.
     """
     source = _Remembering(source)
-    groups = _runs(source, _members(source, hits, pair, replies))
+    groups = _runs(source, _members(source, hits, pair, replies), {h.id for h in hits})
     best = {h.id: h for h in hits}
     out = [_passage(source, run, best, neighbour_chars, turn_tokens) for run in groups]
     return sorted(out, key=lambda p: -p.score)
@@ -212,18 +212,36 @@ def _members(source: MessageSource, hits: Sequence[Any], pair: bool, replies: bo
     return members
 
 
-def _runs(source: MessageSource, members: dict[int, int]) -> list[list[int]]:
-    """Members cut into runs of messages that follow each other in the conversation on one day
-    (a passage carries one date: the day of its first message)."""
+def _runs(source: MessageSource, members: dict[int, int], hits: set[int]) -> list[list[int]]:
+    """Members cut into runs of messages that follow each other in the conversation, and runs cut
+    again where the day changes between hits (a passage carries one date: the day of its first
+    message); a pulled-in turn stays with its hit whatever the day."""
     runs: list[list[int]] = []
     for id in sorted(members, key=lambda i: (members[i], i)):
         last = runs[-1][-1] if runs else None
-        if last is not None and id in source.neighbours(last, 1) and members[id] > members[last] \
-                and _same_day(source.message(id).created, source.message(last).created):
+        if last is not None and id in source.neighbours(last, 1) and members[id] > members[last]:
             runs[-1].append(id)
         else:
             runs.append([id])
-    return runs
+    return [day for run in runs for day in _by_day(source, run, hits)]
+
+
+def _by_day(source: MessageSource, run: list[int], hits: set[int]) -> list[list[int]]:
+    days: list[list[int]] = [[run[0]]]
+    for before, id in zip(run, run[1:]):
+        if _same_day(source.message(id).created, source.message(before).created):
+            days[-1].append(id)
+        else:
+            days.append([id])
+    out: list[list[int]] = []
+    for day in days:  # a day without a hit joins the one before it (or after it, first)
+        if out and not hits.intersection(day):
+            out[-1] += day
+        elif out and not hits.intersection(out[-1]):
+            out[-1] += day
+        else:
+            out.append(day)
+    return out
 
 
 def _same_day(a: float | None, b: float | None) -> bool:
