@@ -306,10 +306,15 @@ class SessionIndex:
 
     def _bridge(self, rows: np.ndarray, final: np.ndarray, asked: dict[str, float], eligible: np.ndarray,
                 weights: RetrievalWeights) -> tuple[np.ndarray, np.ndarray, float]:
-        """A lexical ranking by the names in the best first-pass hits that the query did not use."""
+        """A lexical ranking by the names in the best first-pass hits that the query did not use.
+
+        Speakers' names and names said in more than `weights.bridge_max_df` turns are left out:
+        a name that runs through the whole conversation leads nowhere in particular.
+        """
         best = rows[np.argsort(-final, kind="stable")][: weights.bridge_from]
+        df = self._postings.df
         names = {t: 1.0 for r in best for t in entities(self._texts[r], self._names_seen)
-                 if t not in asked and t not in self._speakers}
+                 if t not in asked and t not in self._speakers and df.get(t, 0) <= weights.bridge_max_df}
         return self._lexical(names, eligible, weights, weights.bridge)
 
     def _fused(self, rankings: list[tuple[np.ndarray, np.ndarray, float]], weights: RetrievalWeights,

@@ -358,3 +358,19 @@ def test_turns_said_within_a_date_the_question_names_rank_higher():
     plain = {h.id: h.score for h in index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, dated=0.0))}
     dated = {h.id: h.score for h in index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, dated=0.3))}
     assert dated[101] - plain[101] == pytest.approx(0.3) and dated[100] == pytest.approx(plain[100])
+
+
+def test_the_bridge_does_not_follow_a_name_said_everywhere():
+    texts = ["Mel found the cellar key with Ines.", "Ines lives by the sea.",
+             *[f"Thanks, Mel! Day {i} was fine." for i in range(5)]]
+    index = SessionIndex(dim=DIM, capacity=2)
+    index.add(list(range(100, 107)), list(range(7)), ["user"] * 7, texts,
+              embeddings=[axis(0), axis(1), *[unit(*[0.0] * (2 + i % 5), 1.0) for i in range(5)]])
+    follow = RetrievalWeights(importance=0, recency=0, emotion=0, specificity=0, bridge=1.0, bridge_from=1,
+                              bridge_max_df=4)
+    hits = {h.id: h for h in index.search("cellar key", axis(0), k=7, weights=follow)}
+    assert "names from a related memory" in hits[101].reasons  # Ines: said twice
+    assert all("names from a related memory" not in hits[i].reasons for i in range(102, 107) if i in hits)
+    everywhere = {h.id: h for h in index.search("cellar key", axis(0), k=7,
+                                                 weights=dataclasses.replace(follow, bridge_max_df=100))}
+    assert any("names from a related memory" in everywhere[i].reasons for i in range(102, 107) if i in everywhere)
