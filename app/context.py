@@ -154,7 +154,8 @@ def _by_value(lines: list[Line], chain: list[_Group], values: list[float],
     used, broken, opened = 0, False, set()
     for _, _, part in order:
         if isinstance(part, _Group):
-            if not broken and (broken := used + part.cost > room) is False:
+            broken = broken or used + part.cost > room
+            if not broken:
                 tail.append(part)
                 used += part.cost
             continue
