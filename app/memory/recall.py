@@ -292,7 +292,8 @@ def earlier_turns(client: list[dict[str, Any]], stored: list[Any], now: float,
     first = min((positions[i] for i in ids if i in positions), default=None)
     earlier = [row for row in stored if row.id not in ids and row.role in ("user", "assistant")
                and (first is None or row.position < first)]
-    return [EarlierTurn(message=_as_message(row), value=continuity.value(len(client) + back, now - (row.created_at or now)))
+    return [EarlierTurn(message=_as_message(row),
+                        value=continuity.value(len(client) + back, now - (row.created_at or now)))
             for back, row in enumerate(reversed(earlier))]
 
 
