@@ -27,6 +27,7 @@ import math
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -35,6 +36,7 @@ from app.memory.postings import Postings
 from app.memory.retrieval import distinct, entities, query_terms, tokenize
 from app.memory.scoring import RetrievalWeights, emotion_closeness, fuse, minmax, recency, rescore
 from app.memory.vectors import PieceVectors, grown
+from app.memory.when import asked_spans
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,8 @@ class SessionIndex:
         self._roles: list[str] = []
         self._texts: list[str] = []
         self._names: list[str | None] = []  # speakers' names, None where the client sent none
+        self._speaker = np.full(capacity, -1, dtype=np.int32)  # per row: its speaker's number, -1 none
+        self._speakers: dict[str, int] = {}  # a speaker's name terms -> its number
         self._ids = np.zeros(capacity, dtype=np.int64)
         self._positions = np.zeros(capacity, dtype=np.int64)
         self._created = np.full(capacity, np.nan, dtype=np.float64)
@@ -152,6 +156,7 @@ class SessionIndex:
         self._texts.append(text)
         self._names.append(name)
         self._ids[row], self._positions[row], self._alive[row] = id, position, True
+        self._speaker[row] = self._speaker_number(name)
         terms = self._terms(row)
         self._lengths[row] = len(terms)
         self._postings.add(row, terms)
@@ -160,6 +165,15 @@ class SessionIndex:
         self._monotonic = self._monotonic and (row == 0 or position >= self._positions[row - 1])
         self._order = None
         self._update(row, created, vector, importance, emotion)
+
+    def _speaker_number(self, name: str | None) -> int:
+        terms = tokenize(name) if name else []
+        if not terms:
+            return -1
+        number = self._speakers.setdefault(" ".join(terms), len(self._speakers))
+        for term in terms:
+            self._speakers.setdefault(term, number)
+        return number
 
     def _update(self, row: int, created: Any, vector: Any, importance: Any, emotion: Any) -> None:
         if created is not None:
@@ -179,10 +193,11 @@ class SessionIndex:
             self._emotions[row] = probs
 
     def _grow(self, capacity: int) -> None:
-        for name in ("_ids", "_positions", "_created", "_importance", "_lengths", "_alive", "_emotions"):
+        for name in ("_ids", "_positions", "_created", "_importance", "_lengths", "_alive", "_emotions", "_speaker"):
             old = getattr(self, name)
             if old is not None:
-                setattr(self, name, grown(old, np.nan if name in ("_created", "_importance") else 0, capacity))
+                fill = np.nan if name in ("_created", "_importance") else -1 if name == "_speaker" else 0
+                setattr(self, name, grown(old, fill, capacity))
         self._vectors.grow_rows(capacity)
 
     # ------------------------------------------------------------------ reading
@@ -265,12 +280,14 @@ class SessionIndex:
         if weights.candidates_per_hit * k > weights.candidates:
             weights = dataclasses.replace(weights, candidates=weights.candidates_per_hit * k)
         terms = query_terms(query)
+        named = frozenset(self._speakers[t] for t in terms if t in self._speakers)
+        dated = self._dated(query) if weights.dated else None
         cosine, dense, per_vector = self._dense(query_vec, eligible, weights.candidates)
         rankings = [(cosine, dense, weights.dense), self._lexical(terms, eligible, weights, weights.lexical)]
-        rows, final = self._fused(rankings, weights, emotion)
+        rows, final = self._fused(rankings, weights, emotion, named, dated)
         if weights.bridge > 0 and weights.bridge_from > 0:
             rankings.append(self._bridge(rows, final, terms, eligible, weights))
-            rows, final = self._fused(rankings, weights, emotion)
+            rows, final = self._fused(rankings, weights, emotion, named, dated)
         lexical = sum((r[0] for r in rankings[1:]), np.zeros(self._n, dtype=np.float32))
         return self._hits(rows, final, cosine, lexical, terms, k, weights, per_vector)
 
@@ -289,13 +306,20 @@ class SessionIndex:
 
     def _bridge(self, rows: np.ndarray, final: np.ndarray, asked: dict[str, float], eligible: np.ndarray,
                 weights: RetrievalWeights) -> tuple[np.ndarray, np.ndarray, float]:
-        """A lexical ranking by the names in the best first-pass hits that the query did not use."""
+        """A lexical ranking by the names in the best first-pass hits that the query did not use.
+
+        Speakers' names and names said in more than `weights.bridge_max_df` turns are left out:
+        a name that runs through the whole conversation leads nowhere in particular.
+        """
         best = rows[np.argsort(-final, kind="stable")][: weights.bridge_from]
-        names = {t: 1.0 for r in best for t in entities(self._texts[r], self._names_seen) if t not in asked}
+        df = self._postings.df
+        names = {t: 1.0 for r in best for t in entities(self._texts[r], self._names_seen)
+                 if t not in asked and t not in self._speakers and df.get(t, 0) <= weights.bridge_max_df}
         return self._lexical(names, eligible, weights, weights.bridge)
 
     def _fused(self, rankings: list[tuple[np.ndarray, np.ndarray, float]], weights: RetrievalWeights,
-               emotion: Any) -> tuple[np.ndarray, np.ndarray]:
+               emotion: Any, named: frozenset[int] = frozenset(),
+               dated: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The candidates (every row some ranking found) and their final scores."""
         rows = np.unique(np.concatenate([order for _, order, _ in rankings]))
         place = np.full(self._n, -1, dtype=np.int64)
@@ -309,9 +333,28 @@ class SessionIndex:
         prior = np.zeros(len(rows))
         if weights.specificity:
             prior = minmax(self._postings.specificity(rows))
-        return rows, rescore(relevance, self._importance[rows].astype(np.float64),
-                             recency(ages, weights.recency_half_life), self._closeness(rows, emotion), weights,
-                             prior)
+        final = rescore(relevance, self._importance[rows].astype(np.float64),
+                        recency(ages, weights.recency_half_life), self._closeness(rows, emotion), weights, prior)
+        if weights.speaker and named:
+            final = final + weights.speaker * np.isin(self._speaker[rows], list(named))
+        if dated is not None:
+            final = final + weights.dated * dated[rows]
+        return rows, final
+
+    def _dated(self, query: Any) -> np.ndarray | None:
+        """Per row, whether it was said within a date the query names (`when.asked_spans`)."""
+        created = self._created[: self._n]
+        known = created[np.isfinite(created)]
+        if not isinstance(query, str) or not known.size:
+            return None
+        years = range(datetime.fromtimestamp(known.min()).year, datetime.fromtimestamp(known.max()).year + 1)
+        spans = asked_spans(query, years)
+        if not spans:
+            return None
+        inside = np.zeros(self._n, dtype=bool)
+        for start, end in spans:
+            inside |= (created >= start) & (created < end)
+        return inside
 
     def _is_assistant(self, rows: np.ndarray) -> np.ndarray:
         return np.array([self._roles[r] == "assistant" for r in rows], dtype=bool)

@@ -77,23 +77,27 @@ def companions(source: MessageSource, id: int, replies: bool = False) -> list[in
         if msg.role == here.role:
             continue
         asker, answer = (here, msg) if msg.position > here.position else (msg, here)
-        if asker.role != "assistant" or answer.role != "user" or not asks(asker.text):
+        if not asks(asker.text):
             continue
         if asker is here or len(answer.text.split()) <= SHORT_ANSWER_WORDS:
             found.append(other)
     return found
 
 
+SHORT_TURN_TOKENS = 64  # a recalled turn this short is shown whole: a cut would drop what it says
 SHORT_ANSWER_WORDS = 12  # an answer this short needs its question to be understood
 
 
+@lru_cache(maxsize=8192)
 def asks(text: str) -> bool:
     """Whether a turn asks something near its end (one of its last two sentences is a question).
 
         >>> asks("Ha. Who's your best friend? You never said."), asks("Why? Anyway. Lovely. Bye.")
         (True, False)
     """
-    return any(s.endswith("?") for s in sentences(text)[-2:])
+    if "?" not in text[-400:]:
+        return False
+    return any(s.endswith("?") for s in sentences(text[-400:])[-2:])
 
 
 def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True, replies: bool = False,
@@ -111,7 +115,7 @@ def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True, r
     using the hit's `piece`): one long role-play reply would otherwise fill the memory share alone.
     """
     source = _Remembering(source)
-    groups = _runs(source, _members(source, hits, pair, replies))
+    groups = _runs(source, _members(source, hits, pair, replies), {h.id for h in hits})
     best = {h.id: h for h in hits}
     out = [_passage(source, run, best, neighbour_chars, turn_tokens) for run in groups]
     return sorted(out, key=lambda p: -p.score)
@@ -208,15 +212,40 @@ def _members(source: MessageSource, hits: Sequence[Any], pair: bool, replies: bo
     return members
 
 
-def _runs(source: MessageSource, members: dict[int, int]) -> list[list[int]]:
-    """Members cut into runs of messages that follow each other in the conversation."""
+def _runs(source: MessageSource, members: dict[int, int], hits: set[int]) -> list[list[int]]:
+    """Members cut into runs of messages that follow each other in the conversation, and runs cut
+    again where the day changes between hits (a passage carries one date: the day of its first
+    message); a pulled-in turn stays with its hit whatever the day."""
     runs: list[list[int]] = []
     for id in sorted(members, key=lambda i: (members[i], i)):
-        if runs and id in source.neighbours(runs[-1][-1], 1) and members[id] > members[runs[-1][-1]]:
+        last = runs[-1][-1] if runs else None
+        if last is not None and id in source.neighbours(last, 1) and members[id] > members[last]:
             runs[-1].append(id)
         else:
             runs.append([id])
-    return runs
+    return [day for run in runs for day in _by_day(source, run, hits)]
+
+
+def _by_day(source: MessageSource, run: list[int], hits: set[int]) -> list[list[int]]:
+    days: list[list[int]] = [[run[0]]]
+    for before, id in zip(run, run[1:]):
+        if _same_day(source.message(id).created, source.message(before).created):
+            days[-1].append(id)
+        else:
+            days.append([id])
+    out: list[list[int]] = []
+    for day in days:  # a day without a hit joins the one before it (or after it, first)
+        if out and not hits.intersection(day):
+            out[-1] += day
+        elif out and not hits.intersection(out[-1]):
+            out[-1] += day
+        else:
+            out.append(day)
+    return out
+
+
+def _same_day(a: float | None, b: float | None) -> bool:
+    return when_label(a) == when_label(b)
 
 
 def _passage(source: MessageSource, run: list[int], best: Mapping[int, Any], neighbour_chars: int,
@@ -236,7 +265,9 @@ def _passage(source: MessageSource, run: list[int], best: Mapping[int, Any], nei
 def _shown(text: str, hit: Any, turn_tokens: int | None) -> str:
     """A retrieved turn as shown: whole, or cut around its matched piece when over `turn_tokens`."""
     piece = getattr(hit, "piece", -1)
-    if turn_tokens is None or piece < 0 or len(text) <= turn_tokens * 2:  # a token is over 2 chars
+    if turn_tokens is None or piece < 0 or len(text) <= max(turn_tokens, SHORT_TURN_TOKENS) * 2:  # a token > 2 chars
+        return text
+    if count_tokens(text) <= max(turn_tokens, SHORT_TURN_TOKENS):
         return text
     parts = _pieces_of(text)
     return excerpt(text, parts[piece], turn_tokens) if piece < len(parts) else text
@@ -277,11 +308,13 @@ def clip(text: str, max_chars: int) -> str:
     return cut.rstrip() + "…"
 
 
+@lru_cache(maxsize=4096)
 def when_label(created: float | None) -> str | None:
-    """A timestamp as the model should read it: weekday, date and time (local time).
+    """A timestamp as the model should read it: weekday and date (local time).
 
-    The date matters: "when did I tell you about the move?" can only be answered from it.
+    The date matters: "when did I tell you about the move?" can only be answered from it. The
+    memory block writes it once above every moment of that day, so the time of day is left out.
     """
     if created is None or not math.isfinite(created) or created <= 0:
         return None
-    return datetime.fromtimestamp(created).strftime("%a %Y-%m-%d %H:%M")
+    return datetime.fromtimestamp(created).strftime("%a %Y-%m-%d")

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from app.budget import BudgetPlan, split_remaining
-from app.context import MemoryItem
+from app.context import EarlierTurn, MemoryItem
 from app.memory.index import SessionIndex
 from app.memory.passages import passages, turn_budget
 from app.memory.retrieval import build_query, hits_for_budget
@@ -32,12 +32,29 @@ LABELS = {"user": "User", "assistant": "Assistant", "tool": "Tool"}
 
 
 @dataclass(frozen=True, slots=True)
+class Continuity:
+    """What a stored turn just before the client's window is worth: `top` (about the best
+    recollection's score) for the turn just said, halving every `turns` turns back (the client's
+    own turns count) and every `hours` of the turn's age. A client that sends only its newest
+    message gets the turns it continues; a question asked days after the last turn, or after a
+    window of twenty turns, does not pay for an unrelated tail."""
+
+    top: float = 2.0
+    turns: float = 4.0
+    hours: float = 6.0
+
+    def value(self, back: int, age_seconds: float) -> float:
+        return self.top * 0.5 ** (back / self.turns) * 0.5 ** (max(0.0, age_seconds) / 3600 / self.hours)
+
+
+@dataclass(frozen=True, slots=True)
 class RecallSettings:
     k: int = 12
     weights: RetrievalWeights = RetrievalWeights()
     emotion_guidance: bool = True
     summaries: int = 3
     turn_share: float = 0.05  # a retrieved turn longer than this share of the memory tokens is cut
+    continuity: Continuity = Continuity()
 
     @classmethod
     def from_settings(cls, s: Any) -> RecallSettings:
@@ -50,6 +67,7 @@ class RecallSettings:
 @dataclass(slots=True)
 class Recalled:
     client_messages: list[dict[str, Any]]
+    earlier: list[EarlierTurn] = field(default_factory=list)
     items: list[MemoryItem] = field(default_factory=list)
     summaries: list[MemoryItem] = field(default_factory=list)
     story: MemoryItem | None = None
@@ -165,8 +183,9 @@ class Recall:
     async def recall(self, key: str, turns: list[dict[str, Any]], stored: list[Any], plan: BudgetPlan,
                      persona: str | None, query: EarlyQuery | None = None) -> Recalled:
         """`query`: the vector `embed_early` started (embedded here when None)."""
-        client = with_earlier_turns(attach_ids(turns, stored), stored)
-        result = Recalled(client_messages=client)
+        client = attach_ids(turns, stored)
+        result = Recalled(client_messages=client,
+                          earlier=earlier_turns(client, stored, time.time(), self.settings.continuity))
         early = query or self.embed_early(turns)
         text = early.text
         if not text:
@@ -177,7 +196,7 @@ class Recall:
         t1 = time.perf_counter()
         index = await self.index(key)
         boundary = recent_boundary(client, stored, plan, persona)
-        memory_cap, _ = split_remaining(plan, count_tokens(persona or ""))
+        memory_cap = memory_room(plan, persona, client)
         mood = self._emotion(turns, text, vector)  # read once, for re-scoring and for the mood line
         hits = index.search(text, vector, exclude_from_position=boundary,
                             k=hits_for_budget(memory_cap, floor=self.settings.k),
@@ -278,23 +297,41 @@ def attach_ids(turns: list[dict[str, Any]], stored: list[Any]) -> list[dict[str,
     return out[::-1]
 
 
-def with_earlier_turns(client: list[dict[str, Any]], stored: list[Any]) -> list[dict[str, Any]]:
-    """Stored turns from before the client's window, put in front of it.
-
-    A client that sends only its newest message (or a short window) still gets the conversation's
-    recent turns; the builder keeps them only while the recent share has room, newest first.
-    """
+def earlier_turns(client: list[dict[str, Any]], stored: list[Any], now: float,
+                  continuity: Continuity = Continuity()) -> list[EarlierTurn]:
+    """Stored turns from before the client's window, newest first, each valued by `continuity`."""
     ids = {m["_id"] for m in client if "_id" in m}
     positions = {row.id: row.position for row in stored}
     first = min((positions[i] for i in ids if i in positions), default=None)
     earlier = [row for row in stored if row.id not in ids and row.role in ("user", "assistant")
                and (first is None or row.position < first)]
-    return [{"role": r.role, "content": r.content, "_id": r.id} for r in earlier] + client
+    return [EarlierTurn(message=_as_message(row),
+                        value=continuity.value(len(client) + back, now - (row.created_at or now)))
+            for back, row in enumerate(reversed(earlier))]
+
+
+def _as_message(row: Any) -> dict[str, Any]:
+    message = {"role": row.role, "content": row.content, "_id": row.id}
+    return {**message, "name": row.name} if getattr(row, "name", None) else message
+
+
+def memory_room(plan: BudgetPlan, persona: str | None, client: list[dict[str, Any]]) -> int:
+    """The prompt tokens left for recollections: what the persona and the client's own turns
+    within the recent share leave (the room the builder gives out by value)."""
+    left = plan.prompt_budget - count_tokens(persona or "")
+    _, recent_cap = split_remaining(plan, count_tokens(persona or ""))
+    used = 0
+    for message in reversed(client):
+        if used + (cost := count_message(message)) > recent_cap and used:
+            break
+        used += cost
+    return max(0, left - used)
 
 
 def recent_boundary(client: list[dict[str, Any]], stored: list[Any], plan: BudgetPlan,
                     persona: str | None) -> int | None:
-    """The position from which stored turns will surely be in context (newest-first up to the recent cap)."""
+    """The position from which the client's stored turns will surely be in context (newest first
+    up to the recent cap); turns before it, stored ones before the window included, are searched."""
     _, recent_cap = split_remaining(plan, count_tokens(persona or ""))
     positions = {row.id: row.position for row in stored}
     used, boundary = 0, None

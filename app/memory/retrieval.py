@@ -172,15 +172,16 @@ _LEADING_MARKS = re.compile(r"^[^\w]+")
 # ---------------------------------------------------------------------- queries
 
 
-def hits_for_budget(memory_tokens: int, floor: int = 12, per_hit: int = 48, ceiling: int = 24) -> int:
+def hits_for_budget(memory_tokens: int, floor: int = 12, per_hit: int = 48, ceiling: int = 48) -> int:
     """How many hits to ask the index for: enough to fill `memory_tokens`, at least `floor`.
 
         >>> hits_for_budget(683), hits_for_budget(1000), hits_for_budget(30_000)
-        (14, 20, 24)
+        (14, 20, 48)
 
     A fixed k leaves a large budget half empty and spends search time a small one cannot use;
     `per_hit` is about what one recollection costs (a turn, its partner and a time label). The
-    `ceiling` bounds the time spent growing hits into passages (about 0.1 ms a hit).
+    `ceiling` bounds the time a hit costs before the upstream call (search, passage and context
+    together, about 0.08 ms a hit at 10,000 messages, `bench.recall.speed`).
     """
     return max(floor, min(ceiling, memory_tokens // max(1, per_hit)))
 
@@ -263,14 +264,17 @@ def distinct(vectors: np.ndarray | None, texts: Sequence[str], threshold: float,
     kept: list[int] = []
     seen: set[str] = set()
     close = vectors @ vectors.T > threshold if vectors is not None and len(vectors) else None
+    near = np.zeros(len(texts), dtype=bool)  # close to a kept one
     for i, text in enumerate(texts):
         if limit is not None and len(kept) >= limit:
             break
         key = " ".join(_WORD.findall(text.lower()))
-        if key in seen or close is not None and kept and close[i, kept].any():
+        if key in seen or near[i]:
             continue
         seen.add(key)
         kept.append(i)
+        if close is not None:
+            near |= close[i]
     return kept
 
 

@@ -33,7 +33,9 @@ class RetrievalWeights:
     shrinks with `lexical_confidence` when its best match covers little of the query's word
     weight (coverage ** lexical_confidence; 0 turns this off). `bridge` weighs one
     more lexical ranking, by the names in the `bridge_from` best first-pass hits (`entities`),
-    which finds the second fact of a two-step question. `assistant` scales the relevance of
+    which finds the second fact of a two-step question; a name said in more than
+    `bridge_max_df` turns, or a speaker's name, is not followed (in a long chat between two
+    people it leads to half the conversation). `assistant` scales the relevance of
     assistant turns. Relevance is then scaled to 0..1 and `importance`, `recency` (half-life
     `recency_half_life` messages), `emotion` (closeness of the emotion distributions) and
     `specificity` (how rare the candidate's rarest words are in the conversation, scaled 0..1
@@ -41,7 +43,10 @@ class RetrievalWeights:
     is read before fusion, at least `candidates_per_hit` per hit asked for (0: off), so a
     large budget reads deeper: with 8, 4k-token recall on 5,000-turn tuning conversations
     went from 0.80 to 0.89, for about 0.3 ms more at 10k messages; `bm25_k1`/`bm25_b` are BM25's usual constants; hits
-    closer than `duplicate_cosine` to a better one are dropped.
+    closer than `duplicate_cosine` to a better one are dropped. Two priors hold on real chat
+    (LoCoMo, bench/README.md): `speaker` is added to the turns of a speaker the question names
+    ("When did Melanie run a charity race?"), `dated` to the turns said within a date it names
+    ("on May 3, 2023", `app.memory.when`).
     """
 
     dense: float = 1.0
@@ -50,6 +55,7 @@ class RetrievalWeights:
     lexical_confidence: float = 0.5
     bridge: float = 1.0
     bridge_from: int = 3
+    bridge_max_df: int = 32
     assistant: float = 1.0
     fusion: Literal["rrf", "sum"] = "sum"
     rrf_k: float = 10.0
@@ -62,6 +68,8 @@ class RetrievalWeights:
     recency_half_life: float = 500.0
     emotion: float = 0.05
     specificity: float = 0.8
+    speaker: float = 0.4
+    dated: float = 0.3
     duplicate_cosine: float = 0.97
 
 

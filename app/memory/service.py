@@ -217,7 +217,8 @@ class MemoryService:
         t0 = time.perf_counter()
         turn.built = build_context(persona=turn.persona, client_messages=recalled.client_messages,
                                    memories=recalled.items, summaries=recalled.summaries,
-                                   story_so_far=recalled.story, emotion_line=recalled.emotion_line, plan=plan)
+                                   story_so_far=recalled.story, emotion_line=recalled.emotion_line, plan=plan,
+                                   earlier=recalled.earlier)
         turn.recalled = list(turn.built.chosen)
         used = [i for item in turn.recalled for i in item.message_ids]
         if used and not turn.read_only:  # retrieval counts feed tier promotion; never on this path

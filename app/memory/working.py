@@ -33,13 +33,15 @@ class WorkingMessage(NamedTuple):
     content: str
     content_hash: str
     token_count: int
+    created_at: float | None = None  # when it was said: how much a turn before the window is worth
 
     @classmethod
     def of(cls, row: Any) -> WorkingMessage:
         """From a store row (or anything with these attributes)."""
         if isinstance(row, cls):
             return row
-        return cls(row.id, row.position, row.role, row.name, row.content, row.content_hash, row.token_count)
+        return cls(row.id, row.position, row.role, row.name, row.content, row.content_hash, row.token_count,
+                   getattr(row, "created_at", None))
 
 
 @dataclass(slots=True, frozen=True)

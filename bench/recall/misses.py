@@ -19,8 +19,8 @@ import sys
 from collections import Counter
 from typing import Any
 
-from app.budget import split_remaining
 from app.memory.passages import companions
+from app.memory.recall import memory_room
 from app.memory.retrieval import build_query, hits_for_budget
 from bench.recall import strategies as S
 from bench.recall.generate import generate, lengthen
@@ -42,7 +42,7 @@ def causes(conversation: dict[str, Any], budget: int, embed: Embeddings) -> list
         for r, hit in enumerate(index.search(query, embed([query])[0], exclude_from_position=probe.boundary(), k=200)):
             for i in (hit.id, *companions(index, hit.id)):
                 rank.setdefault(i, r)
-        k = hits_for_budget(split_remaining(probe.plan, 0)[0])
+        k = hits_for_budget(memory_room(probe.plan, None, probe.window))
         worst = max(rank.get(i, 10**6) for i in needed)
         cause = "not-a-candidate" if worst == 10**6 else "ranked-low" if worst >= k else "packing"
         out.append({"type": q["type"], "cause": cause, "rank": None if worst == 10**6 else worst, "k": k,

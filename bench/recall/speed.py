@@ -12,8 +12,8 @@ the index's own estimate of its RAM, with each size's ratio to the smallest in t
 
 It also times everything memory adds before the upstream call for a new message, end to end:
 embedding the query with the real model (ONNX; each query text is new, so no cache hit), the
-search (k as the product sizes it for an 8k context), growing hits into passages and building
-the context (`pre_upstream_ms_median` and
+search (k as the product sizes it for an 8k context and a window of 20 turns: the room left for
+recollections, `recall.memory_room`), growing hits into passages and building the context (`pre_upstream_ms_median` and
 `_p95`), with the embedding's own share (`embed_ms_median`); `--threads` is the model's
 (`EMBEDDING_THREADS`).
 """
@@ -66,19 +66,19 @@ def measure(index: SessionIndex, queries: int, rng: np.random.Generator) -> list
 def pre_upstream(index: SessionIndex, queries: int, threads: int) -> tuple[list[float], list[float]]:
     """Embed a new question, search, make passages, build an 8k context: ms per request, and ms
     of it spent embedding."""
-    from app.budget import BudgetSplit, plan_budget, split_remaining
+    from app.budget import BudgetSplit, plan_budget
     from app.context import MemoryItem, build_context
-    from app.memory.retrieval import hits_for_budget
-    from app.tokens import count_tokens
     from app.memory.embedder import load_backend
     from app.memory.passages import passages, turn_budget
+    from app.memory.recall import memory_room
+    from app.memory.retrieval import hits_for_budget
 
     backend = load_backend("all-MiniLM-L6-v2", "auto", ROOT / "data" / "models", threads)
     plan = plan_budget(8192, None, BudgetSplit())  # the default CONTEXT_TOKENS
-    memory_tokens = split_remaining(plan, count_tokens(PERSONA))[0]
-    k = hits_for_budget(memory_tokens)  # as many as the product asks for
     window = [{"role": "user" if i % 2 == 0 else "assistant", "content": index.text_of(i)}
               for i in range(len(index) - 20, len(index))]
+    memory_tokens = memory_room(plan, PERSONA, window)  # the room the product gives out by value
+    k = hits_for_budget(memory_tokens)  # as many as the product asks for
     times, embeds = [], []
     for i in range(queries):
         question = f"{QUERIES[i % len(QUERIES)]} (asked {i} times)"

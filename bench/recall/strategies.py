@@ -23,7 +23,7 @@ from app.budget import BudgetSplit, plan_budget, split_remaining
 from app.context import BuiltContext, MemoryItem, build_context
 from app.memory.index import SessionIndex
 from app.memory.passages import passages, turn_budget, when_label
-from app.memory.recall import passage_item
+from app.memory.recall import memory_room, passage_item
 from app.memory.retrieval import build_query, hits_for_budget
 from app.memory.scoring import RetrievalWeights
 from app.tokens import count_message
@@ -100,7 +100,7 @@ def product(probe: Probe, *, index: SessionIndex, embed: Embed, weights: Retriev
             neighbour_chars: int = 600, turn_share: float = 0.05, **_: Any) -> BuiltContext:
     """The newest user turn (with the turns before it when it is vague) as the query, hybrid search, passages."""
     query = build_query(probe.window, max_turns=max_turns, min_terms=min_terms)
-    memory_cap = split_remaining(probe.plan, 0)[0]
+    memory_cap = memory_room(probe.plan, None, probe.window)
     k = k or hits_for_budget(memory_cap)
     hits = index.search(query, embed([query])[0], exclude_from_position=probe.boundary(), k=k, weights=weights)
     return pack(probe, [passage_item(p) for p in passages(index, hits, pair=pair, replies=replies,
@@ -112,7 +112,7 @@ def summaries(probe: Probe, *, index: SessionIndex, embed: Embed, spans: list[di
               **kwargs: Any) -> BuiltContext:
     """The product's memories plus the story so far and related summaries of finished spans."""
     query = build_query(probe.window)
-    memory_cap = split_remaining(probe.plan, 0)[0]
+    memory_cap = memory_room(probe.plan, None, probe.window)
     hits = index.search(query, embed([query])[0], exclude_from_position=probe.boundary(),
                         k=hits_for_budget(memory_cap), weights=kwargs.get("weights", RetrievalWeights()))
     items = [passage_item(p) for p in passages(index, hits, turn_tokens=turn_budget(memory_cap))]

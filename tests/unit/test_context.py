@@ -8,7 +8,7 @@ import random
 import pytest
 
 from app.budget import BudgetPlan, BudgetSplit, plan_budget
-from app.context import MemoryItem, build_context
+from app.context import EarlierTurn, MemoryItem, build_context
 from app.tokens import count_message, count_messages
 
 WORDS = "ship engine coffee storm harbour letter garden violin winter orbit lantern river".split()
@@ -94,16 +94,17 @@ def test_private_ids_are_removed_and_the_callers_messages_left_alone():
 def test_an_empty_conversation_gets_persona_and_recollections():
     built = build(plan_for(4000), persona="P", memories=[MemoryItem("user: hi", (1,), 1.0)])
     assert [m["role"] for m in built.messages] == ["system", "system"]
-    assert built.dropped == {"messages": 0, "memories": 0, "redundant": 0}
+    assert built.dropped == {"messages": 0, "memories": 0, "redundant": 0, "earlier": 0}
 
 
 # ---------------------------------------------------------------------- the memory block
 
 
-def test_block_sections_in_order_moments_by_time_with_labels():
+def test_block_sections_in_order_moments_by_time_under_their_dates():
     memories = [MemoryItem("user: we docked in Oslo", (30,), 0.2, position=30, when="yesterday"),
                 MemoryItem("user: I adopted a cat", (10,), 0.9, position=10, when="2024-05-01"),
-                MemoryItem("assistant: the engine needs oil", (20,), 0.5, position=20)]
+                MemoryItem("assistant: the engine needs oil", (20,), 0.5, position=20),
+                MemoryItem("user: she is called Miso", (12,), 0.4, position=12, when="2024-05-01")]
     summaries = [MemoryItem("They planned a trip.", (1, 2), 0.3, kind="summary", when="last week"),
                  MemoryItem("They argued about music.", (3, 4), 0.8, kind="summary")]
     built = build(plan_for(4000), client_messages=chat(1, first_id=100), memories=memories, summaries=summaries,
@@ -114,9 +115,12 @@ def test_block_sections_in_order_moments_by_time_with_labels():
         "Story so far:",
         "- Ada and Bob crew a ship.",
         "Earlier moments (oldest first):",
-        "- [2024-05-01] user: I adopted a cat",
+        "[2024-05-01]",
+        "- user: I adopted a cat",
+        "- user: she is called Miso",
         "- assistant: the engine needs oil",
-        "- [yesterday] user: we docked in Oslo",
+        "[yesterday]",
+        "- user: we docked in Oslo",
         "Summaries of older parts:",
         "- They argued about music.",
         "- [last week] They planned a trip.",
@@ -278,6 +282,54 @@ def test_the_budget_report_adds_up():
     assert report["response_reserve"] == 300
     assert report["limits"] == plan.limits()
     assert sum(report["flow"].values()) == plan.prompt_budget - report["persona"] - report["priming"]
+
+
+# ---------------------------------------------------------------------- planning by value
+
+
+def earlier(n: int, values: list[float], first_id: int = 500) -> list[EarlierTurn]:
+    """Stored turns before the window, newest first, ids counting down from first_id + n - 1."""
+    turns = chat(n, words=20, first_id=first_id)[::-1]
+    return [EarlierTurn(message=t, value=v) for t, v in zip(turns, values)]
+
+
+def test_a_window_of_twenty_turns_and_the_persona_stay_whole_however_much_is_recalled():
+    plan = plan_budget(2048, None, BudgetSplit())
+    window = chat(20, words=15, first_id=100)
+    memories = [MemoryItem(f"user: fact {i} " + "detail " * 30, (i,), 5.0 - i / 100, position=i) for i in range(100)]
+    built = build(plan, persona="You are Ada.", client_messages=window, memories=memories,
+                  earlier=earlier(10, [9.0] * 10))
+    assert built.messages[0] == {"role": "system", "content": "You are Ada."}
+    assert built.messages[-20:] == public(window)
+    assert len(built.chosen) > 10 and built.budget["total_prompt"] <= plan.prompt_budget
+
+
+def test_earlier_turns_compete_with_recollections_by_value():
+    window = chat(1, first_id=100)
+    memories = [MemoryItem(f"user: fact {i} " + "detail " * 20, (i,), score, position=i)
+                for i, score in enumerate([1.5, 1.2, 0.4])]
+    tail = earlier(6, [1.9, 1.6, 1.3, 0.3, 0.2, 0.1])  # ids 505 (newest) down to 500
+    cost = sum(count_message(m) for m in public([t.message for t in tail[:3]]))
+    roomy = build(plan_for(4000), client_messages=window, memories=memories, earlier=tail)
+    assert roomy.budget["earlier"] == sum(count_message(m) for m in public([t.message for t in tail]))
+    two = build(plan_for(4000), client_messages=window, memories=memories[:2]).budget["memories"]
+    tight = build(plan_for(count_messages(public(window)) + cost + two + 5),
+                  client_messages=window, memories=memories, earlier=tail)
+    kept = [m for m in tight.messages if m["role"] != "system"][:-1]
+    assert kept == public([t.message for t in tail[:3]])[::-1], "the three best, oldest first, next to the window"
+    assert [m.score for m in tight.chosen] == [1.5, 1.2]
+    assert tight.budget["decision"]["earlier_turns"]["kept"] == 3
+    assert tight.budget["decision"]["recollections"]["best_left"] == 0.4
+
+
+def test_earlier_turns_never_leave_a_gap_and_wait_for_the_whole_window():
+    long_turn = {"role": "user", "content": "long " * 400, "_id": 504}
+    tail = [EarlierTurn(message=chat(1, first_id=505)[0], value=2.0), EarlierTurn(message=long_turn, value=1.9),
+            EarlierTurn(message=chat(1, first_id=503)[0], value=1.8)]
+    built = build(plan_for(300), client_messages=chat(1, first_id=100), earlier=tail)
+    assert built.budget["decision"]["earlier_turns"]["kept"] == 1 and "long long" not in str(built.messages)
+    trimmed = build(plan_for(600, recent=0.3), client_messages=chat(40, first_id=100), earlier=tail)
+    assert trimmed.budget["earlier"] == 0 and trimmed.dropped["messages"] > 0
 
 
 # ---------------------------------------------------------------------- properties over random conversations

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from datetime import datetime
 
 import numpy as np
 import pytest
@@ -305,8 +306,21 @@ def test_a_question_that_is_a_name_finds_the_speaker_over_a_weak_meaning_match()
               embeddings=vectors, names=[None, "Bram", *[None] * 5])
     assert ids(index.search("Bram", axis(0), k=1, weights=PLAIN)) == [101]
     # without the floor, the violin's cosine of 0.2 would count as a perfect meaning match
-    stretched = dataclasses.replace(PLAIN, dense_full=0.0)
+    stretched = dataclasses.replace(PLAIN, dense_full=0.0, speaker=0.0)
     assert ids(index.search("Bram", axis(0), k=1, weights=stretched)) == [100]
+
+
+def test_turns_by_the_speaker_a_question_names_rank_first():
+    texts = ["I ran a charity race last Saturday, Mel!", "Nice, Caroline. I ran a race too."]
+    index = SessionIndex(dim=DIM, capacity=2)
+    index.add([100, 101], [0, 1], ["user", "assistant"], texts, embeddings=[axis(0), unit(0.9, 0.43)],
+              names=["Caroline", "Melanie"])
+    asked = "When did Melanie run a charity race?"
+    assert ids(index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, speaker=0.0)))[0] == 100
+    assert ids(index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, speaker=2.0)))[0] == 101
+    plain = {h.id: h.score for h in index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, speaker=0.0))}
+    named = {h.id: h.score for h in index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, speaker=0.4))}
+    assert named[101] - plain[101] == pytest.approx(0.4) and named[100] == pytest.approx(plain[100])
 
 
 def test_candidates_per_hit_reads_deeper_for_more_hits():
@@ -319,11 +333,44 @@ def test_candidates_per_hit_reads_deeper_for_more_hits():
     assert ids(index.search("", axis(0), k=1, weights=deep)) == [105]
 
 
-def test_a_speakers_name_is_a_known_name_for_the_bridge():
+def test_the_bridge_does_not_follow_a_speakers_name():
+    """In a chat of two, a speaker's name leads to half the conversation; a question that names a
+    speaker is served by the speaker prior instead."""
     index = SessionIndex(dim=DIM, capacity=2)
-    index.add(ids=[100, 101, 102], positions=[0, 1, 2], roles=["assistant", "user", "user"],
-              texts=["Bram? The one who found the cellar key.", "filler words", "Ask him tomorrow."],
-              embeddings=[axis(0), axis(5), axis(6)], names=["Bram", None, "Bram"])
+    index.add(ids=[100, 101, 102, 103], positions=[0, 1, 2, 3], roles=["assistant", "user", "user", "user"],
+              texts=["Bram? The one who found the cellar key with Ines.", "filler words", "Ask him tomorrow.",
+                     "Ines lives by the sea."],
+              embeddings=[axis(0), axis(5), axis(6), axis(7)], names=["Bram", None, "Bram", None])
     follow = RetrievalWeights(importance=0, recency=0, emotion=0, bridge=1.0, bridge_from=1)
-    hits = index.search("cellar key", axis(0), k=3, weights=follow)
-    assert "names from a related memory" in next(h for h in hits if h.id == 102).reasons
+    hits = {h.id: h for h in index.search("cellar key", axis(0), k=4, weights=follow)}
+    assert "names from a related memory" in hits[103].reasons
+    assert 102 not in hits or "names from a related memory" not in hits[102].reasons
+
+
+def test_turns_said_within_a_date_the_question_names_rank_higher():
+    may, june = datetime(2023, 5, 4, 12).timestamp(), datetime(2023, 6, 20, 12).timestamp()
+    index = SessionIndex(dim=DIM, capacity=2)
+    index.add([100, 101], [0, 1], ["user", "user"], ["We had dinner with my mother.", "Dinner with my mother tonight!"],
+              created=[june, may], embeddings=[axis(0), unit(1.0, 0.3)])
+    asked = "Who did Maria have dinner with on May 3, 2023?"
+    assert ids(index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, dated=2.0))) == [101, 100]
+    assert ids(index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, dated=0.0))) == [100, 101]
+    plain = {h.id: h.score for h in index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, dated=0.0))}
+    dated = {h.id: h.score for h in index.search(asked, axis(0), k=2, weights=dataclasses.replace(PLAIN, dated=0.3))}
+    assert dated[101] - plain[101] == pytest.approx(0.3) and dated[100] == pytest.approx(plain[100])
+
+
+def test_the_bridge_does_not_follow_a_name_said_everywhere():
+    texts = ["Mel found the cellar key with Ines.", "Ines lives by the sea.",
+             *[f"Thanks, Mel! Day {i} was fine." for i in range(5)]]
+    index = SessionIndex(dim=DIM, capacity=2)
+    index.add(list(range(100, 107)), list(range(7)), ["user"] * 7, texts,
+              embeddings=[axis(0), axis(1), *[unit(*[0.0] * (2 + i % 5), 1.0) for i in range(5)]])
+    follow = RetrievalWeights(importance=0, recency=0, emotion=0, specificity=0, bridge=1.0, bridge_from=1,
+                              bridge_max_df=4)
+    hits = {h.id: h for h in index.search("cellar key", axis(0), k=7, weights=follow)}
+    assert "names from a related memory" in hits[101].reasons  # Ines: said twice
+    assert all("names from a related memory" not in hits[i].reasons for i in range(102, 107) if i in hits)
+    everywhere = {h.id: h for h in index.search("cellar key", axis(0), k=7,
+                                                 weights=dataclasses.replace(follow, bridge_max_df=100))}
+    assert any("names from a related memory" in everywhere[i].reasons for i in range(102, 107) if i in everywhere)

@@ -41,9 +41,9 @@ def test_clip_end_keeps_the_end_without_half_words(text, limit, expected):
     assert limit <= 0 or len(clip_end(text, limit)) <= limit
 
 
-def test_when_label_shows_weekday_date_and_time():
+def test_when_label_shows_weekday_and_date():
     ts = datetime(2024, 3, 14, 18, 20).timestamp()
-    assert when_label(ts) == "Thu 2024-03-14 18:20"
+    assert when_label(ts) == "Thu 2024-03-14"
     assert when_label(None) is None
     assert when_label(float("nan")) is None
 
@@ -237,3 +237,28 @@ def test_a_recollection_is_labelled_with_its_speaker_on_one_line():
     assert first == "User: Where is the key?"
     label, said = second.split(": ", 1)
     assert label.startswith("Bram the very") and len(label) == 64 and said == "Behind the tapestry."
+
+
+def test_a_question_brings_its_answer_whichever_speaker_asks():
+    chat = Source(("user", "Rainy again. How did the kids handle the accident?"),
+                  ("assistant", "They were scared, but we told them their brother would be fine."))
+    assert companions(chat, 10) == [11]
+
+
+def days_apart(*roles_texts: tuple[str, str], day_of: tuple[int, ...]) -> Source:
+    source = Source(*roles_texts)
+    for msg, day in zip(source.msgs, day_of):
+        msg.created = datetime(2023, 5, 1 + day, 12).timestamp() + msg.position
+    return source
+
+
+def test_touching_hits_of_two_days_are_two_passages_each_with_its_date():
+    chat = days_apart(("user", "I ran a charity race."), ("assistant", "Hey! Since we last talked, I adopted a cat."),
+                      day_of=(0, 1))
+    got = passages(chat, [FakeHit(10, 0.9), FakeHit(11, 0.8)])
+    assert [(p.ids, p.when) for p in got] == [((10,), "Mon 2023-05-01"), ((11,), "Tue 2023-05-02")]
+
+
+def test_a_pulled_in_question_stays_with_its_answer_across_midnight():
+    chat = days_apart(("assistant", "What are you naming the puppy?"), ("user", "Biscuit!"), day_of=(0, 1))
+    assert [p.ids for p in passages(chat, [FakeHit(11, 0.9)])] == [(10, 11)]
