@@ -2,6 +2,7 @@
 
     python bench/query_int8_bench.py                  # writes bench/results/query_int8.json
     python bench/query_int8_bench.py --calls 100
+    python bench/query_int8_bench.py --variants     # also the quantizations not kept
 
 Reports one-sentence latency of the float and the int8 ONNX models (alternating blocks, and
 through `Embedder.embed_one` with the cache off), the cosine between a text's two vectors over
@@ -31,6 +32,13 @@ from bench.embed_bench import latency, ms, sentences, service_latency  # noqa: E
 from bench.recall.locomo import conversations  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "query_int8.json"
+# Other ways to quantize, for comparison (`--variants`): onnxruntime `quantize_dynamic` arguments.
+VARIANTS = {
+    "per-tensor weights": {"per_channel": False, "op_types_to_quantize": ["MatMul", "Attention"]},
+    "MatMul only (attention float)": {"per_channel": True, "op_types_to_quantize": ["MatMul"]},
+    "every op, embedding lookups too": {"per_channel": True},
+    "uint8 weights": {"per_channel": True, "op_types_to_quantize": ["MatMul", "Attention"], "uint8": True},
+}
 
 
 def spread(cosines: np.ndarray) -> dict[str, float]:
@@ -68,12 +76,39 @@ def speed(backends: dict, calls: int) -> dict[str, dict[str, float]]:
     return out
 
 
+def variants(exact, calls: int) -> dict[str, dict]:
+    """Latency (beside the float model, alternating) and cosine on LoCoMo's questions per variant."""
+    import tempfile
+
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    from app.memory.embedding_backends import OnnxBackend
+
+    questions = [q["question"] for c in conversations() for q in c["questions"]]
+    out = {}
+    with tempfile.TemporaryDirectory() as scratch:
+        for name, options in VARIANTS.items():
+            options = dict(options)
+            weights = QuantType.QUInt8 if options.pop("uint8", False) else QuantType.QInt8
+            target = Path(scratch) / "variant.onnx"
+            quantize_dynamic(str(exact.onnx_file), str(target), weight_type=weights,
+                             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT}, **options)
+            variant = OnnxBackend(target, exact.model_dir, threads=exact.threads)
+            spent = latency({"float32": exact, name: variant}, sentences(calls, seed=1), blocks=4)
+            out[name] = {"median_ms": round(ms(spent[name])[0], 2),
+                         "float32_median_ms": round(ms(spent["float32"])[0], 2),
+                         "cosine, locomo questions": spread(cosines(exact, variant, questions))}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cache-dir", type=Path,
                         default=Path(os.environ.get("EMBEDDING_CACHE_DIR") or ROOT / "data" / "models"))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--calls", type=int, default=200, help="one-sentence calls per model")
+    parser.add_argument("--variants", action="store_true", help="also measure the quantizations not kept")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     exact = load_backend("all-MiniLM-L6-v2", "onnx", args.cache_dir, args.threads)
@@ -85,6 +120,8 @@ def main() -> None:
         "locomo questions": spread(cosines(exact, quick, [q["question"] for c in convs for q in c["questions"]])),
         "generated sentences": spread(cosines(exact, quick, sentences(500, seed=2)))}
     report["locomo top-10, int8 question vs float question"] = top10_overlap(exact, quick)
+    if args.variants:
+        report["variants"] = variants(exact, args.calls)
     print(json.dumps(report, indent=1))
     args.out.write_text(json.dumps(report, indent=1) + "\n")
 

@@ -256,7 +256,7 @@ def _cell(row: dict[str, Any] | None) -> str:
     return f"{row['strict']:>7.3f} / {row['lenient']:.3f}" if row else f"{'-':>15}"
 
 
-def serve(data_dir: Path, query_int8: bool = False):
+def serve(data_dir: Path, query_int8: bool = True):
     """The proxy (default settings, its own data directory) and a fake upstream, as real servers."""
     import contextlib
 
@@ -283,7 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=None, help="keep the proxy's data here (reused when loaded)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--dump", type=Path, default=None, help="write every row (question, budget, strategy)")
-    parser.add_argument("--query-int8", action="store_true", help="the proxy embeds questions with its int8 model")
+    parser.add_argument("--float-query", dest="query_int8", action="store_false",
+                        help="the proxy embeds questions on the float model (as EMBEDDING_QUERY_INT8=false); default: its int8 copy")
     args = parser.parse_args(argv)
     convs = [c for c in conversations() if not args.conversations or c["id"] in args.conversations]
     rows, times = evaluate(convs, args)

@@ -57,7 +57,7 @@ class Embeddings:
     """The product's embedder, with message vectors cached on disk per conversation."""
 
     def __init__(self, threads: int = 2, piece_words: int = 4, whole: bool = False,
-                 query_int8: bool = False) -> None:
+                 query_int8: bool = True) -> None:
         self.piece_words = piece_words
         self.whole = whole  # one vector per message, of its whole text
         from app.memory.embedder import Embedder, load_backend
@@ -194,7 +194,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategies", nargs="+", default=list(S.STRATEGIES))
     parser.add_argument("--long", action="store_true",
                         help="role-play-long turns (`generate.lengthen`); writes recall_long.json by default")
-    parser.add_argument("--query-int8", action="store_true", help="questions on the int8 copy of the model")
+    parser.add_argument("--float-query", dest="query_int8", action="store_false",
+                        help="questions on the float model (as EMBEDDING_QUERY_INT8=false); default: its int8 copy")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     args.out = args.out or (RESULTS.with_name("recall_long.json") if args.long else RESULTS)

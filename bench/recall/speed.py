@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -64,7 +65,7 @@ def measure(index: SessionIndex, queries: int, rng: np.random.Generator) -> list
 
 
 def pre_upstream(index: SessionIndex, queries: int, threads: int,
-                 query_int8: bool = False) -> tuple[list[float], list[float]]:
+                 query_int8: bool = True) -> tuple[list[float], list[float]]:
     """Embed a new question, search, make passages, build an 8k context: ms per request, and ms
     of it spent embedding."""
     from app.budget import BudgetSplit, plan_budget
@@ -107,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2, help="the embedding model's threads")
     parser.add_argument("--long", action="store_true", help="role-play-long turns, 6-12 vectors each")
-    parser.add_argument("--query-int8", action="store_true", help="the question on the int8 copy of the model")
+    parser.add_argument("--float-query", dest="query_int8", action="store_false",
+                        help="the question on the float model (as EMBEDDING_QUERY_INT8=false); default: its int8 copy")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     args.out = args.out or ROOT / "bench" / "results" / ("recall_speed_long.json" if args.long else "recall_speed.json")
