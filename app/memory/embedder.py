@@ -154,7 +154,16 @@ class Embedder:
             self._lane = await BackgroundLane.open(self, self.background_threads, self.background_nice)
             self.background_backend = self._lane.backend if self._lane else None
         if self.query_only and self._lane is None:
+            await self._open_stored()
+
+    async def _open_stored(self) -> None:
+        """Load the float copy for stored texts; failing that, the query model embeds them too."""
+        try:
             await asyncio.get_running_loop().run_in_executor(self._thread, self._stored_backend)
+        except Exception as exc:  # requests still work; stored and query vectors then agree
+            log.warning("no float model for stored texts (%s: %s); the query model embeds them",
+                        type(exc).__name__, exc)
+            self.query_only = False
 
     async def aclose(self) -> None:
         """Serve the texts already queued, then stop the worker and its thread (cancelled: at once)."""

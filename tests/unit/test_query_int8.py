@@ -4,6 +4,7 @@ queries only (stored texts keep the float model's vectors, with or without a sec
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from pathlib import Path
 
@@ -124,3 +125,27 @@ def test_a_float_model_serves_both_from_one_cache(float_backend):
     embedder = Embedder(float_backend)
     stored = embedder.embed_blocking(["one text"], background=True)
     assert np.array_equal(embedder.embed_blocking(["one text"]), stored) and embedder.cache_hits == 1
+
+
+class QueryOnly:
+    """A query-only fake: 'int8' vectors of 1s; its copy (the stored-text model) cannot be loaded."""
+
+    dim, name, query_only, threads = 4, "fake-int8", True, 1
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.ones((len(texts), self.dim), dtype=np.float32) / 2
+
+    def with_threads(self, threads: int):
+        raise MemoryError("no room for the float model")
+
+
+@pytest.mark.parametrize("lane_threads", [0, 1])
+def test_without_a_float_copy_the_query_model_embeds_everything(caplog, lane_threads):
+    async def body(embedder):
+        stored = await embedder.embed(["a"], background=True)
+        return stored, await embedder.embed_one("a"), embedder.cache_hits
+
+    with caplog.at_level(logging.WARNING, logger="app.memory.embedder"):
+        stored, query, hits = run(Embedder(QueryOnly(), background_threads=lane_threads), body)
+    assert np.array_equal(stored[0], query) and hits == 1  # one vector, shared as without int8
+    assert "query model embeds them" in caplog.text
