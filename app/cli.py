@@ -28,9 +28,12 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
 def prepare(settings: Settings, _: argparse.Namespace) -> int:
     """Ready the embedding model offline, so the first start does not pay for it."""
     from app.memory.embedder import prepare as prepare_model
+    from app.memory.embedder import prepare_int8
 
     path = prepare_model(settings.embedding_model, settings.model_cache_dir)
     print(f"embedding model ready: {path}")
+    if settings.embedding_query_int8:
+        print(f"int8 query model ready: {prepare_int8(settings.embedding_model, settings.model_cache_dir)}")
     return 0
 
 

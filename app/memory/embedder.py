@@ -19,6 +19,11 @@ and small batches keep a query's wait short. The lifespan owns it:
     query = await embedder.embed_one("what did I say about the sea?")
     await embedder.aclose()                                # serves what is queued, then stops
 
+A query-only backend (the int8 copy, `load_backend(..., query_int8=True)`) encodes requests'
+queries; background texts, the ones stored and searched, go to its float copy (`with_threads`):
+on the second lane, or without one on a copy the shared worker keeps. Queries and stored texts
+then have their own cache keys, so a stored vector never comes from the int8 model.
+
 Scripts without an event loop use `embedder.embed_blocking(texts)` (same cache, no worker).
 Export the ONNX model ahead of time with `python -m app.memory.embedder --prepare --cache-dir DIR`.
 """
@@ -46,11 +51,13 @@ from app.memory.embedding_backends import (
     TorchBackend,
     load_backend,
     prepare,
+    prepare_int8,
     resolve_model_path,
 )
 
 __all__ = ["Embedder", "EmbeddingBackend", "OnnxBackend", "TorchBackend", "load_backend", "prepare",
-           "resolve_model_path", "text_key"]
+           "prepare_int8", "resolve_model_path", "text_key"]
+QUERY_KEY = b"q"  # prefixes a query's cache key when queries have their own (int8) model
 
 log = logging.getLogger("app.memory.embedder")
 _STOP = object()  # queued by aclose(): everything before it is still served
@@ -111,6 +118,8 @@ class Embedder:
         self.background_threads = background_threads
         self.background_nice = background_nice
         self.background_backend: EmbeddingBackend | None = None  # the second lane's model, once started
+        self.query_only = bool(getattr(backend, "query_only", False))  # stored texts need another model
+        self._stored: EmbeddingBackend | None = None  # that model, without a second lane
         self._background: collections.deque = collections.deque()
         self.cache = VectorCache(cache_size)
         self.cache_hits = 0
@@ -144,6 +153,17 @@ class Embedder:
         if self.background_threads > 0 and hasattr(self.backend, "with_threads"):
             self._lane = await BackgroundLane.open(self, self.background_threads, self.background_nice)
             self.background_backend = self._lane.backend if self._lane else None
+        if self.query_only and self._lane is None:
+            await self._open_stored()
+
+    async def _open_stored(self) -> None:
+        """Load the float copy for stored texts; failing that, the query model embeds them too."""
+        try:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._stored_backend)
+        except Exception as exc:  # requests still work; stored and query vectors then agree
+            log.warning("no float model for stored texts (%s: %s); the query model embeds them",
+                        type(exc).__name__, exc)
+            self.query_only = False
 
     async def aclose(self) -> None:
         """Serve the texts already queued, then stop the worker and its thread (cancelled: at once)."""
@@ -173,7 +193,7 @@ class Embedder:
         """
         if self._worker is None or self._worker.done():
             raise RuntimeError("Embedder is not running: await start() first (or it was closed)")
-        keys = [text_key(t) for t in texts]
+        keys = self._keys(texts, background)
         found = self._lookup(keys)
         waiting = {k: self._request(k, t, background) for k, t in zip(keys, texts) if k not in found}
         if waiting:
@@ -185,16 +205,30 @@ class Embedder:
         """One text's unit vector, shape (dim,)."""
         return (await self.embed([text]))[0]
 
-    def embed_blocking(self, texts: Sequence[str]) -> np.ndarray:
+    def embed_blocking(self, texts: Sequence[str], *, background: bool = False) -> np.ndarray:
         """Like `embed`, in the calling thread, for scripts with no event loop."""
-        keys = [text_key(t) for t in texts]
+        keys = self._keys(texts, background)
         found = self._lookup(keys)
         missing = {k: t for k, t in zip(keys, texts) if k not in found}
         if missing:
-            for key, vector in zip(missing, self._encode(list(missing.values()))):
+            backend = self._stored_backend() if background else self.backend
+            for key, vector in zip(missing, self._encode(list(missing.values()), backend)):
                 self.cache.put(key, vector)
                 found[key] = vector
         return self._stack(keys, found)
+
+    def _keys(self, texts: Sequence[str], background: bool) -> list[bytes]:
+        if self.query_only and not background:
+            return [QUERY_KEY + text_key(t) for t in texts]
+        return [text_key(t) for t in texts]
+
+    def _stored_backend(self) -> EmbeddingBackend:
+        """The model for texts to be stored: the lane's, else the backend (or its float copy)."""
+        if self.background_backend is not None:
+            return self.background_backend
+        if self.query_only and self._stored is None:
+            self._stored = self.backend.with_threads(getattr(self.backend, "threads", 0))
+        return self._stored or self.backend
 
     def _lookup(self, keys: list[bytes]) -> dict[bytes, np.ndarray]:
         found = self.cache.get_many(keys)
@@ -245,16 +279,20 @@ class Embedder:
         try:
             stop = False
             while not stop:
-                batch, stop = await self._next_batch()
+                batch, stop, background = await self._next_batch()
                 if batch:
-                    await self._serve(batch, self._thread, self.backend)
+                    backend = self._stored_backend() if background else self.backend
+                    await self._serve(batch, self._thread, backend)
         finally:
             self._fail_pending(EmbedderClosed("Embedder closed"))
 
-    async def _next_batch(self) -> tuple[list[tuple], bool]:
-        """Urgent texts first (up to max_batch); else a small background batch (shared lane only)."""
+    async def _next_batch(self) -> tuple[list[tuple], bool, bool]:
+        """Urgent texts first (up to max_batch); else a small background batch (shared lane only).
+
+        Returns the batch, whether to stop after it, and whether it is background texts.
+        """
         batch: list[tuple] = []
-        stop = False
+        stop = background = False
         item = await self._queue.get()
         while True:
             if item is _STOP:
@@ -266,13 +304,13 @@ class Embedder:
             item = self._queue.get_nowait()
         if self._background and self._lane is None:
             if not batch:
-                batch = self._take_background(self.background_batch)
+                batch, background = self._take_background(self.background_batch), True
             if self._background:  # more (the wake-up may have been drained with urgent texts): come back
                 self._queue.put_nowait(_WAKE)
         if stop and (not self._queue.empty() or (self._background and self._lane is None)):
             self._queue.put_nowait(_STOP)  # serve what is queued before stopping
             stop = False
-        return batch, stop
+        return batch, stop, background
 
     def _take_background(self, limit: int) -> list[tuple]:
         return [self._background.popleft() for _ in range(min(limit, len(self._background)))]
@@ -384,11 +422,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--prepare", action="store_true", help="export the model to ONNX ahead of time")
     parser.add_argument("--cache-dir", type=Path, default=Path("data/models"))
     parser.add_argument("--model", default="all-MiniLM-L6-v2")
+    parser.add_argument("--int8", action="store_true", help="also write the int8 copy for queries")
     args = parser.parse_args(argv)
     if not args.prepare:
         parser.error("nothing to do: pass --prepare")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     print(prepare(args.model, args.cache_dir))
+    if args.int8:
+        print(prepare_int8(args.model, args.cache_dir))
     return 0
 
 

@@ -135,7 +135,7 @@ class Summarizer:
 
     async def _save(self, key: str, kind: str, level: int, start: int, end: int, text: str,
                     replaces: int | None) -> None:
-        vector = await self.embedder.embed_one(text)
+        (vector,) = await self.embedder.embed([text], background=True)  # stored: the writer's model
         await self.store.add_summary(key, kind=kind, level=level, start_position=start, end_position=end,
                                      text=text, embedding=vector, supersedes=(replaces,) if replaces else ())
         if self.on_written is not None:

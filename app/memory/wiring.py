@@ -38,7 +38,8 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     await store.open()
     stack.push_async_callback(store.aclose)
     backend = await asyncio.to_thread(load_backend, settings.embedding_model, settings.embedding_backend,
-                                      settings.model_cache_dir, settings.embedding_threads)
+                                      settings.model_cache_dir, settings.embedding_threads,
+                                      query_int8=settings.embedding_query_int8)
     embedder = Embedder(backend, cache_size=settings.embedding_cache_size,
                         background_threads=settings.embedding_background_threads,
                         background_nice=settings.embedding_background_nice)

@@ -56,16 +56,23 @@ RESULTS = ROOT / "bench" / "results" / "recall.json"
 class Embeddings:
     """The product's embedder, with message vectors cached on disk per conversation."""
 
-    def __init__(self, threads: int = 2, piece_words: int = 4, whole: bool = False) -> None:
+    def __init__(self, threads: int = 2, piece_words: int = 4, whole: bool = False,
+                 query_int8: bool = True) -> None:
         self.piece_words = piece_words
         self.whole = whole  # one vector per message, of its whole text
         from app.memory.embedder import Embedder, load_backend
 
-        self.embedder = Embedder(load_backend("all-MiniLM-L6-v2", "auto", ROOT / "data" / "models", threads),
+        cache = Path(os.environ.get("EMBEDDING_CACHE_DIR") or ROOT / "data" / "models")
+        self.embedder = Embedder(load_backend("all-MiniLM-L6-v2", "auto", cache, threads, query_int8=query_int8),
                                  cache_size=100_000)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
+        """Queries' vectors (the int8 model's with `query_int8`)."""
         return self.embedder.embed_blocking(texts)
+
+    def stored(self, texts: list[str]) -> np.ndarray:
+        """Stored messages' vectors: always the float model's, as the product's writer makes them."""
+        return self.embedder.embed_blocking(texts, background=True)
 
     def whole_vectors(self, conversation: dict[str, Any]) -> np.ndarray:
         """One vector per message, of its whole text (what plain cosine search uses)."""
@@ -82,7 +89,7 @@ class Embeddings:
         if path.exists():
             vectors = np.load(path)
         else:
-            vectors = np.concatenate([self(texts[i:i + 256]) for i in range(0, len(texts), 256)])
+            vectors = np.concatenate([self.stored(texts[i:i + 256]) for i in range(0, len(texts), 256)])
             CACHE.mkdir(parents=True, exist_ok=True)
             np.save(path, vectors)
         ends = np.cumsum([len(p) for p in split])
@@ -187,10 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--strategies", nargs="+", default=list(S.STRATEGIES))
     parser.add_argument("--long", action="store_true",
                         help="role-play-long turns (`generate.lengthen`); writes recall_long.json by default")
+    parser.add_argument("--float-query", dest="query_int8", action="store_false",
+                        help="questions on the float model (as EMBEDDING_QUERY_INT8=false); default: its int8 copy")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     args.out = args.out or (RESULTS.with_name("recall_long.json") if args.long else RESULTS)
-    embed, rows, timing = Embeddings(), [], {}
+    embed, rows, timing = Embeddings(query_int8=args.query_int8), [], {}
     for size in args.sizes:
         for seed in args.seeds:
             started = time.perf_counter()
@@ -211,6 +220,7 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], timing: dict[str
         return [{**dict(zip(keys, k)), **v} for k, v in table.items()]
 
     report = {"sizes": args.sizes, "seeds": args.seeds, "budgets": args.budgets, "long_turns": args.long,
+              "query_int8": args.query_int8,
               "weights": RetrievalWeights().__dict__,
               "notes": "seeds 1 and 5-8 tuned (bench.recall.tune); these seeds held out. Packed by app.context.build_context "
                        "with the default budget split, no persona. by_id: every message holding the fact(s) is in "

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -63,7 +64,8 @@ def measure(index: SessionIndex, queries: int, rng: np.random.Generator) -> list
     return times
 
 
-def pre_upstream(index: SessionIndex, queries: int, threads: int) -> tuple[list[float], list[float]]:
+def pre_upstream(index: SessionIndex, queries: int, threads: int,
+                 query_int8: bool = True) -> tuple[list[float], list[float]]:
     """Embed a new question, search, make passages, build an 8k context: ms per request, and ms
     of it spent embedding."""
     from app.budget import BudgetSplit, plan_budget
@@ -73,7 +75,8 @@ def pre_upstream(index: SessionIndex, queries: int, threads: int) -> tuple[list[
     from app.memory.recall import memory_room
     from app.memory.retrieval import hits_for_budget
 
-    backend = load_backend("all-MiniLM-L6-v2", "auto", ROOT / "data" / "models", threads)
+    cache = Path(os.environ.get("EMBEDDING_CACHE_DIR") or ROOT / "data" / "models")
+    backend = load_backend("all-MiniLM-L6-v2", "auto", cache, threads, query_int8=query_int8)
     plan = plan_budget(8192, None, BudgetSplit())  # the default CONTEXT_TOKENS
     window = [{"role": "user" if i % 2 == 0 else "assistant", "content": index.text_of(i)}
               for i in range(len(index) - 20, len(index))]
@@ -105,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2, help="the embedding model's threads")
     parser.add_argument("--long", action="store_true", help="role-play-long turns, 6-12 vectors each")
+    parser.add_argument("--float-query", dest="query_int8", action="store_false",
+                        help="the question on the float model (as EMBEDDING_QUERY_INT8=false); default: its int8 copy")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     args.out = args.out or ROOT / "bench" / "results" / ("recall_speed_long.json" if args.long else "recall_speed.json")
@@ -115,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     for size in args.sizes:
         index, adds = build(size, texts, rng, (6, 12) if args.long else (1, 3))
         times = measure(index, args.queries, rng)
-        total, embeds = pre_upstream(index, args.queries, args.threads)
+        total, embeds = pre_upstream(index, args.queries, args.threads, args.query_int8)
         rows.append({"messages": size, "search_ms_median": round(statistics.median(times), 3),
                      "pre_upstream_ms_median": round(statistics.median(total), 3),
                      "pre_upstream_ms_p95": round(float(np.percentile(total, 95)), 3),

@@ -1,0 +1,151 @@
+"""The int8 query model: made offline from the shipped float model, close to it, and used for
+queries only (stored texts keep the float model's vectors, with or without a second lane)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+
+from app.memory.embedder import Embedder, load_backend, prepare, prepare_int8, resolve_model_path
+from app.memory.embedding_backends import OnnxBackend, export_path, int8_path
+
+ROOT = Path(__file__).resolve().parents[2]
+MODEL = "all-MiniLM-L6-v2"
+# Lowest cosine between a text's int8 and float vectors. Measured over 300 generated sentences:
+# min 0.9865, mean 0.9930; the lowest are the shortest texts ("", "ok": 0.976-0.978). Per-tensor
+# weights gave min 0.934 on the same sentences, which this refuses.
+MIN_COSINE = 0.97
+
+SENTENCES = [
+    "I adopted a grey kitten from the shelter last week.", "The croissants at the corner bakery are flaky.",
+    "I'm nervous about my job interview on Monday.", "We booked flights to Lisbon for our summer holiday.",
+    "My sister is getting married in June.", "I can't stop worrying about the future.",
+    "My laptop crashed and I lost a week of work.", "The garden tomatoes are finally turning red.",
+    "My doctor says my blood pressure is too high.", "The rent went up again this year.",
+    "what did I say about the sea?", "", "ok", "Melanie painted a sunrise over the lake in 2022 and "
+    "gave it to her friend Caroline, who hung it in the hallway of her new flat near the station.",
+]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("EMBEDDING_CACHE_DIR") or ROOT / "data" / "models")
+
+
+@pytest.fixture(scope="module")
+def float_backend():
+    return load_backend(MODEL, "onnx", cache_dir(), threads=1)
+
+
+@pytest.fixture(scope="module")
+def int8_backend():
+    return load_backend(MODEL, "onnx", cache_dir(), threads=1, query_int8=True)
+
+
+def run(embedder: Embedder, body):
+    async def main():
+        await embedder.start()
+        try:
+            return await body(embedder)
+        finally:
+            await embedder.aclose()
+
+    return asyncio.run(main())
+
+
+def test_prepare_quantizes_the_exported_model_once_beside_it(tmp_path):
+    shipped = prepare(MODEL, cache_dir())
+    exported = export_path(resolve_model_path(MODEL), tmp_path, label=MODEL)
+    exported.symlink_to(shipped)  # as if `prepare` had exported it here
+    made = prepare_int8(MODEL, tmp_path)
+    ops = {node.op_type for node in onnx.load(str(made)).graph.node}
+    assert made == int8_path(exported) and made.parent == tmp_path
+    assert {"MatMulInteger", "QAttention"} <= ops and "MatMul" not in ops
+    assert made.stat().st_size < shipped.stat().st_size
+    stamp = made.stat().st_mtime_ns
+    assert prepare_int8(MODEL, tmp_path) == made and made.stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([exported.name, made.name])  # no temp left
+
+
+def test_int8_vectors_stay_close_to_the_float_model(float_backend, int8_backend):
+    exact, quick = float_backend.encode(SENTENCES), int8_backend.encode(SENTENCES)
+    cosines = (exact * quick).sum(axis=1)
+    assert cosines.min() >= MIN_COSINE, cosines
+    assert not np.array_equal(exact, quick)  # the int8 model really ran
+    assert np.allclose(np.linalg.norm(quick, axis=1), 1.0, atol=1e-5)
+
+
+def test_int8_keeps_each_query_nearest_neighbours(float_backend, int8_backend):
+    stored = float_backend.encode(SENTENCES[:10])
+    queries = ["a new cat at home", "baking pastries", "getting a job", "travel plans", "a family wedding",
+               "fear of what is coming", "computer trouble", "vegetables", "a visit to the doctor", "housing costs"]
+    exact = np.argmax(float_backend.encode(queries) @ stored.T, axis=1)
+    quick = np.argmax(int8_backend.encode(queries) @ stored.T, axis=1)
+    assert np.array_equal(exact, np.arange(10)) and np.array_equal(quick, exact)  # lower ranks among
+    # unrelated sentences may swap (their cosines differ by less than the int8 error)
+
+
+def test_the_setting_picks_the_query_model(float_backend, int8_backend):
+    assert (float_backend.name, float_backend.query_only) == ("onnx", False)
+    assert (int8_backend.name, int8_backend.query_only) == ("onnx-int8", True)
+    assert int8_backend.stored_file == float_backend.onnx_file
+    copy = int8_backend.with_threads(1)
+    assert (copy.onnx_file, copy.query_only) == (float_backend.onnx_file, False)
+
+
+@pytest.mark.parametrize("lane_threads", [0, 1])
+def test_stored_texts_keep_float_vectors_while_queries_use_int8(float_backend, int8_backend, lane_threads):
+    text = "I lost my passport at the airport in Madrid."
+
+    async def body(embedder):
+        stored = await embedder.embed([text], background=True)
+        query = await embedder.embed_one(text)  # the same text: not served from the stored one's cache
+        return stored[0], query, await embedder.embed([text], background=True)
+
+    stored, query, again = run(Embedder(int8_backend, background_threads=lane_threads), body)
+    assert np.allclose(stored, float_backend.encode([text])[0], atol=1e-6)
+    assert np.allclose(query, int8_backend.encode([text])[0], atol=1e-6)
+    assert not np.allclose(stored, query, atol=1e-4) and np.array_equal(again[0], stored)
+
+
+def test_blocking_embed_stores_float_vectors(float_backend, int8_backend):
+    embedder = Embedder(int8_backend)
+    stored = embedder.embed_blocking(SENTENCES[:3], background=True)
+    queries = embedder.embed_blocking(SENTENCES[:3])
+    assert np.allclose(stored, float_backend.encode(SENTENCES[:3]), atol=1e-6)
+    assert np.allclose(queries, int8_backend.encode(SENTENCES[:3]), atol=1e-6)
+
+
+def test_a_float_model_serves_both_from_one_cache(float_backend):
+    embedder = Embedder(float_backend)
+    stored = embedder.embed_blocking(["one text"], background=True)
+    assert np.array_equal(embedder.embed_blocking(["one text"]), stored) and embedder.cache_hits == 1
+
+
+class QueryOnly:
+    """A query-only fake: 'int8' vectors of 1s; its copy (the stored-text model) cannot be loaded."""
+
+    dim, name, query_only, threads = 4, "fake-int8", True, 1
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        return np.ones((len(texts), self.dim), dtype=np.float32) / 2
+
+    def with_threads(self, threads: int):
+        raise MemoryError("no room for the float model")
+
+
+@pytest.mark.parametrize("lane_threads", [0, 1])
+def test_without_a_float_copy_the_query_model_embeds_everything(caplog, lane_threads):
+    async def body(embedder):
+        stored = await embedder.embed(["a"], background=True)
+        return stored, await embedder.embed_one("a"), embedder.cache_hits
+
+    with caplog.at_level(logging.WARNING, logger="app.memory.embedder"):
+        stored, query, hits = run(Embedder(QueryOnly(), background_threads=lane_threads), body)
+    assert np.array_equal(stored[0], query) and hits == 1  # one vector, shared as without int8
+    assert "query model embeds them" in caplog.text
