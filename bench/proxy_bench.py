@@ -77,7 +77,8 @@ def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen:
             time.sleep(0.1)
         if proc.poll() is not None:
             raise RuntimeError(f"{cmd} exited; see {err.name}")
-    raise RuntimeError(f"{cmd} did not start")
+    proc.kill()  # never leave a server that did not come up running behind the benchmark
+    raise RuntimeError(f"{cmd} did not start; see {err.name}")
 
 
 COUNTER = iter(range(10**9))

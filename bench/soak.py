@@ -250,6 +250,14 @@ async def soak(args: argparse.Namespace) -> dict:
     fake = start([sys.executable, "-m", "app.fakes.openai_server", "--port", str(fake_port), "--numbered",
                   "--fault-rate", str(args.fault_rate), "--seed", str(args.seed)], {},
                  f"http://127.0.0.1:{fake_port}/v1/models")
+    try:
+        return await drive(args, rng, fake_port)
+    finally:
+        fake.terminate()
+
+
+async def drive(args: argparse.Namespace, rng: random.Random, fake_port: int) -> dict:
+    """The bursts and the check, against a proxy started (and restarted) here, through the relay."""
     relay = Relay(fake_port, args.fault_rate / 6, args.seed)
     server, relay_port = await relay.serve()
     data = Path(tempfile.mkdtemp(prefix="soak-"))
@@ -268,9 +276,8 @@ async def soak(args: argparse.Namespace) -> dict:
     finally:
         proxy.send_signal(signal.SIGTERM)
         await asyncio.to_thread(proxy.wait, 60)
-        injected = httpx.get(f"http://127.0.0.1:{fake_port}/faults").json()
-        fake.terminate()
         server.close()
+    injected = httpx.get(f"http://127.0.0.1:{fake_port}/faults").json()
     result["files failing the integrity check"] = integrity(data)
     return {"conversations": args.conversations, "turns": args.turns, "fault_rate": args.fault_rate,
             "kill": args.kill, "seconds": round(time.monotonic() - started, 1), "result": dict(result),
