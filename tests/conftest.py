@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -24,11 +25,24 @@ def fake():
         yield upstream
 
 
+def model_cache_dir() -> Path:
+    """Where the exported embedding models are kept for tests (built once by `run.sh`'s prepare)."""
+    return Path(os.environ.get("EMBEDDING_CACHE_DIR") or Path(__file__).resolve().parents[1] / "data" / "models")
+
+
+@pytest.fixture(scope="session")
+def onnx_backend():
+    """The float ONNX embedding model, loaded once for every test that needs it."""
+    from app.memory.embedder import load_backend
+
+    return load_backend("all-MiniLM-L6-v2", "onnx", model_cache_dir(), threads=1)
+
+
 def proxy_settings(tmp_path, **overrides) -> Settings:
     """Settings for a test proxy: its own data dir, fast retries, memory off unless asked."""
     values = dict(data_dir=tmp_path / "data", log_dir=tmp_path / "logs", memory_enabled=False,
                   upstream_retry_max_wait=0.2, upstream_connect_timeout=1.0, log_json=False,
-                  embedding_cache_dir=os.environ.get("EMBEDDING_CACHE_DIR") or os.path.abspath("data/models"))
+                  embedding_cache_dir=model_cache_dir())
     values.update(overrides)
     return Settings(_env_file=None, **values)
 

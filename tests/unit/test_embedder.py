@@ -17,6 +17,7 @@ import pytest
 
 from app.memory.embedder import LANE_BATCH, Embedder, load_backend, prepare, resolve_model_path
 from app.memory.embedding_backends import export_path, fuse_bert, mean_pool, normalise, pad, read_layout, utf8_safe
+from tests.conftest import model_cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "all-MiniLM-L6-v2"
@@ -50,18 +51,9 @@ SENTENCES = [
 ]
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("EMBEDDING_CACHE_DIR") or ROOT / "data" / "models")
-
-
-@pytest.fixture(scope="session")
-def onnx_backend():
-    return load_backend(MODEL, "onnx", cache_dir(), threads=1)
-
-
 @pytest.fixture(scope="session")
 def torch_backend():
-    return load_backend(MODEL, "torch", cache_dir(), threads=1)
+    return load_backend(MODEL, "torch", model_cache_dir(), threads=1)
 
 
 class Counting:
@@ -132,7 +124,7 @@ def test_anything_else_is_refused_without_download(name, tmp_path):
 
 def test_unknown_backend_name_is_refused():
     with pytest.raises(ValueError, match="unknown embedding backend"):
-        load_backend(MODEL, "tensorflow", cache_dir(), threads=1)
+        load_backend(MODEL, "tensorflow", model_cache_dir(), threads=1)
 
 
 def test_layout_of_the_packaged_model():
@@ -174,8 +166,8 @@ def test_utf8_safe_replaces_lone_surrogates_only():
 def test_export_file_name_differs_per_model(tmp_path):
     other = tmp_path / "other-model"
     other.mkdir()
-    packaged = export_path(resolve_model_path(MODEL), cache_dir(), label=MODEL)
-    assert packaged.name.startswith(MODEL + "-") and packaged != export_path(other, cache_dir())
+    packaged = export_path(resolve_model_path(MODEL), model_cache_dir(), label=MODEL)
+    assert packaged.name.startswith(MODEL + "-") and packaged != export_path(other, model_cache_dir())
 
 
 # The two backends agree
@@ -214,18 +206,18 @@ def test_semantically_close_sentences_are_nearer(onnx_backend):
 # The ONNX export
 
 def test_export_is_reused_not_redone(onnx_backend):
-    path = prepare(MODEL, cache_dir())
+    path = prepare(MODEL, model_cache_dir())
     before = path.stat()
-    load_backend(MODEL, "onnx", cache_dir(), threads=1)
-    assert prepare(MODEL, cache_dir()) == path
+    load_backend(MODEL, "onnx", model_cache_dir(), threads=1)
+    assert prepare(MODEL, model_cache_dir()) == path
     assert (path.stat().st_ino, path.stat().st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    assert not list(cache_dir().glob(".*.tmp"))
+    assert not list(model_cache_dir().glob(".*.tmp"))
 
 
 def test_the_exported_graph_runs_fused_attention(onnx_backend):
     import onnx
 
-    ops = {node.op_type for node in onnx.load(str(prepare(MODEL, cache_dir()))).graph.node}
+    ops = {node.op_type for node in onnx.load(str(prepare(MODEL, model_cache_dir()))).graph.node}
     assert {"Attention", "SkipLayerNormalization", "EmbedLayerNormalization"} <= ops
     assert "Softmax" not in ops  # no attention left unfused
 
@@ -248,9 +240,9 @@ def test_a_graph_that_cannot_be_fused_is_left_as_it_was(tmp_path, caplog):
 
 def test_prepare_command_prints_the_exported_file(onnx_backend):
     done = subprocess.run([sys.executable, "-m", "app.memory.embedder", "--prepare", "--cache-dir",
-                           str(cache_dir())], cwd=ROOT, capture_output=True, text=True, timeout=120)
+                           str(model_cache_dir())], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    assert Path(done.stdout.strip()) == prepare(MODEL, cache_dir())
+    assert Path(done.stdout.strip()) == prepare(MODEL, model_cache_dir())
 
 
 def test_auto_falls_back_to_torch_when_onnx_cannot_load(tmp_path, caplog):
@@ -535,7 +527,7 @@ def varied_texts(n: int = 300) -> list[str]:
 def test_vectors_are_the_same_whatever_the_threads_lane_or_batch(onnx_backend):
     texts = varied_texts()
     reference = onnx_backend.encode(texts)  # one thread, batches of 32 sorted by length
-    two = load_backend(MODEL, "onnx", cache_dir(), threads=2)
+    two = load_backend(MODEL, "onnx", model_cache_dir(), threads=2)
     copy = onnx_backend.with_threads(1)
     alone = np.stack([two.encode([t])[0] for t in texts[::7]])
     for other in (two.encode(texts), copy.encode(texts[::-1])[::-1]):

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
@@ -14,8 +13,8 @@ import pytest
 
 from app.memory.embedder import Embedder, load_backend, prepare, prepare_int8, resolve_model_path
 from app.memory.embedding_backends import OnnxBackend, export_path, int8_path
+from tests.conftest import model_cache_dir
 
-ROOT = Path(__file__).resolve().parents[2]
 MODEL = "all-MiniLM-L6-v2"
 # Lowest cosine between a text's int8 and float vectors. Measured over 300 generated sentences:
 # min 0.9865, mean 0.9930; the lowest are the shortest texts ("", "ok": 0.976-0.978). Per-tensor
@@ -33,18 +32,9 @@ SENTENCES = [
 ]
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("EMBEDDING_CACHE_DIR") or ROOT / "data" / "models")
-
-
-@pytest.fixture(scope="module")
-def float_backend():
-    return load_backend(MODEL, "onnx", cache_dir(), threads=1)
-
-
 @pytest.fixture(scope="module")
 def int8_backend():
-    return load_backend(MODEL, "onnx", cache_dir(), threads=1, query_int8=True)
+    return load_backend(MODEL, "onnx", model_cache_dir(), threads=1, query_int8=True)
 
 
 def run(embedder: Embedder, body):
@@ -59,7 +49,7 @@ def run(embedder: Embedder, body):
 
 
 def test_prepare_quantizes_the_exported_model_once_beside_it(tmp_path):
-    shipped = prepare(MODEL, cache_dir())
+    shipped = prepare(MODEL, model_cache_dir())
     exported = export_path(resolve_model_path(MODEL), tmp_path, label=MODEL)
     exported.symlink_to(shipped)  # as if `prepare` had exported it here
     made = prepare_int8(MODEL, tmp_path)
@@ -72,34 +62,34 @@ def test_prepare_quantizes_the_exported_model_once_beside_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([exported.name, made.name])  # no temp left
 
 
-def test_int8_vectors_stay_close_to_the_float_model(float_backend, int8_backend):
-    exact, quick = float_backend.encode(SENTENCES), int8_backend.encode(SENTENCES)
+def test_int8_vectors_stay_close_to_the_float_model(onnx_backend, int8_backend):
+    exact, quick = onnx_backend.encode(SENTENCES), int8_backend.encode(SENTENCES)
     cosines = (exact * quick).sum(axis=1)
     assert cosines.min() >= MIN_COSINE, cosines
     assert not np.array_equal(exact, quick)  # the int8 model really ran
     assert np.allclose(np.linalg.norm(quick, axis=1), 1.0, atol=1e-5)
 
 
-def test_int8_keeps_each_query_nearest_neighbours(float_backend, int8_backend):
-    stored = float_backend.encode(SENTENCES[:10])
+def test_int8_keeps_each_query_nearest_neighbours(onnx_backend, int8_backend):
+    stored = onnx_backend.encode(SENTENCES[:10])
     queries = ["a new cat at home", "baking pastries", "getting a job", "travel plans", "a family wedding",
                "fear of what is coming", "computer trouble", "vegetables", "a visit to the doctor", "housing costs"]
-    exact = np.argmax(float_backend.encode(queries) @ stored.T, axis=1)
+    exact = np.argmax(onnx_backend.encode(queries) @ stored.T, axis=1)
     quick = np.argmax(int8_backend.encode(queries) @ stored.T, axis=1)
     assert np.array_equal(exact, np.arange(10)) and np.array_equal(quick, exact)  # lower ranks among
     # unrelated sentences may swap (their cosines differ by less than the int8 error)
 
 
-def test_the_setting_picks_the_query_model(float_backend, int8_backend):
-    assert (float_backend.name, float_backend.query_only) == ("onnx", False)
+def test_the_setting_picks_the_query_model(onnx_backend, int8_backend):
+    assert (onnx_backend.name, onnx_backend.query_only) == ("onnx", False)
     assert (int8_backend.name, int8_backend.query_only) == ("onnx-int8", True)
-    assert int8_backend.stored_file == float_backend.onnx_file
+    assert int8_backend.stored_file == onnx_backend.onnx_file
     copy = int8_backend.with_threads(1)
-    assert (copy.onnx_file, copy.query_only) == (float_backend.onnx_file, False)
+    assert (copy.onnx_file, copy.query_only) == (onnx_backend.onnx_file, False)
 
 
 @pytest.mark.parametrize("lane_threads", [0, 1])
-def test_stored_texts_keep_float_vectors_while_queries_use_int8(float_backend, int8_backend, lane_threads):
+def test_stored_texts_keep_float_vectors_while_queries_use_int8(onnx_backend, int8_backend, lane_threads):
     text = "I lost my passport at the airport in Madrid."
 
     async def body(embedder):
@@ -108,21 +98,21 @@ def test_stored_texts_keep_float_vectors_while_queries_use_int8(float_backend, i
         return stored[0], query, await embedder.embed([text], background=True)
 
     stored, query, again = run(Embedder(int8_backend, background_threads=lane_threads), body)
-    assert np.allclose(stored, float_backend.encode([text])[0], atol=1e-6)
+    assert np.allclose(stored, onnx_backend.encode([text])[0], atol=1e-6)
     assert np.allclose(query, int8_backend.encode([text])[0], atol=1e-6)
     assert not np.allclose(stored, query, atol=1e-4) and np.array_equal(again[0], stored)
 
 
-def test_blocking_embed_stores_float_vectors(float_backend, int8_backend):
+def test_blocking_embed_stores_float_vectors(onnx_backend, int8_backend):
     embedder = Embedder(int8_backend)
     stored = embedder.embed_blocking(SENTENCES[:3], background=True)
     queries = embedder.embed_blocking(SENTENCES[:3])
-    assert np.allclose(stored, float_backend.encode(SENTENCES[:3]), atol=1e-6)
+    assert np.allclose(stored, onnx_backend.encode(SENTENCES[:3]), atol=1e-6)
     assert np.allclose(queries, int8_backend.encode(SENTENCES[:3]), atol=1e-6)
 
 
-def test_a_float_model_serves_both_from_one_cache(float_backend):
-    embedder = Embedder(float_backend)
+def test_a_float_model_serves_both_from_one_cache(onnx_backend):
+    embedder = Embedder(onnx_backend)
     stored = embedder.embed_blocking(["one text"], background=True)
     assert np.array_equal(embedder.embed_blocking(["one text"]), stored) and embedder.cache_hits == 1
 
