@@ -249,6 +249,10 @@ class SessionIndex:
             self._order = live[np.argsort(self._positions[live], kind="stable")]
         return self._order
 
+    def vector_count(self) -> int:
+        """Vectors held (replaced ones not counted)."""
+        return int(self._vectors.live_count())
+
     def nbytes(self) -> int:
         """An estimate of the RAM this index holds, in bytes."""
         arrays = sum(a.nbytes for a in (self._ids, self._positions, self._created, self._importance,
@@ -337,9 +341,11 @@ class SessionIndex:
                         recency(ages, weights.recency_half_life), self._closeness(rows, emotion), weights, prior)
         if weights.speaker and named:
             final = final + weights.speaker * np.isin(self._speaker[rows], list(named))
+        keep = _relevant(rows, rankings, weights.min_cosine)  # priors rank what is relevant, never make it so
         if dated is not None:
             final = final + weights.dated * dated[rows]
-        return rows, final
+            keep |= dated[rows]  # a question that names a day asks for what was said then
+        return rows[keep], final[keep]
 
     def _dated(self, query: Any) -> np.ndarray | None:
         """Per row, whether it was said within a date the query names (`when.asked_spans`)."""
@@ -400,6 +406,15 @@ class SessionIndex:
         if not math.isnan(self._importance[row]) and self._importance[row] >= 0.7:
             reasons.append("important")
         return tuple(reasons)
+
+
+def _relevant(rows: np.ndarray, rankings: list[tuple[np.ndarray, np.ndarray, float]], min_cosine: float) -> np.ndarray:
+    """Candidates that share a word with the query (or a bridged name), or whose meaning is at least
+    `min_cosine` from it; the first ranking is by meaning (`SessionIndex.search`)."""
+    keep = rankings[0][0][rows] >= min_cosine
+    for scores, _, _ in rankings[1:]:
+        keep |= scores[rows] > 0
+    return keep
 
 
 def _column(values: Any, n: int) -> list[Any]:

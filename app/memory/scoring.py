@@ -46,7 +46,10 @@ class RetrievalWeights:
     closer than `duplicate_cosine` to a better one are dropped. Two priors hold on real chat
     (LoCoMo, bench/README.md): `speaker` is added to the turns of a speaker the question names
     ("When did Melanie run a charity race?"), `dated` to the turns said within a date it names
-    ("on May 3, 2023", `app.memory.when`).
+    ("on May 3, 2023", `app.memory.when`). A candidate that shares no word with the query
+    and whose meaning is under `min_cosine` from it is not a hit whatever its priors: a rare,
+    important sentence that has nothing to do with the question must not fill a large budget's
+    room (to MiniLM, unrelated sentences sit at about 0 to 0.1).
     """
 
     dense: float = 1.0
@@ -71,6 +74,7 @@ class RetrievalWeights:
     speaker: float = 0.4
     dated: float = 0.3
     duplicate_cosine: float = 0.97
+    min_cosine: float = 0.1
 
 
 def rrf(ranked: Sequence[np.ndarray], weights: Sequence[float], n: int, k: float = 10.0) -> np.ndarray:

@@ -128,6 +128,18 @@ def pending_count(conn: sqlite3.Connection) -> int:
     return _scalar(conn, f"SELECT COUNT(*) FROM {PENDING}", ())
 
 
+def turns_before(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, str]:
+    """For each message id, the text of the live turn just before it in the conversation."""
+    query = ("SELECT m.id, (SELECT p.content FROM messages p WHERE p.position < m.position AND p.kind = 'turn' "
+             "AND p.superseded_by IS NULL ORDER BY p.position DESC LIMIT 1) FROM messages m WHERE m.id = ?")
+    out = {}
+    for id in ids:
+        row = conn.execute(query, (id,)).fetchone()
+        if row and row[1]:
+            out[row[0]] = row[1]
+    return out
+
+
 def save_scores(conn: sqlite3.Connection, updates: list[ScoreUpdate], now: float) -> int:
     params = [(u.emotion, u.emotion_confidence, u.emotion_intensity, blob(u.emotion_probs), u.importance,
                blob(u.embedding), now if u.scored_at is None else u.scored_at, u.id) for u in updates]

@@ -227,6 +227,10 @@ class Store:
         query = f"SELECT {sql.COLUMNS} FROM {sql.PENDING} ORDER BY id LIMIT ?"
         return await self._read(key, [], sql.rows, query, (limit,))
 
+    async def turns_before(self, key: str, ids: list[int]) -> dict[int, str]:
+        """The text of the live turn before each message (`id -> text`; none for the first turn)."""
+        return await self._read(key, {}, sql.turns_before, ids)
+
     async def pending_count(self, key: str) -> int:
         return await self._read(key, 0, sql.pending_count)
 

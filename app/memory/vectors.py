@@ -100,6 +100,10 @@ class PieceVectors:
             out[has] = sums / np.maximum(np.linalg.norm(sums, axis=1, keepdims=True), 1e-9)
         return out
 
+    def live_count(self) -> int:
+        """Vectors not replaced."""
+        return int((self._owner[: self.count] >= 0).sum())
+
     def nbytes(self) -> int:
         return sum(a.nbytes for a in (self.matrix, self._owner, self.has, self._first, self._pieces))
 

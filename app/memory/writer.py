@@ -21,17 +21,61 @@ from typing import Any
 
 import numpy as np
 
+from app.memory.passages import clip_end
 from app.memory.retrieval import pieces
 from app.tasks import cancel
 
 log = logging.getLogger("app.memory.writer")
 
 
-def embedding_texts(content: str) -> list[str]:
-    """The whole message, then its statements when there are several (`retrieval.pieces`):
-    a fact in one sentence of a long message must not drown in the average of the rest."""
+def embedding_texts(content: str, before: str | None = None) -> list[str]:
+    """The whole message, then its statements when there are several (`retrieval.pieces`), then
+    the message read after the turn `before` it (`in_context`), when it is short.
+
+        >>> embedding_texts("They're a real support.", before="How is your family?")
+        ["They're a real support.", "They're a real support.", "How is your family?\nThey're a real support."]
+
+    A fact in one sentence of a long message must not drown in the average of the rest. A short
+    reply means little alone ("They're a real support." is about a family only after "How is
+    your family?"), so it gets a vector of itself after the turn it answers. Row 0 is what the
+    scorers read; the index keeps the rows after it (`recall.index_vectors`).
+    """
     parts = pieces(content)
-    return [content] if parts == [content] or len(parts) < 2 else [content, *parts]
+    statements = [content] if parts == [content] or len(parts) < 2 else parts
+    context = in_context(content, before)
+    if context is None:
+        return [content] if len(statements) == 1 else [content, *statements]
+    return [content, *statements, context]
+
+
+CONTEXT_WORDS = 48  # a message this short is also embedded after the turn before it
+CONTEXT_WEIGHT = 0.9  # that vector's length: its cosine counts 0.9 of a cosine of the message itself
+CONTEXT_CHARS = 240  # of the turn before: its end, where the question usually is
+
+
+def in_context(content: str, before: str | None) -> str | None:
+    """A short message after the end of the turn before it, as one text to embed; None when the
+    message is long enough to stand alone or has no turn before it."""
+    if not before or not before.strip() or len(content.split()) > CONTEXT_WORDS:
+        return None
+    return f"{clip_end(before.strip(), CONTEXT_CHARS)}\n{content}"
+
+
+def weighed(vectors: np.ndarray, contextual: bool) -> np.ndarray:
+    """A message's vectors as stored: the last one shortened to `CONTEXT_WEIGHT` when it is the
+    message read in context (`embedding_texts`).
+
+    Measured, a short reply read after a question matches later questions by the question's
+    wording too ("Any fun plans for the summer?" lends itself to "Researching adoption
+    agencies"). That finds answers MiniLM misses alone, and on chats full of small-talk
+    questions it also lifts the replies to them; the shorter vector lets a message's own
+    words win a tie.
+    """
+    if not contextual:
+        return vectors
+    out = np.array(vectors, dtype=np.float32, copy=True)
+    out[-1] *= CONTEXT_WEIGHT
+    return out
 
 
 @dataclass(slots=True)
@@ -118,10 +162,12 @@ class Writer:
         """Embed and score every pending message of one session; returns how many were done."""
         total = 0
         while rows := await self.store.pending(key, self.batch):
-            texts = [embedding_texts(row.content) for row in rows]
-            flat = await self.embedder.embed([t for group in texts for t in group], background=True)
+            before = await self.store.turns_before(key, [row.id for row in rows])
+            texts = [embedding_texts(row.content, before.get(row.id)) for row in rows]
+            flat = await self._embed([t for group in texts for t in group])
             bounds = np.cumsum([0] + [len(group) for group in texts])
-            updates = [self._score(row, flat[a:b]) for row, a, b in zip(rows, bounds[:-1], bounds[1:])]
+            updates = [self._score(row, flat[a:b], before.get(row.id))
+                       for row, a, b in zip(rows, bounds[:-1], bounds[1:])]
             await self.store.save_scores(key, updates)
             if self.on_scored is not None:
                 result = self.on_scored(key, rows, updates)
@@ -131,10 +177,18 @@ class Writer:
             self.stats.done += len(rows)
         return total
 
-    def _score(self, row: Any, vectors: np.ndarray) -> Any:
+    async def _embed(self, texts: list[str]) -> np.ndarray:
+        """Each text's vector, every distinct text embedded once (a short message is its own statement)."""
+        unique = list(dict.fromkeys(texts))
+        vectors = await self.embedder.embed(unique, background=True)
+        place = {text: i for i, text in enumerate(unique)}
+        return np.asarray(vectors)[[place[t] for t in texts]]
+
+    def _score(self, row: Any, vectors: np.ndarray, before: str | None = None) -> Any:
         """Row 0 is the whole message (emotion reads it); the rest, if any, its sentences."""
         from app.memory.records import ScoreUpdate
 
+        vectors = weighed(vectors, in_context(row.content, before) is not None)
         vector = vectors if len(vectors) > 1 else vectors[0]
         emotion = self.scorer.score(row.content, vectors[0])
         importance = self.importance(row.content, row.role, emotion)

@@ -44,19 +44,22 @@ os.environ["TZ"] = "UTC"  # time labels and the generator's dates agree
 time.tzset()
 
 from app.memory.index import SessionIndex  # noqa: E402
+from app.memory.recall import index_vectors  # noqa: E402
 from app.memory.retrieval import pieces  # noqa: E402
 from app.memory.scoring import RetrievalWeights  # noqa: E402
+from app.memory.writer import embedding_texts, in_context, weighed  # noqa: E402
 from bench.recall import strategies as S  # noqa: E402
 from bench.recall.generate import generate, lengthen  # noqa: E402
 
 CACHE = ROOT / "data" / "cache" / "recall"
+PIECE_WORDS = 4  # `retrieval.pieces` as the product cuts them
 RESULTS = ROOT / "bench" / "results" / "recall.json"
 
 
 class Embeddings:
     """The product's embedder, with message vectors cached on disk per conversation."""
 
-    def __init__(self, threads: int = 2, piece_words: int = 4, whole: bool = False,
+    def __init__(self, threads: int = 2, piece_words: int = PIECE_WORDS, whole: bool = False,
                  query_int8: bool = True) -> None:
         self.piece_words = piece_words
         self.whole = whole  # one vector per message, of its whole text
@@ -79,10 +82,17 @@ class Embeddings:
         return np.stack([v[0] for v in self.messages(conversation, whole=True)])
 
     def messages(self, conversation: dict[str, Any], whole: bool | None = None) -> list[np.ndarray]:
-        """Per message, the vectors of its statement pieces (`retrieval.pieces`), (k, 384) each."""
+        """Per message, the vectors the product's index holds for it (`writer.embedding_texts`: its
+        statement pieces, and a short turn read after the one before it); with `whole`, one
+        vector of the whole text; with another `piece_words`, its statement pieces cut that way."""
         whole = self.whole if whole is None else whole
-        split = [[m["text"]] if whole else pieces(m["text"], min_words=self.piece_words)
-                 for m in conversation["messages"]]
+        said = [m["text"] for m in conversation["messages"]]
+        if whole:
+            split = [[t] for t in said]
+        elif self.piece_words != PIECE_WORDS:
+            split = [pieces(t, min_words=self.piece_words) for t in said]
+        else:
+            split = [embedding_texts(t, said[i - 1] if i else None) for i, t in enumerate(said)]
         texts = [t for p in split for t in p]
         key = hashlib.sha1("\x00".join(texts).encode()).hexdigest()[:16]
         path = CACHE / f"{key}.npy"
@@ -93,7 +103,11 @@ class Embeddings:
             CACHE.mkdir(parents=True, exist_ok=True)
             np.save(path, vectors)
         ends = np.cumsum([len(p) for p in split])
-        return [vectors[end - len(p): end] for p, end in zip(split, ends)]
+        out = [vectors[end - len(p): end] for p, end in zip(split, ends)]
+        if whole or self.piece_words != PIECE_WORDS:
+            return out
+        return [np.atleast_2d(index_vectors(weighed(v, in_context(t, said[i - 1] if i else None) is not None), v.shape[1]))
+                for i, (t, v) in enumerate(zip(said, out))]
 
 
 def replay(conversation: dict[str, Any],

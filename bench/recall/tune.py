@@ -38,6 +38,8 @@ SETTINGS: dict[str, dict[str, Any]] = {
     "lexical-only": {"weights": dataclasses.replace(W, dense=0.0)},
     "no-lex-confidence": {"weights": dataclasses.replace(W, lexical_confidence=0.0)},
     "no-bridge": {"weights": dataclasses.replace(W, bridge=0.0)},
+    "specificity-0.4-recency-0.05": {"weights": dataclasses.replace(W, specificity=0.4, recency=0.05)},
+    "specificity-0.6-recency-0.05": {"weights": dataclasses.replace(W, specificity=0.6, recency=0.05)},
     "bridge-0.5": {"weights": dataclasses.replace(W, bridge=0.5)},
     "rrf-fusion": {"weights": dataclasses.replace(W, fusion="rrf")},
     "rrf-k-20": {"weights": dataclasses.replace(W, fusion="rrf", rrf_k=20)},

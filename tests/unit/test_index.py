@@ -77,9 +77,17 @@ def test_a_vector_of_the_wrong_size_is_refused():
 def test_a_message_is_found_by_words_before_its_vector_arrives_and_by_meaning_after():
     index = index_of("the harmonica lesson", "nothing relevant here", vectors=[None, axis(1)])
     assert ids(index.search("harmonica", axis(5), k=1, weights=PLAIN)) == [100]
-    assert index.search("instrument", axis(0), k=2, weights=PLAIN)[0].id == 101  # only one has meaning yet
+    assert index.search("instrument", axis(0), k=2, weights=PLAIN) == []  # nothing shares a word or a meaning yet
     index.set_embedding(100, axis(0))
     assert index.search("instrument", axis(0), k=2, weights=PLAIN)[0].id == 100
+
+
+def test_a_rare_important_message_that_has_nothing_to_do_with_the_question_is_not_a_hit():
+    index = index_of("We practised the harmonica lesson again", "My ring hides in the Zanzibarine teapot",
+                     vectors=[unit(1, 1), unit(0.05, 0, 1)])
+    index.set_scores(101, importance=1.0)
+    assert ids(index.search("music practice", axis(0), k=5)) == [100]  # specificity and importance alone: no
+    assert ids(index.search("where is the teapot?", axis(3), k=5)) == [101]  # a shared word is enough
 
 
 def test_replacing_a_vector_forgets_the_old_one():

@@ -343,3 +343,14 @@ async def test_delete_waits_for_a_reader_in_flight(store):
     deleted = await store.delete_session(KEY)
     assert deleted and all(len(rows) in (0, 200) for rows in await reads)
     assert not store.session_path(KEY).exists()
+
+
+
+async def test_turns_before_names_the_live_turn_before_each_message(store):
+    a, b, c = await store.append(KEY, [msg("a"), msg("b"), msg("c")])
+    applied = await store.apply(KEY, append=[msg("persona line", kind="persona"), msg("d")],
+                                supersede=[(b, msg("b edited")), (c, None)])
+    d = applied.appended[-1]
+    before = await store.turns_before(KEY, [a, applied.replacements[0], d])
+    assert before == {applied.replacements[0]: "a", d: "b edited"}  # not the deleted c, not the persona
+    assert await store.turns_before(OTHER, [a]) == {}
