@@ -97,6 +97,7 @@ class Settings(BaseSettings):
     embedding_backend: Literal["auto", "onnx", "torch"] = "auto"
     embedding_cache_dir: Path | None = None
     embedding_threads: int = 2
+    numpy_threads: int = 1  # BLAS threads for the search's matrix products (0: numpy's default, every core)
     embedding_cache_size: int = 8192
     embedding_background_threads: int = Field(1, ge=0)
     embedding_background_nice: int = Field(10, ge=0, le=19)

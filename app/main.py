@@ -22,6 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from app.auth import KeyRing, is_loopback
+from app.blas import limit_blas_threads
 from app.browser import BrowserPolicy
 from app.config import Settings
 from app.errors import InvalidRequest, ProxyError, error_body, from_exception
@@ -69,6 +70,7 @@ def _openapi(app: FastAPI) -> dict:
 
 async def _start(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> None:
     logs.configure(settings.log_level, settings.log_dir, settings.log_json)
+    stack.callback(limit_blas_threads(settings.numpy_threads))
     _warn_if_open(settings)
     state = app.state
     state.settings, state.version = settings, VERSION

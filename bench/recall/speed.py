@@ -2,11 +2,12 @@
 
     python -m bench.recall.speed
     python -m bench.recall.speed --sizes 10000 --queries 200 --threads 1
-    python -m bench.recall.speed --long     # role-play-long turns: 6-12 vectors each
+    python -m bench.recall.speed --long     # role-play-long turns
 
 Texts come from the recall generator (repeated with a counter past its length); vectors are
-random unit vectors, 1-3 per message like statement pieces (with `--long`, the generator's
-role-play-long turns and 6-12 vectors each, about what `retrieval.pieces` makes of them).
+random unit vectors, as many per message as the product's writer keeps for its text (statement
+pieces, and a short turn read after the one before it; `--no-context` leaves that one out);
+`--long` uses the generator's role-play-long turns.
 Reports the median and p95 of a full search (dense + BM25 + bridge + fusion + re-scoring, k=12), the median add() cost, and
 the index's own estimate of its RAM, with each size's ratio to the smallest in the same run.
 
@@ -42,16 +43,26 @@ QUERIES = ["What's my sister's name?", "Where did I grow up?", "When did I start
 
 
 def build(size: int, texts: list[str], rng: np.random.Generator,
-          vectors_per_message: tuple[int, int] = (1, 3)) -> tuple[SessionIndex, list[float]]:
+          in_context: bool = True) -> tuple[SessionIndex, list[float]]:
+    """An index of `size` messages, each with as many (random) vectors as the product's writer
+    keeps for its text (`stored_vectors`)."""
     index, costs = SessionIndex(), []
-    low, high = vectors_per_message
     for i in range(size):
-        vectors = _unit(rng.standard_normal((int(rng.integers(low, high + 1)), 384)))
         text = texts[i % len(texts)] + ("" if i < len(texts) else f" ({i})")
+        before = texts[(i - 1) % len(texts)] if i and in_context else None
+        vectors = _unit(rng.standard_normal((stored_vectors(text, before), 384)))
         started = time.perf_counter()
         index.add(i, i, "user" if i % 2 == 0 else "assistant", text, created=1.7e9 + i, embeddings=vectors)
         costs.append(time.perf_counter() - started)
     return index, costs
+
+
+def stored_vectors(text: str, before: str | None) -> int:
+    """How many vectors the index holds for a message (`writer.embedding_texts` without the whole)."""
+    from app.memory.writer import embedding_texts
+
+    texts = len(embedding_texts(text, before))
+    return texts - 1 if texts > 1 else 1
 
 
 def measure(index: SessionIndex, queries: int, rng: np.random.Generator) -> list[float]:
@@ -107,18 +118,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2, help="the embedding model's threads")
-    parser.add_argument("--long", action="store_true", help="role-play-long turns, 6-12 vectors each")
+    parser.add_argument("--long", action="store_true", help="role-play-long turns")
+    parser.add_argument("--no-context", dest="in_context", action="store_false",
+                        help="no message embedded after the turn before it (the index as it was before that)")
     parser.add_argument("--float-query", dest="query_int8", action="store_false",
                         help="the question on the float model (as EMBEDDING_QUERY_INT8=false); default: its int8 copy")
+    parser.add_argument("--numpy-threads", type=int, default=1,
+                        help="BLAS threads, as the product's NUMPY_THREADS (0: numpy's default)")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
+    from app.blas import limit_blas_threads
+
+    limit_blas_threads(args.numpy_threads)
     args.out = args.out or ROOT / "bench" / "results" / ("recall_speed_long.json" if args.long else "recall_speed.json")
     conversation = generate(5000, 1)
     texts = [m["text"] for m in (lengthen(conversation) if args.long else conversation)["messages"]]
     rng = np.random.default_rng(7)
     rows = []
     for size in args.sizes:
-        index, adds = build(size, texts, rng, (6, 12) if args.long else (1, 3))
+        index, adds = build(size, texts, rng, args.in_context)
         times = measure(index, args.queries, rng)
         total, embeds = pre_upstream(index, args.queries, args.threads, args.query_int8)
         rows.append({"messages": size, "search_ms_median": round(statistics.median(times), 3),
@@ -126,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
                      "pre_upstream_ms_p95": round(float(np.percentile(total, 95)), 3),
                      "embed_ms_median": round(statistics.median(embeds), 3),
                      "search_ms_p95": round(float(np.percentile(times, 95)), 3),
-                     "add_us_median": round(statistics.median(adds) * 1e6, 1), "ram_mb": round(index.nbytes() / 2**20, 1)})
+                     "add_us_median": round(statistics.median(adds) * 1e6, 1), "ram_mb": round(index.nbytes() / 2**20, 1),
+                     "vectors": index.vector_count()})
         base = rows[0]
         rows[-1]["ratio_to_smallest"] = round(rows[-1]["search_ms_median"] / base["search_ms_median"], 2)
         print(json.dumps(rows[-1]), flush=True)
