@@ -109,3 +109,42 @@ def filler(n: int, seed: int = 0) -> str:
     words = ("the crew checked the hull and logged the readings before the next shift began "
              "while the harbour lights dimmed and the tide turned slowly").split()
     return " ".join(words[(seed + i) % len(words)] for i in range(n)) + "."
+
+
+# ---------------------------------------------------------------------- bad files
+
+
+def make_encrypted_pdf(path: Path, password: str = "hunter2") -> Path:
+    import pypdf
+
+    source = make_pdf(path.with_suffix(".plain.pdf"), [("Secret", "Nobody may read this page.")])
+    writer = pypdf.PdfWriter(clone_from=str(source))
+    writer.encrypt(user_password=password, owner_password=password)
+    writer.write(str(path))
+    source.unlink()
+    return path
+
+
+def make_corrupt_pdf(path: Path) -> Path:
+    """A PDF header over bytes that are not a PDF's body."""
+    path.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 40 + b"\n%%EOF\n")
+    return path
+
+
+def make_zip_bomb(path: Path, unpacked: int = 64 << 20) -> Path:
+    """A 'DOCX' whose one member unpacks from a few kilobytes to `unpacked` bytes of zeros."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        with archive.open("word/document.xml", "w", force_zip64=True) as member:
+            block = b"\0" * (1 << 20)
+            for _ in range(unpacked >> 20):
+                member.write(block)
+    return path
+
+
+def make_binary(path: Path, size: int = 4096) -> Path:
+    import random
+
+    path.write_bytes(bytes(random.Random(7).randrange(256) for _ in range(size)))
+    return path

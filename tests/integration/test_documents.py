@@ -212,3 +212,52 @@ def poll(url: str, done, timeout: float = 10.0) -> dict:
         if time.monotonic() > deadline:
             raise AssertionError(f"not reflected in {timeout} s: {names}")
         time.sleep(0.1)
+
+
+def test_bad_files_are_refused_or_fail_with_a_reason_and_nothing_is_half_indexed(docs_proxy, tmp_path):
+    url = docs_proxy(docs_max_upload_bytes=100_000, docs_max_unpacked_bytes=8 << 20)
+    too_big = make.make_text(tmp_path / "big.txt", "word " * 60_000)
+    refused = {
+        "../../etc/passwd.txt": (upload(url, make.make_text(tmp_path / "p.txt", "x"), name="../../etc/passwd.txt"),
+                                 400),
+        "binary.txt": (upload(url, make.make_binary(tmp_path / "binary.txt")), 415),
+        "program.exe": (upload(url, make.make_binary(tmp_path / "program.exe")), 415),
+        "fake.pdf": (upload(url, make.make_text(tmp_path / "fake.pdf", "just text")), 415),
+        "big.txt": (upload(url, too_big), 413),
+    }
+    for name, (response, status) in refused.items():
+        assert response.status_code == status, (name, response.text)
+        error = response.json()["error"]
+        assert error["message"] and error["type"] == "invalid_request_error", name
+    failing = {"locked.pdf": (make.make_encrypted_pdf(tmp_path / "locked.pdf"), "encrypted"),
+               "broken.pdf": (make.make_corrupt_pdf(tmp_path / "broken.pdf"), "could not be read"),
+               "bomb.docx": (make.make_zip_bomb(tmp_path / "bomb.docx"), "unpack")}
+    for name, (path, reason) in failing.items():
+        response = upload(url, path)
+        assert response.status_code == 202, (name, response.text)
+        doc = wait_for(url, response.json()["id"])
+        assert doc["status"] == "failed" and reason in doc["error"] and doc["chunks"] == 0, doc
+        assert httpx.get(f"{url}/documents/{doc['id']}/chunks").json()["data"] == []
+    assert httpx.get(f"{root(url)}/health").status_code == 200
+    good = wait_for(url, upload(url, make.make_text(tmp_path / "fine.txt", "The kettle is in the attic.")).json()["id"])
+    assert good["status"] == "indexed"
+    assert sorted(d["name"] for d in httpx.get(f"{url}/documents").json()["data"]) == \
+        ["bomb.docx", "broken.pdf", "fine.txt", "locked.pdf"]
+    assert not list((tmp_path / "data" / "documents" / "uploads").iterdir()), "no upload left behind"
+
+
+def test_the_cli_adds_documents_with_a_progress_bar(docs_proxy, tmp_path, capsys):
+    from app.cli import main
+
+    url = docs_proxy()
+    files = [FILES[n](tmp_path / n) for n in ("lore.md", "notes.txt")]
+    assert main(["docs", "add", *map(str, files), "--url", root(url), "--scope", "session:cli"]) == 0
+    out = capsys.readouterr()
+    assert "2 of 2 documents indexed" in out.out
+    assert "indexing: 100%" in out.err and "2/2" in out.err
+    docs = httpx.get(f"{url}/documents").json()["data"]
+    assert sorted((d["name"], d["scope"], d["status"]) for d in docs) == [
+        ("lore.md", "session:cli", "indexed"), ("notes.txt", "session:cli", "indexed")]
+    bad = make.make_corrupt_pdf(tmp_path / "broken.pdf")
+    assert main(["docs", "add", str(bad), "--url", root(url)]) == 1
+    assert "broken.pdf: failed: the PDF could not be read" in capsys.readouterr().err
