@@ -43,7 +43,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from app.config import Settings  # noqa: E402
 from app.documents.chunk import Chunk  # noqa: E402
-from app.documents.library import Library, LibrarySettings  # noqa: E402
+from app.documents.library import Library, LibrarySettings, read_document  # noqa: E402
 from app.documents.store import Document, DocumentStore  # noqa: E402
 from app.fakes.serve import free_port  # noqa: E402
 from bench.proxy_bench import start  # noqa: E402
@@ -120,7 +120,7 @@ async def index_speed(work: Path, backend, pages: int) -> dict:
         total = time.perf_counter() - t0
         done = await store.get(doc.id)
         t1 = time.perf_counter()
-        await asyncio.to_thread(library._read, type("J", (), {"file": pdf, "name": "manual.pdf"})())
+        await asyncio.to_thread(read_document, pdf, "manual.pdf", library.settings)
         parse = time.perf_counter() - t1
     finally:
         await close(library, store, embedder)

@@ -18,9 +18,10 @@ import hashlib
 import logging
 import secrets
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -33,6 +34,17 @@ from app.tasks import cancel
 
 log = logging.getLogger("app.documents")
 EMBED_BATCH = 32
+
+
+class Embeds(Protocol):
+    """What the library needs of the embedder (app.memory.embedder.Embedder)."""
+
+    @property
+    def dim(self) -> int: ...
+
+    async def embed(self, texts: Sequence[str], *, background: bool = False) -> np.ndarray: ...
+
+    async def embed_one(self, text: str) -> np.ndarray: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +70,7 @@ class _Job:
 
 
 class Library:
-    def __init__(self, store: DocumentStore, embedder: Any, settings: LibrarySettings, uploads: Path) -> None:
+    def __init__(self, store: DocumentStore, embedder: Embeds, settings: LibrarySettings, uploads: Path) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
@@ -167,11 +179,7 @@ class Library:
         log.info("indexed %s: %d pages, %d chunks", job.name, pages, len(chunks))
 
     def _read(self, job: _Job) -> tuple[int, list[Chunk]]:
-        pages = parse(job.file, job.name, max_unpacked=self.settings.max_unpacked_bytes)
-        chunks = chunk_pages(pages, self.settings.chunk_tokens)
-        if not chunks:
-            raise ParseError(f"no text found in {job.name}")
-        return len(pages), chunks
+        return read_document(job.file, job.name, self.settings)
 
     async def _embed(self, texts: list[str]) -> np.ndarray:
         parts = [await self.embedder.embed(texts[i:i + EMBED_BATCH], background=True)
@@ -210,6 +218,15 @@ class Library:
                  "citation": citation(h.document.name, _chunk(h)), "page": h.chunk.page,
                  "heading": list(h.chunk.heading), "content": h.chunk.text, "score": round(h.score, 4)}
                 for h in self.hits(vector, owner=owner, session_id=session_id, k=k, min_score=-1.0)]
+
+
+def read_document(file: Path, name: str, settings: LibrarySettings) -> tuple[int, list[Chunk]]:
+    """(pages, chunks) of one file; ParseError with the reason when it cannot be indexed."""
+    pages = parse(file, name, max_unpacked=settings.max_unpacked_bytes)
+    chunks = chunk_pages(pages, settings.chunk_tokens)
+    if not chunks:
+        raise ParseError(f"no text found in {name}")
+    return len(pages), chunks
 
 
 def document_item(hit: Hit) -> MemoryItem:

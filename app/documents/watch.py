@@ -11,6 +11,7 @@ out bad is indexed as `failed`, with the reason.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from app.documents.parse import SUPPORTED, extension
 
 log = logging.getLogger("app.documents")
 DEBOUNCE_MS = 200
+RETRY_SECONDS = 5.0
 
 
 def wanted(relative: str) -> bool:
@@ -67,6 +69,20 @@ class DocumentFolder:
         await self.library.remove_folder_file(relative)
 
     async def watch(self) -> None:
+        """Follow the folder until cancelled; if watching fails (the folder was removed, the
+        system's watch limit), scan again after a pause and follow it anew."""
+        while True:
+            try:
+                await self._follow()
+            except Exception:  # noqa: BLE001 - the watch is retried, never lost
+                log.exception("watching %s failed; scanning again in %.0f s", self.folder, RETRY_SECONDS)
+            await asyncio.sleep(RETRY_SECONDS)
+            try:
+                await self.scan()
+            except OSError:
+                log.exception("scanning %s failed", self.folder)
+
+    async def _follow(self) -> None:
         from watchfiles import awatch
 
         async for changes in awatch(self.folder, debounce=DEBOUNCE_MS, step=50, recursive=True):

@@ -261,3 +261,55 @@ def test_the_cli_adds_documents_with_a_progress_bar(docs_proxy, tmp_path, capsys
     bad = make.make_corrupt_pdf(tmp_path / "broken.pdf")
     assert main(["docs", "add", str(bad), "--url", root(url)]) == 1
     assert "broken.pdf: failed: the PDF could not be read" in capsys.readouterr().err
+
+
+def test_a_page_elsewhere_cannot_upload_and_only_uploads_take_multipart(docs_proxy, tmp_path):
+    url = docs_proxy()
+    path = make.make_text(tmp_path / "a.txt", "hello")
+    with open(path, "rb") as fh:
+        response = httpx.post(f"{url}/documents", files={"file": ("a.txt", fh)},
+                              headers={"Origin": "https://evil.example"})
+    assert response.status_code == 403 and response.json()["error"]["code"] == "origin_not_allowed"
+    with open(path, "rb") as fh:
+        response = httpx.post(f"{url}/chat/completions", files={"file": ("a.txt", fh)})
+    assert response.status_code == 415
+    response = httpx.post(f"{url}/documents", data={"scope": "global"})
+    assert response.status_code == 415  # a form without a file is not multipart
+    response = httpx.post(f"{url}/documents", files={"other": ("a.txt", b"x")})
+    assert response.status_code == 400 and response.json()["error"]["param"] == "file"
+
+
+def test_documents_survive_a_restart_and_an_interrupted_upload_resumes(fake, tmp_path):
+    import asyncio
+
+    from app.documents.store import Document, DocumentStore
+    from app.fakes.serve import serving
+    from app.main import create_app
+    from tests.conftest import proxy_settings
+
+    settings = proxy_settings(tmp_path, upstream_base_url=fake.url, memory_enabled=True, summary_enabled=False,
+                              consolidate_interval_seconds=0, docs_dir=tmp_path / "docs")
+    with serving(create_app(settings)) as base:
+        doc = wait_for(base + "/v1", upload(base + "/v1", make.make_text(tmp_path / "kept.txt",
+                                                                         "The spare key hangs behind the clock.")).json()["id"])
+    uploads = settings.data_dir / "documents" / "uploads"
+
+    async def interrupted() -> None:  # as a stop mid-indexing leaves them: rows pending, one file kept
+        store = DocumentStore(settings.data_dir / "documents.sqlite")
+        await store.open()
+        for doc_id, name in (("doc-resumed", "resumed.md"), ("doc-lost", "lost.md")):
+            await store.insert(Document(doc_id, name, "upload", None, None, 10, "-", status="indexing"))
+        await store.aclose()
+    asyncio.run(interrupted())
+    make.make_markdown(uploads / "doc-resumed", [("Garden", "The tortoise hibernates in the potting shed.")])
+    with serving(create_app(settings)) as base:
+        url = base + "/v1"
+        assert wait_for(url, doc["id"])["status"] == "indexed"
+        assert wait_for(url, "doc-resumed")["status"] == "indexed"
+        lost = wait_for(url, "doc-lost")
+        assert lost["status"] == "failed" and "interrupted" in lost["error"]
+        for question, words in (("Where does the spare key hang?", "behind the clock"),
+                                ("Where does the tortoise hibernate?", "potting shed")):
+            ask(url, question, "restart")
+            assert words in documents_block(fake)
+    assert not any(uploads.iterdir())
