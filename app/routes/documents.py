@@ -30,6 +30,10 @@ from app.routes.deps import PrincipalDep
 
 router = APIRouter(prefix="/v1/documents")
 MULTIPART_SLACK = 64 * 1024  # the form's own bytes around the file
+UPLOAD_BODY = {"requestBody": {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "required": ["file"],
+    "properties": {"file": {"type": "string", "format": "binary"},
+                   "scope": {"type": "string", "description": "global, tenant or session:<id>"}}}}}}}
 
 
 async def get_library(request: Request) -> Any:
@@ -43,7 +47,7 @@ async def get_library(request: Request) -> Any:
 LibraryDep = Annotated[Any, Depends(get_library)]
 
 
-@router.post("", status_code=202)
+@router.post("", status_code=202, openapi_extra=UPLOAD_BODY)
 async def upload(request: Request, library: LibraryDep, principal: PrincipalDep, scope: str | None = None):
     form = await _read_form(request, library.settings.max_upload_bytes)
     file = form.get("file")
