@@ -73,10 +73,10 @@ def wait_for(url: str, doc_id: str, key: str = "k", timeout: float = 60.0) -> di
     raise AssertionError(f"{doc_id} still {doc['status']} after {timeout} s")
 
 
-def ask(url: str, question: str, session: str, key: str = "k") -> None:
+def ask(url: str, question: str, session: str, key: str = "k", **headers: str) -> None:
     client = openai.OpenAI(base_url=url, api_key=key, max_retries=0, timeout=30)
     client.chat.completions.create(model="fake-model", messages=[{"role": "user", "content": question}],
-                                   extra_headers={"X-Session-Id": session})
+                                   extra_headers={"X-Session-Id": session, **headers})
 
 
 def documents_block(fake) -> str:
@@ -313,3 +313,19 @@ def test_documents_survive_a_restart_and_an_interrupted_upload_resumes(fake, tmp
             ask(url, question, "restart")
             assert words in documents_block(fake)
     assert not any(uploads.iterdir())
+
+
+def test_a_passage_reaches_a_conversation_that_already_has_memories(docs_proxy, fake, tmp_path):
+    url = docs_proxy()
+    history = [{"role": "user" if i % 2 == 0 else "assistant",
+                "content": f"Turn {i}: we chatted about {['sailing', 'the weather', 'dinner', 'a film'][i % 4]} "
+                           f"and the coolant {'pump' if i % 3 else 'colour'} for a while."} for i in range(60)]
+    assert httpx.post(f"{url}/sessions/deep/messages", json={"messages": history}).status_code == 200
+    wait_for(url, upload(url, FILES["manual.pdf"](tmp_path / "manual.pdf")).json()["id"])
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{url}/sessions/deep").json().get("pending") and time.monotonic() < deadline:
+        time.sleep(0.2)
+    ask(url, "How many litres does the coolant reservoir hold?", "deep", **{"X-Context-Budget": "1500"})
+    system = "\n".join(m["content"] for m in fake.requests[-1]["messages"] if m["role"] == "system")
+    assert "Earlier moments" in system, "memories were recalled too"
+    assert "[manual.pdf, p. 2]" in documents_block(fake) and "38 litres" in documents_block(fake)
