@@ -1,6 +1,7 @@
 """Memory's components built from settings, opened in order and closed in reverse by the lifespan.
 
-store -> embedder -> recall -> background writer -> summarizer -> janitor (idle eviction).
+store -> embedder -> recall -> background writer -> summarizer -> janitor (idle eviction) ->
+documents (app.documents.wiring: the knowledge base shares the embedder).
 Closing drains the writer and the summarizer first, so nothing is left half-written, then
 closes the embedder and the store.
 """
