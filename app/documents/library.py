@@ -82,6 +82,8 @@ class Library:
 
     async def start(self) -> None:
         self.uploads.mkdir(parents=True, exist_ok=True)
+        for stale in self.uploads.glob("incoming-*"):  # a request cut off before its document was made
+            stale.unlink(missing_ok=True)
         docs = {d.id: d for d in await self.store.documents("WHERE status = 'indexed'")}
         by_doc: dict[str, list] = {}
         for chunk in await self.store.chunks():

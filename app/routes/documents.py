@@ -55,7 +55,7 @@ async def upload(request: Request, library: LibraryDep, principal: PrincipalDep,
         raise InvalidRequest("send the document as a multipart form field named 'file'", param="file")
     try:
         name = safe_name(file.filename)
-        owner, session_id = scope_for(form.get("scope") or scope, principal)
+        owner, session_id = scope_for(form.get("scope") or scope, principal)  # one file at most: "file"
     except ScopeRefused as exc:
         raise Forbidden(str(exc), code="scope_not_allowed") from None
     except ValueError as exc:

@@ -277,6 +277,8 @@ def test_a_page_elsewhere_cannot_upload_and_only_uploads_take_multipart(docs_pro
     assert response.status_code == 415  # a form without a file is not multipart
     response = httpx.post(f"{url}/documents", files={"other": ("a.txt", b"x")})
     assert response.status_code == 400 and response.json()["error"]["param"] == "file"
+    response = httpx.post(f"{url}/documents", files={"file": ("a.txt", b"x"), "scope": ("s.txt", b"global")})
+    assert response.status_code == 400 and "multipart" in response.json()["error"]["message"]  # one file at most
 
 
 def test_documents_survive_a_restart_and_an_interrupted_upload_resumes(fake, tmp_path):
