@@ -291,9 +291,9 @@ def test_documents_survive_a_restart_and_an_interrupted_upload_resumes(fake, tmp
 
     settings = proxy_settings(tmp_path, upstream_base_url=fake.url, memory_enabled=True, summary_enabled=False,
                               consolidate_interval_seconds=0, docs_dir=tmp_path / "docs")
+    kept = make.make_text(tmp_path / "kept.txt", "The spare key hangs behind the clock.")
     with serving(create_app(settings)) as base:
-        doc = wait_for(base + "/v1", upload(base + "/v1", make.make_text(tmp_path / "kept.txt",
-                                                                         "The spare key hangs behind the clock.")).json()["id"])
+        doc = wait_for(base + "/v1", upload(base + "/v1", kept).json()["id"])
     uploads = settings.data_dir / "documents" / "uploads"
 
     async def interrupted() -> None:  # as a stop mid-indexing leaves them: rows pending, one file kept
