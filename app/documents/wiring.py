@@ -17,7 +17,7 @@ from app.documents.watch import DocumentFolder
 from app.tasks import cancel
 
 
-async def start_documents(settings: Settings, embedder: Any, stack: AsyncExitStack) -> Library:
+async def start_documents(settings: Settings, embedder: Any, stack: AsyncExitStack, metrics: Any = None) -> Library:
     store = DocumentStore(settings.data_dir / "documents.sqlite")
     await store.open()
     stack.push_async_callback(store.aclose)
@@ -29,4 +29,9 @@ async def start_documents(settings: Settings, embedder: Any, stack: AsyncExitSta
     await folder.scan()
     if settings.docs_watch:
         stack.push_async_callback(cancel, asyncio.create_task(folder.watch(), name="documents-watch"))
+    if metrics is not None:
+        metrics.gauge("proxy_document_chunks", "Document chunks in the search index", lambda: len(library.index))
+        metrics.gauge("proxy_documents_queue_depth", "Documents waiting to be indexed", lambda: library.depth)
+        metrics.gauge("proxy_documents_failed", "Documents whose indexing failed since start",
+                      lambda: library.failures)
     return library

@@ -92,7 +92,7 @@ async def _start_documents(state, settings: Settings, embedder, stack: AsyncExit
         return None
     from app.documents.wiring import start_documents
 
-    state.documents = await start_documents(settings, embedder, stack)
+    state.documents = await start_documents(settings, embedder, stack, getattr(state, "metrics", None))
     return state.documents
 
 

@@ -239,6 +239,8 @@ def test_bad_files_are_refused_or_fail_with_a_reason_and_nothing_is_half_indexed
         assert doc["status"] == "failed" and reason in doc["error"] and doc["chunks"] == 0, doc
         assert httpx.get(f"{url}/documents/{doc['id']}/chunks").json()["data"] == []
     assert httpx.get(f"{root(url)}/health").status_code == 200
+    metrics = httpx.get(f"{root(url)}/metrics").text
+    assert "proxy_documents_failed 3.0" in metrics and "proxy_documents_queue_depth 0.0" in metrics
     good = wait_for(url, upload(url, make.make_text(tmp_path / "fine.txt", "The kettle is in the attic.")).json()["id"])
     assert good["status"] == "indexed"
     assert sorted(d["name"] for d in httpx.get(f"{url}/documents").json()["data"]) == \
