@@ -7,7 +7,9 @@ stop it (pure functions here; `app.routes.guard` applies them to every request):
   non-browser clients send none. A request whose origin is not in CORS_ORIGINS is refused, and
   CORS preflights are answered for the allowed origins only.
 - Content type: the "simple" types a page may send without a preflight (`text/plain`, form
-  encodings) are refused, and so is any other body that does not declare JSON (415).
+  encodings) are refused, and so is any other body that does not declare JSON (415). The one
+  exception is a multipart upload to UPLOAD_PATHS (a document): a page elsewhere still cannot
+  send one, because its request carries its `Origin`, refused above unless allowed.
 - `Host`: DNS rebinding points a hostile name at 127.0.0.1; the browser then sends that name in
   `Host`. Only ALLOWED_HOSTS are served: by default the loopback names when the proxy is bound
   to a loopback address, else any.
@@ -39,6 +41,7 @@ EXPOSED_HEADERS = ("x-session-id, x-provider, x-request-id, retry-after, retry-a
                    "x-ratelimit-remaining-requests, x-ratelimit-reset-requests, x-ratelimit-limit-tokens, "
                    "x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens")
 PREFLIGHT_MAX_AGE = "600"
+UPLOAD_PATHS = frozenset({"/v1/documents"})  # where a multipart/form-data body is the API
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,12 +89,14 @@ def media_type(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
-def body_refused(method: str, content_type: str | None) -> str | None:
+def body_refused(method: str, content_type: str | None, path: str = "") -> str | None:
     """Why a request's body is refused (415), or None. A body without a content type is let through
     (only scripts can send one, and the browser names their origin); the JSON parser judges it."""
     if method not in BODY_METHODS or content_type is None:
         return None
     kind = media_type(content_type)
+    if kind == "multipart/form-data" and path in UPLOAD_PATHS:
+        return None
     if kind in JSON_TYPES or (kind.startswith("application/") and kind.endswith("+json")):
         return None
     if kind in SIMPLE_TYPES:

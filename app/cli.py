@@ -3,6 +3,7 @@
     memory-proxy serve                      # start the service (HOST, PORT from the environment/.env)
     memory-proxy prepare                    # export the embedding model to ONNX once, ahead of time
     memory-proxy import chat.jsonl --session my-story   # a SillyTavern chat into a running proxy
+    memory-proxy docs add manual.pdf lore/*.md          # documents into a running proxy's knowledge base
     memory-proxy report --days 7            # the performance report, from the request log
 """
 
@@ -94,7 +95,16 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"serve": serve, "prepare": prepare, "import": import_chat, "report": report}
+def docs(settings: Settings, args: argparse.Namespace) -> int:
+    """Upload documents to the running proxy, then follow their indexing with a progress bar."""
+    from app.documents.client import add_documents
+
+    url = (args.url or f"http://{settings.host}:{settings.port}").rstrip("/")
+    key = args.api_key or os.environ.get("MEMORY_PROXY_API_KEY") or _clear_key(settings)
+    return add_documents(url, key, args.files, scope=args.scope, timeout=args.timeout)
+
+
+COMMANDS = {"serve": serve, "prepare": prepare, "import": import_chat, "report": report, "docs": docs}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -109,6 +119,13 @@ def parser() -> argparse.ArgumentParser:
     imp.add_argument("--batch", type=int, default=200)
     imp.add_argument("--api-key", help="the key to send (default MEMORY_PROXY_API_KEY, else the first key "
                                        "in clear in ADMIN_API_KEYS / API_KEYS)")
+    doc = sub.add_parser("docs", help="the knowledge base of documents").add_subparsers(dest="action", required=True)
+    add = doc.add_parser("add", help="upload documents to a running proxy and wait until they are indexed")
+    add.add_argument("files", nargs="+")
+    add.add_argument("--scope", help="global, tenant or session:<id> (default: the key's tenant, or global)")
+    add.add_argument("--url", help="the proxy's address (default http://HOST:PORT)")
+    add.add_argument("--api-key", help="the key to send (default as for import)")
+    add.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for indexing")
     rep = sub.add_parser("report", help="the performance report from the request log")
     rep.add_argument("--days", type=float, default=7.0)
     return root

@@ -115,6 +115,16 @@ class Settings(BaseSettings):
     persona_recall_k: int = Field(3, ge=0)
     persona_min_score: float = 0.4
 
+    # Documents: a knowledge base of the user's files, indexed, watched and cited
+    docs_enabled: bool = True
+    docs_dir: Path | None = None
+    docs_watch: bool = True
+    docs_max_upload_bytes: int = Field(50 * 1024 * 1024, ge=1)
+    docs_max_unpacked_bytes: int = Field(200 * 1024 * 1024, ge=1)
+    docs_chunk_tokens: int = Field(200, ge=32)
+    docs_recall_k: int = Field(4, ge=0)
+    docs_min_score: float = 0.35
+
     # Emotion
     emotion_guidance: bool = True
 
@@ -144,7 +154,7 @@ class Settings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
-    @field_validator("embedding_cache_dir", mode="before")
+    @field_validator("embedding_cache_dir", "docs_dir", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         """`EMBEDDING_CACHE_DIR=` (as in .env.example) means the default, not the current directory."""
@@ -198,6 +208,11 @@ class Settings(BaseSettings):
     @property
     def sessions_dir(self) -> Path:
         return self.data_dir / "sessions"
+
+    @property
+    def documents_dir(self) -> Path:
+        """The watched folder of documents: DOCS_DIR, else DATA_DIR/docs."""
+        return self.docs_dir or self.data_dir / "docs"
 
     @property
     def model_cache_dir(self) -> Path:

@@ -33,7 +33,7 @@ from app.observability.requestlog import RequestLog
 from app.pipeline import Pipeline
 from app.providers.factory import build_router
 from app.ratelimit import Limits, MemoryRateLimiter
-from app.routes import chat, health, models, observability, sessions
+from app.routes import chat, documents, health, models, observability, sessions
 from app.routes.body import component_schemas
 from app.routes.guard import Guard
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
                        policy=BrowserPolicy.build(origins=settings.cors_origins, hosts=settings.allowed_hosts,
                                                   bind_host=settings.host))
     _install_error_handlers(app)
-    for module in (chat, models, health, sessions, observability):
+    for module in (chat, models, health, sessions, observability, documents):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)
     return app
@@ -90,7 +90,7 @@ async def _start(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> Non
     router.on_retry = observer.retried
     stack.push_async_callback(router.aclose)
     state.health_checks = _upstream_checks(router)
-    state.memory_api = None
+    state.memory_api = state.documents = None
     memory = await _start_memory(state, settings, stack, router) if settings.memory_enabled else None
     state.pipeline = Pipeline(router, memory=memory, observer=observer, memory_enabled=settings.memory_enabled)
 

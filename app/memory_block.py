@@ -7,7 +7,8 @@
 The block tells the model these are recollections from earlier in this conversation, not
 instructions: relevant character/world information from earlier system prompts (kind
 "persona"), the story so far, the relevant moments in chronological order under their dates
-(each date written once), summaries of older parts by relevance, and the user's current mood.
+(each date written once), summaries of older parts by relevance, passages from the user's
+documents (kind "document", each under its citation, `when`), and the user's current mood.
 
 Counting is exact: the block is built from segments (lines and headings) that each end in a
 newline and start with a visible character, which cl100k never merges across, so its cost is
@@ -25,7 +26,7 @@ from typing import Any, Literal
 
 from app.tokens import count_message, count_tokens
 
-MemoryKind = Literal["memory", "summary", "persona"]
+MemoryKind = Literal["memory", "summary", "persona", "document"]
 
 MEMORY_OPEN = (
     "<memory>\n"
@@ -38,10 +39,11 @@ HEADERS = {
     "story": "Story so far:\n",
     "moments": "Earlier moments (oldest first):\n",
     "summaries": "Summaries of older parts:\n",
+    "documents": "From your documents:\n",
     "mood": "",
 }
-_SECTION_ORDER = ("persona", "story", "moments", "summaries", "mood")
-_SECTION_OF_KIND = {"memory": "moments", "summary": "summaries", "persona": "persona"}
+_SECTION_ORDER = ("persona", "story", "moments", "summaries", "documents", "mood")
+_SECTION_OF_KIND = {"memory": "moments", "summary": "summaries", "persona": "persona", "document": "documents"}
 _FENCE_TAG = re.compile(r"<\s*(/?)\s*memory\s*>", re.IGNORECASE)
 
 
@@ -102,8 +104,17 @@ def candidates(memories: Sequence[MemoryItem], summaries: Sequence[MemoryItem],
     for item, section in ranked:
         if item.text.strip() and item.text.strip() not in seen:
             seen.add(item.text.strip())
-            lines.append(_moment(item) if section == "moments" else _line(section, _bullet(item), item))
+            lines.append(_moment(item) if section == "moments" else _line(section, _render(section, item), item))
     return lines
+
+
+def _render(section: str, item: MemoryItem) -> str:
+    return _cited(item) if section == "documents" else _bullet(item)
+
+
+def _cited(item: MemoryItem) -> str:
+    """A document chunk: `- [manual.pdf, p. 12]` on its own line, the text (tables whole) below it."""
+    return f"- [{_flat(item.when or '')}]\n  {_indent(item.text)}\n"
 
 
 def _line(section: str, text: str, item: MemoryItem | None) -> Line:
@@ -213,6 +224,6 @@ def _with_groups(lines: list[Line]) -> list[str]:
 def _ordered(section: str, lines: list[Line]) -> list[Line]:
     if section in ("moments", "persona"):
         return sorted(lines, key=lambda ln: (ln.item.position, ln.item.message_ids))
-    if section == "summaries":
+    if section in ("summaries", "documents"):
         return sorted(lines, key=lambda ln: -ln.item.score)
     return lines

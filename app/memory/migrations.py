@@ -1,7 +1,7 @@
 """How a database file is opened and brought to the current schema.
 
-Two kinds of database: ``"registry"`` (one file listing every conversation) and ``"session"``
-(one file per conversation). Each kind has an ordered list of numbered migrations; a
+Three kinds of database: ``"registry"`` (one file listing every conversation), ``"session"``
+(one file per conversation) and ``"documents"`` (the knowledge base: documents and their chunks). Each kind has an ordered list of numbered migrations; a
 ``_migrations`` table in the file records which ones ran, so opening an old file applies only
 what is missing. A migration that has shipped is never edited: change the schema by adding the
 next one (and a test that upgrades a file made by the previous release).
@@ -29,7 +29,7 @@ import aiosqlite
 
 T = TypeVar("T")
 Migration = Callable[[sqlite3.Connection], None]
-MIGRATIONS: dict[str, list[Migration]] = {"registry": [], "session": []}
+MIGRATIONS: dict[str, list[Migration]] = {"registry": [], "session": [], "documents": []}
 
 
 def migration(kind: str) -> Callable[[Migration], Migration]:
@@ -257,3 +257,44 @@ def _hash_v2(role: str, content: str) -> str:
     """The message hash as m004 defines it, frozen here: a shipped migration never changes."""
     material = role.lower() + "\x1f" + " ".join(content.split())
     return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+# --------------------------------------------------------------------------- documents
+
+
+@migration("documents")
+def m001_documents(conn: sqlite3.Connection) -> None:
+    # A document is global (owner and session_id NULL), a tenant's (owner) or one conversation's
+    # (owner and session_id). A folder document has its path under DOCS_DIR; an upload has none.
+    # Chunks are written in one transaction with the status that says they are all there.
+    _script(conn, """
+        CREATE TABLE documents (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            source TEXT NOT NULL,
+            path TEXT UNIQUE,
+            owner TEXT,
+            session_id TEXT,
+            bytes INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            status TEXT NOT NULL,
+            error TEXT,
+            pages INTEGER,
+            chunk_count INTEGER NOT NULL DEFAULT 0,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL
+        );
+        CREATE INDEX documents_owner ON documents (owner, session_id);
+        CREATE TABLE chunks (
+            id INTEGER PRIMARY KEY,
+            document_id TEXT NOT NULL REFERENCES documents (id) ON DELETE CASCADE,
+            ordinal INTEGER NOT NULL,
+            page INTEGER,
+            heading TEXT NOT NULL,
+            text TEXT NOT NULL,
+            token_count INTEGER NOT NULL,
+            is_table INTEGER NOT NULL DEFAULT 0,
+            embedding BLOB NOT NULL
+        );
+        CREATE INDEX chunks_document ON chunks (document_id, ordinal)
+    """)

@@ -71,13 +71,14 @@ class MemoryService:
     """Reads and writes memory for chat requests; every collaborator is passed in."""
 
     def __init__(self, *, store: Any, working: Any, recall: Any, writer: Any, settings: Any,
-                 summarizer: Any = None, persona_memory: Any = None) -> None:
+                 summarizer: Any = None, persona_memory: Any = None, documents: Any = None) -> None:
         self.store = store
         self.working = working
         self.recall = recall
         self.writer = writer
         self.summarizer = summarizer
         self.persona_memory = persona_memory
+        self.documents = documents  # app.documents.library.Library: the user's files, cited
         self.settings = settings
         self.split = BudgetSplit(settings.budget_persona, settings.budget_memories,
                                  settings.budget_recent, settings.budget_response)
@@ -214,6 +215,7 @@ class MemoryService:
         total = exchange.controls.context_budget or self.settings.context_size(exchange.model)
         plan = plan_budget(total, request.response_limit, self.split)
         recalled = await self.recall.recall(turn.key, turns, stored, plan, turn.persona, query=query)
+        recalled.items += await self._documents(turn, exchange, query)
         t0 = time.perf_counter()
         turn.built = build_context(persona=turn.persona, client_messages=recalled.client_messages,
                                    memories=recalled.items, summaries=recalled.summaries,
@@ -225,6 +227,16 @@ class MemoryService:
             self.writer.submit_call(lambda: self.store.touch_accessed(turn.key, used))
         turn.timings.update(recalled.timings)
         turn.timings["build"] = time.perf_counter() - t0
+
+    async def _documents(self, turn: Turn, exchange: Any, query: Any) -> list[Any]:
+        """Passages of the user's documents this conversation may see, as candidates for the block."""
+        if self.documents is None or not query.text:
+            return []
+        t0 = time.perf_counter()
+        items = self.documents.recall(await query.vector(), owner=getattr(exchange, "owner", None),
+                                      session_id=turn.session_id)
+        turn.timings["documents"] = time.perf_counter() - t0
+        return items
 
     # ------------------------------------------------------------------ after the reply
 

@@ -1,6 +1,7 @@
 """Memory's components built from settings, opened in order and closed in reverse by the lifespan.
 
-store -> embedder -> recall -> background writer -> summarizer -> janitor (idle eviction).
+store -> embedder -> recall -> background writer -> summarizer -> janitor (idle eviction) ->
+documents (app.documents.wiring: the knowledge base shares the embedder).
 Closing drains the writer and the summarizer first, so nothing is left half-written, then
 closes the embedder and the store.
 """
@@ -60,8 +61,9 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     await consolidator.start()
     stack.push_async_callback(consolidator.stop)
     _start_janitor(stack, working, recall, settings.session_idle_seconds, settings.memory_ram_mb * 2**20)
+    documents = await _start_documents(state, settings, embedder, stack)
     memory = MemoryService(store=store, working=working, recall=recall, writer=writer, settings=settings,
-                           summarizer=summarizer, persona_memory=persona_memory)
+                           summarizer=summarizer, persona_memory=persona_memory, documents=documents)
     state.memory_api = MemoryAPI(store=store, working=working, recall=recall, writer=writer,
                                  summarizer=summarizer, policy=policy, invalidate=memory.forget_key,
                                  persona_memory=persona_memory)
@@ -82,6 +84,16 @@ async def _start_summarizer(settings: Settings, store, embedder, stack: AsyncExi
     await summarizer.start()
     stack.push_async_callback(summarizer.stop)
     return summarizer
+
+
+async def _start_documents(state, settings: Settings, embedder, stack: AsyncExitStack):
+    state.documents = None
+    if not settings.docs_enabled:
+        return None
+    from app.documents.wiring import start_documents
+
+    state.documents = await start_documents(settings, embedder, stack, getattr(state, "metrics", None))
+    return state.documents
 
 
 def _start_janitor(stack: AsyncExitStack, working, recall, idle_seconds: float, ram_bytes: int) -> None:

@@ -62,7 +62,7 @@ class Guard:
             if method == "OPTIONS" and "access-control-request-method" in headers:
                 return Response(status_code=204,
                                 headers=preflight_headers(headers.get("access-control-request-headers")))
-        refused = body_refused(method, headers.get("content-type"))
+        refused = body_refused(method, headers.get("content-type"), scope["path"])
         if refused is not None:
             return _refuse(UnsupportedMediaType(refused))
         if (method, scope["path"]) in OPEN:

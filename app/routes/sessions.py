@@ -4,7 +4,8 @@
     GET    /v1/sessions/{id}                 counts, activity, tokens, pending background work
     GET    /v1/sessions/{id}/messages        paged; superseded ones only with ?include_superseded=true
     POST   /v1/sessions/{id}/messages        {"messages": [...]} appended without a completion (`created_at` dates one)
-    GET    /v1/sessions/{id}/search?q=&k=    memory search with scores (messages, then system-prompt chunks)
+    GET    /v1/sessions/{id}/search?q=&k=    memory search with scores (messages, then system-prompt chunks;
+                                             &documents=true: then the chunks of documents it may see)
     GET    /v1/sessions/{id}/emotions        emotional trajectory and shares
     GET    /v1/sessions/{id}/export          everything, as JSON
     GET    /v1/sessions/{id}/summaries       rolling and higher-level summaries with their message ranges
@@ -29,6 +30,7 @@ from pydantic import BaseModel, Field
 
 from app.errors import InvalidRequest
 from app.routes.body import read_model, request_body_schema
+from app.routes.documents import get_library
 from app.routes.deps import MemoryDep, PrincipalDep, SessionMemoryDep, SettingsDep
 from app.schemas import ChatMessage
 
@@ -74,9 +76,12 @@ async def append_messages(session_id: str, request: Request, memory: SessionMemo
 
 
 @router.get("/{session_id}/search")
-async def search(session_id: str, memory: SessionMemoryDep, q: str = Query(min_length=1),
-                 k: int = Query(10, ge=1, le=200)):
-    return {"object": "list", "data": await memory.search(session_id, q, k)}
+async def search(session_id: str, request: Request, memory: SessionMemoryDep, q: str = Query(min_length=1),
+                 k: int = Query(10, ge=1, le=200), documents: bool = False):
+    found = await memory.search(session_id, q, k)
+    if documents:
+        found += await (await get_library(request)).search(q, k, owner=memory.owner, session_id=session_id)
+    return {"object": "list", "data": found}
 
 
 @router.get("/{session_id}/emotions")

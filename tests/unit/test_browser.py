@@ -57,5 +57,13 @@ def test_bodies_must_declare_json(method, content_type, refused):
     assert (body_refused(method, content_type) is not None) is refused
 
 
+@pytest.mark.parametrize("path, content_type, refused", [
+    ("/v1/documents", "multipart/form-data; boundary=x", False), ("/v1/documents", "text/plain", True),
+    ("/v1/documents/x", "multipart/form-data; boundary=x", True), ("/v1/chat/completions", "multipart/form-data", True),
+])
+def test_only_the_documents_upload_takes_a_multipart_body(path, content_type, refused):
+    assert (body_refused("POST", content_type, path) is not None) is refused
+
+
 def test_media_type():
     assert media_type("Text/Plain; charset=utf-8") == "text/plain" and media_type(None) == ""

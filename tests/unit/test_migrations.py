@@ -32,7 +32,7 @@ def indexes(conn: sqlite3.Connection) -> set[str]:
     return {name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
 
 
-@pytest.mark.parametrize("kind", ["registry", "session"])
+@pytest.mark.parametrize("kind", ["registry", "session", "documents"])
 def test_migration_names_are_numbered_in_order_and_unique(kind):
     found = names(kind)
     numbers = [int(re.match(r"m(\d{3})_", name).group(1)) for name in found]
@@ -40,7 +40,7 @@ def test_migration_names_are_numbered_in_order_and_unique(kind):
     assert len(set(found)) == len(found)
 
 
-@pytest.mark.parametrize("kind", ["registry", "session"])
+@pytest.mark.parametrize("kind", ["registry", "session", "documents"])
 def test_blank_database_gets_every_migration_once(tmp_path, kind):
     conn = connect(tmp_path / "db.sqlite")
     assert migrate(conn, kind) == names(kind)
@@ -152,3 +152,19 @@ def test_hashes_written_before_m004_are_rewritten_to_the_one_message_hash(tmp_pa
     assert migrate(conn, "session")[0] == "m004_whitespace_blind_hashes"
     hashes = [h for (h,) in conn.execute("SELECT content_hash FROM messages ORDER BY id")]
     assert hashes == [message_hash("user", "Hello, world"), message_hash("assistant", "Hi there")]
+
+
+def test_blank_documents_database_has_documents_and_chunks_that_go_with_them(tmp_path):
+    conn = connect(tmp_path / "documents.sqlite")
+    migrate(conn, "documents")
+    assert columns(conn, "documents") == ["id", "name", "source", "path", "owner", "session_id", "bytes", "sha256",
+                                          "status", "error", "pages", "chunk_count", "created_at", "updated_at"]
+    assert columns(conn, "chunks") == ["id", "document_id", "ordinal", "page", "heading", "text", "token_count",
+                                       "is_table", "embedding"]
+    assert {"documents_owner", "chunks_document"} <= indexes(conn)
+    conn.execute("INSERT INTO documents (id, name, source, bytes, sha256, status, created_at, updated_at) "
+                 "VALUES ('d1', 'a.md', 'upload', 1, 'x', 'indexed', 0, 0)")
+    conn.execute("INSERT INTO chunks (document_id, ordinal, heading, text, token_count, embedding) "
+                 "VALUES ('d1', 0, '', 'hi', 1, x'00')")
+    conn.execute("DELETE FROM documents WHERE id = 'd1'")
+    assert conn.execute("SELECT COUNT(*) FROM chunks").fetchone() == (0,)
