@@ -5,7 +5,9 @@ stop it (pure functions here; `app.routes.guard` applies them to every request):
 
 - `Origin`: browsers name the page's origin on every cross-site request (and on every POST);
   non-browser clients send none. A request whose origin is not in CORS_ORIGINS is refused, and
-  CORS preflights are answered for the allowed origins only.
+  CORS preflights are answered for the allowed origins only. A page the proxy serves itself
+  (`/ui`) is same-origin: its `Origin` names the host it sent the request to, which is allowed
+  (that host has passed the `Host` rule, so a rebound name never gets this far).
 - Content type: the "simple" types a page may send without a preflight (`text/plain`, form
   encodings) are refused, and so is any other body that does not declare JSON (415).
 - `Host`: DNS rebinding points a hostile name at 127.0.0.1; the browser then sends that name in
@@ -62,6 +64,18 @@ class BrowserPolicy:
 
     def origin_allowed(self, origin: str) -> bool:
         return ANY in self.origins or origin.strip().rstrip("/").lower() in self.origins
+
+
+def same_origin(origin: str, host: str | None) -> bool:
+    """Whether a page's origin is this server itself: its host and port are the request's `Host`.
+
+        >>> same_origin("http://127.0.0.1:8000", "127.0.0.1:8000"), same_origin("http://127.0.0.1:3000", "127.0.0.1:8000")
+        (True, False)
+    """
+    scheme, sep, rest = origin.strip().lower().partition("://")
+    if not sep or scheme not in ("http", "https") or not host or "/" in rest:
+        return False
+    return rest == host.strip().lower()
 
 
 def host_name(host: str) -> str:
