@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.browser import BrowserPolicy, body_refused, host_name, media_type
+from app.browser import BrowserPolicy, body_refused, host_name, media_type, same_origin
 
 
 @pytest.mark.parametrize("header, name", [
@@ -59,3 +59,15 @@ def test_bodies_must_declare_json(method, content_type, refused):
 
 def test_media_type():
     assert media_type("Text/Plain; charset=utf-8") == "text/plain" and media_type(None) == ""
+
+
+@pytest.mark.parametrize("origin, host, same", [
+    ("http://127.0.0.1:8000", "127.0.0.1:8000", True), ("HTTP://LOCALHOST:8000", "localhost:8000", True),
+    ("https://proxy.example.com", "proxy.example.com", True), ("http://[::1]:8000", "[::1]:8000", True),
+    ("http://127.0.0.1:3000", "127.0.0.1:8000", False), ("http://localhost:8000", "127.0.0.1:8000", False),
+    ("http://127.0.0.1:8000", None, False), ("null", "127.0.0.1:8000", False),
+    ("ftp://127.0.0.1:8000", "127.0.0.1:8000", False), ("http://127.0.0.1:8000/x", "127.0.0.1:8000", False),
+    ("http://evil.example", "127.0.0.1", False),
+])
+def test_same_origin_is_the_request_own_host(origin, host, same):
+    assert same_origin(origin, host) is same

@@ -33,14 +33,17 @@ function showStats(info) {
     `last activity ${time(info.last_activity)}`;
 }
 
-async function loadPage(info) {
-  current.total = info.messages + (current.superseded ? info.superseded : 0);
-  const params = { limit: PAGE, offset: current.rows.length, order: "desc", ...ownerParams() };
+// The page of messages before the ones shown (the newest page first); `fresh` starts the list again.
+async function loadPage(info, fresh = false) {
+  const shown = fresh ? 0 : current.rows.length;
+  const params = { limit: PAGE, offset: shown, order: "desc", ...ownerParams() };
   if (current.superseded) params.include_superseded = "true";
   const page = await call(sessionPath(current.id, "/messages", params));
   const older = page.data.reverse();
-  current.rows = [...older, ...current.rows];
-  $("timeline").prepend(...older.map(messageItem));
+  current.total = info.messages + (current.superseded ? info.superseded : 0);
+  current.rows = fresh ? older : [...older, ...current.rows];
+  if (fresh) $("timeline").replaceChildren(...older.map(messageItem));
+  else $("timeline").prepend(...older.map(messageItem));
   const left = current.total - current.rows.length;
   $("load-earlier").hidden = left <= 0;
   $("load-earlier").textContent = `Load ${Math.min(PAGE, left)} earlier messages (${number(left)} more)`;
@@ -54,9 +57,7 @@ export async function loadEarlier() {
 
 export async function toggleSuperseded() {
   current.superseded = $("show-superseded").checked;
-  current.rows = [];
-  $("timeline").replaceChildren();
-  await loadPage(current.info);
+  await loadPage(current.info, true);
 }
 
 function messageItem(m) {

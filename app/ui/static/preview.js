@@ -37,6 +37,8 @@ function previewParts(answer) {
     memoryList(answer.memories, "recalled", "Nothing was recalled."),
     h("h4", { text: "Left out for lack of room" }),
     h("p", { class: "muted", text: droppedLine(answer.dropped || {}) }),
+    b.decision ? h("ul", { class: "decision muted", "aria-label": "How the room was shared" },
+      decisionLines(b.decision).map((line) => h("li", { text: line }))) : null,
     memoryList(answer.left_out || [], "left-out", "Nothing that was offered was left out."),
     h("details", {}, h("summary", { text: `The ${answer.messages.length} messages sent upstream` }),
       h("ol", { class: "sent" }, answer.messages.map((m) => h("li", {},
@@ -48,6 +50,13 @@ function previewParts(answer) {
 function droppedLine(d) {
   return `${d.memories || 0} recollections found no room; ${d.redundant || 0} were already among the recent turns; ` +
     `${d.messages || 0} of the client's messages and ${d.earlier || 0} earlier turns were not sent.`;
+}
+
+function decisionLines(d) {
+  const r = d.recollections, e = d.earlier_turns, v = (x) => (x === null || x === undefined ? "none" : x);
+  return [`Recollections: ${r.kept} of ${r.offered} sent; lowest score sent ${v(r.lowest_kept)}, ` +
+          `best left out ${v(r.best_left)}.`,
+          `Turns from before the client's window: ${e.kept} of ${e.offered} sent; best left out ${v(e.best_left)}.`];
 }
 
 function memoryList(items, name, empty) {
