@@ -33,13 +33,12 @@ setup() {
 
 # The inspector's browser tests drive Debian's Chromium (never a browser downloaded by Playwright).
 browser() {
-  local path=${CHROMIUM_PATH:-/usr/bin/chromium}
-  [ -x "$path" ] && return 0
+  [ -x /usr/bin/chromium ] && return 0
   echo "==> installing Chromium for the browser tests (apt-get install chromium)"
   local sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
   $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null \
-    || { echo "could not install Chromium: run 'apt-get install chromium' as root, or set CHROMIUM_PATH" >&2; exit 1; }
+    || { echo "could not install Chromium: run 'apt-get install chromium' as root" >&2; exit 1; }
 }
 
 case "${1:-start}" in

@@ -69,8 +69,10 @@ class BrowserPolicy:
 def same_origin(origin: str, host: str | None) -> bool:
     """Whether a page's origin is this server itself: its host and port are the request's `Host`.
 
-        >>> same_origin("http://127.0.0.1:8000", "127.0.0.1:8000"), same_origin("http://127.0.0.1:3000", "127.0.0.1:8000")
-        (True, False)
+        >>> same_origin("http://127.0.0.1:8000", "127.0.0.1:8000")
+        True
+        >>> same_origin("http://127.0.0.1:3000", "127.0.0.1:8000")
+        False
     """
     scheme, sep, rest = origin.strip().lower().partition("://")
     if not sep or scheme not in ("http", "https") or not host or "/" in rest:

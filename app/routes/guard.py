@@ -6,8 +6,10 @@ In that order, so a page in a browser is turned away before anything else is loo
 preflight (which never carries a key) is answered before the key is asked for. The caller's
 `Principal` is left in the request's state for the routes (`app.routes.deps.PrincipalDep`);
 `GET /health` and the inspector page's files (`GET /ui`, `/ui/static/...`: they hold no data; the
-page asks for a key and sends it with each API call) are served without a key. Refusals are OpenAI-style errors: 400 `host_not_allowed`,
-403 `origin_not_allowed`, 415 `unsupported_media_type`, 401 `invalid_api_key`.
+page asks for a key and sends it with each API call) are served without a key. A request whose
+`Origin` is the proxy's own host comes from that page and is same-origin. Refusals are
+OpenAI-style errors: 400 `host_not_allowed`, 403 `origin_not_allowed`, 415
+`unsupported_media_type`, 401 `invalid_api_key`.
 
 A pure ASGI middleware (no request object, one pass over the headers): it costs a few
 microseconds per request.

@@ -3,15 +3,14 @@
     with sync_playwright() as pw:
         browser = launch(pw)
 
-Playwright drives the system's browser (`CHROMIUM_PATH`, default `/usr/bin/chromium`, from
-`apt-get install chromium`); it never downloads one of its own. The flags keep Chromium from
+Playwright drives the system's browser (`/usr/bin/chromium`, from `apt-get install chromium`;
+`./run.sh test` installs it); it never downloads one of its own. The flags keep Chromium from
 reaching out to the network at start (updates, sync, field trials), which a closed network
 refuses and which only slows a test down.
 """
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
@@ -20,15 +19,14 @@ ARGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
         "--disable-background-networking", "--disable-component-update", "--disable-sync")
 
 
-def chromium_path() -> Path:
+def chromium_path(path: str = DEFAULT_PATH) -> Path:
     """The browser's executable; FileNotFoundError says how to install it when it is missing."""
-    path = Path(os.environ.get("CHROMIUM_PATH") or DEFAULT_PATH)
-    if not path.exists():
+    if not Path(path).exists():
         raise FileNotFoundError(f"{path} is missing: install Debian's browser with `apt-get install chromium` "
-                                "(./run.sh test does), or point CHROMIUM_PATH at one")
-    return path
+                                "(./run.sh test does)")
+    return Path(path)
 
 
-def launch(playwright: Any) -> Any:
+def launch(playwright: Any, path: str = DEFAULT_PATH) -> Any:
     """A headless Chromium browser started by a `sync_playwright()` instance."""
-    return playwright.chromium.launch(executable_path=str(chromium_path()), args=list(ARGS), headless=True)
+    return playwright.chromium.launch(executable_path=str(chromium_path(path)), args=list(ARGS), headless=True)

@@ -55,7 +55,9 @@ def test_the_page_own_requests_are_same_origin(keyed):
     assert refused.status_code == 415  # the body rule still holds for the page's own requests
     port = host.rsplit(":", 1)[1]
     for origin in (f"http://127.0.0.1:{int(port) + 1}", "http://evil.example", f"http://localhost:{port}"):
-        other = httpx.put(f"{keyed}/v1/sessions/own/persona", json={"persona": "x"}, headers={**auth, "Origin": origin})
+        other = httpx.put(f"{keyed}/v1/sessions/own/persona", json={"persona": "x"},
+                          headers={**auth, "Origin": origin})
         assert other.status_code == 403, origin
-    rebound = httpx.get(f"{keyed}/ui", headers={"Host": f"evil.example:{port}", "Origin": f"http://evil.example:{port}"})
+    rebound = httpx.get(f"{keyed}/ui", headers={"Host": f"evil.example:{port}",
+                                                "Origin": f"http://evil.example:{port}"})
     assert rebound.status_code == 400  # a rebound name is refused before its origin could match

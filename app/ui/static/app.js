@@ -38,14 +38,15 @@ function showPage(id) {
 }
 
 async function route() {
+  performance.mark("route");  // with "timeline-rendered": how long a conversation takes to open
   say(notice);
   notice = "";
   const hash = location.hash.replace(/^#/, "") || "/";
   try {
     if (hash.startsWith("/c/")) {
       const [path, params] = hash.slice(3).split("?");
+      showPage("page-conversation");  // the timeline shows as soon as it is drawn; the rest follows
       await openConversation(decodeURIComponent(path), new URLSearchParams(params || "").get("owner"));
-      showPage("page-conversation");
       document.title = `${current.id} · Memory inspector`;
     } else if (hash === "/report") {
       await showReport();

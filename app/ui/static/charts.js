@@ -64,6 +64,7 @@ export function lineChart(series, label) {
     s("line", { x1: PAD, y1: H - PAD + 10, x2: W - PAD, y2: H - PAD + 10, stroke: "#999" }),
     s("text", { x: 2, y: 14, class: "axis", text: `${Math.round(top)} ms` }),
     s("text", { x: PAD, y: H - 4, class: "axis", text: new Date(t0 * 1000).toLocaleString() }),
+    s("text", { x: W - PAD, y: H - 4, class: "axis", "text-anchor": "end", text: new Date(t1 * 1000).toLocaleString() }),
     series.map((line) => s("polyline", {
       points: line.points.map(([t, v]) => `${x(t).toFixed(1)},${y(v).toFixed(1)}`).join(" "), fill: "none",
       stroke: colour(line.name), "stroke-width": 2, "stroke-dasharray": DASH[line.quantile] || "",

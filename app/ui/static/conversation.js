@@ -19,11 +19,14 @@ export async function openConversation(id, owner) {
   for (const list of ["summaries", "memory-results", "persona-chunks", "emotion-legend"]) $(list).replaceChildren();
   $("emotion-chart").replaceChildren();
   $("preview").replaceChildren();
+  $("page-conversation").setAttribute("aria-busy", "true");
   const info = await call(sessionPath(id, "", ownerParams()));
   showStats(info);
   await loadPage(info);
   performance.mark("timeline-rendered");
   await Promise.all([showSummaries(), showEmotions(), showPersona()]);
+  $("page-conversation").setAttribute("aria-busy", "false");
+  performance.mark("conversation-loaded");
 }
 
 function showStats(info) {
