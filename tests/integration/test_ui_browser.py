@@ -6,7 +6,9 @@ Each test saves a screenshot under the test run's temporary directory (`ui-scree
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import httpx
 import openai
@@ -181,6 +183,9 @@ def test_a_question_shows_the_recalled_memory_that_answers_it_with_the_budget(pa
     for part in ("recent", "reply_reserve"):
         assert page.locator(f".budget-bar .seg-{part}").count() == 1
     assert "were not sent" in page.locator("#preview").inner_text()  # the old turns left out are counted
+    page.fill("#memory-q", "sister Lena octopuses")
+    page.click("#memory-search button")
+    expect(page.locator("#memory-results li").first).to_contain_text("Porto")
 
 
 def test_an_edited_persona_is_in_the_next_preview(page, base):
@@ -200,12 +205,49 @@ def test_an_edited_persona_is_in_the_next_preview(page, base):
     assert api(base, "ui-persona/persona").json()["persona"].startswith("You are Captain Mira")
 
 
+def test_export_asks_first_and_then_downloads_everything(page, base):
+    sent = converse(base, "ui-export", ["Please keep this for the record."])
+    open_conversation(page, "ui-export")
+    downloads = []
+    page.on("download", lambda d: downloads.append(d))
+    page.click("#export")
+    page.click("#confirm-cancel")
+    page.wait_for_timeout(500)  # time enough for a download that should not come
+    assert downloads == [] and "Exported" not in page.locator("#status").inner_text()
+    with page.expect_download() as download:
+        page.click("#export")
+        page.click("#confirm-ok")
+    data = json.loads(Path(download.value.path()).read_text())
+    assert download.value.suggested_filename == "ui-export.json"
+    assert [m["content"] for m in data["messages"]] == [m["content"] for m in sent]
+
+
+def test_a_long_conversation_opens_at_its_newest_messages_and_pages_back(page, base):
+    turns = [{"role": "user" if i % 2 == 0 else "assistant", "content": f"Line {i} of a long chat."}
+             for i in range(450)]
+    httpx.post(f"{base}/v1/sessions/ui-long/messages", json={"messages": turns},
+               headers={"Authorization": f"Bearer {KEY}"}, timeout=60).raise_for_status()
+    open_conversation(page, "ui-long")
+    contents = page.locator("#timeline li.msg .content")
+    assert contents.count() == 200
+    assert contents.first.inner_text() == "Line 250 of a long chat."
+    assert contents.last.inner_text() == "Line 449 of a long chat."
+    page.click("#load-earlier")
+    expect(contents).to_have_count(400)
+    assert contents.first.inner_text() == "Line 50 of a long chat."
+    page.click("#load-earlier")
+    expect(contents).to_have_count(450)
+    assert contents.all_inner_texts() == [t["content"] for t in turns]
+    assert page.locator("#load-earlier").is_hidden()
+
+
 def test_delete_asks_first_and_then_the_conversation_is_gone(page, base):
     converse(base, "ui-doomed", ["This conversation will not last."])
     open_conversation(page, "ui-doomed")
     page.click("#delete")
     assert page.locator("#confirm").is_visible()
     page.click("#confirm-cancel")
+    page.wait_for_timeout(500)  # time enough for a delete that should not come
     assert api(base, "ui-doomed").status_code == 200
     assert page.locator("#page-conversation").is_visible()
     page.click("#delete")
