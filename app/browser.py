@@ -6,8 +6,9 @@ stop it (pure functions here; `app.routes.guard` applies them to every request):
 - `Origin`: browsers name the page's origin on every cross-site request (and on every POST);
   non-browser clients send none. A request whose origin is not in CORS_ORIGINS is refused, and
   CORS preflights are answered for the allowed origins only. A page the proxy serves itself
-  (`/ui`) is same-origin: its `Origin` names the host it sent the request to, which is allowed
-  (that host has passed the `Host` rule, so a rebound name never gets this far).
+  (`/ui`) is same-origin: its `Origin` names the host it sent the request to. That is trusted
+  only for a host ALLOWED_HOSTS names (the loopback names by default), never through its `*`:
+  a rebound name would match its own origin too.
 - Content type: the "simple" types a page may send without a preflight (`text/plain`, form
   encodings) are refused, and so is any other body that does not declare JSON (415).
 - `Host`: DNS rebinding points a hostile name at 127.0.0.1; the browser then sends that name in
@@ -57,8 +58,10 @@ class BrowserPolicy:
                    hosts=frozenset(h.strip("[]") for h in chosen))
 
     def host_allowed(self, host: str | None) -> bool:
-        if ANY in self.hosts:
-            return True
+        return ANY in self.hosts or self.host_listed(host)
+
+    def host_listed(self, host: str | None) -> bool:
+        """Whether ALLOWED_HOSTS names this host itself (its `*` does not count)."""
         name = host_name(host or "")
         return bool(name) and (name in self.hosts or any(_subdomain(name, h) for h in self.hosts))
 

@@ -7,7 +7,7 @@ preflight (which never carries a key) is answered before the key is asked for. T
 `Principal` is left in the request's state for the routes (`app.routes.deps.PrincipalDep`);
 `GET /health` and the inspector page's files (`GET /ui`, `/ui/static/...`: they hold no data; the
 page asks for a key and sends it with each API call) are served without a key. A request whose
-`Origin` is the proxy's own host comes from that page and is same-origin. Refusals are
+`Origin` is the proxy's own host, one that ALLOWED_HOSTS names, comes from that page. Refusals are
 OpenAI-style errors: 400 `host_not_allowed`, 403 `origin_not_allowed`, 415
 `unsupported_media_type`, 401 `invalid_api_key`.
 
@@ -45,7 +45,7 @@ class Guard:
             return
         headers = _headers(scope)
         origin = headers.get("origin")
-        if origin is not None and same_origin(origin, headers.get("host")):
+        if origin is not None and self._own_page(origin, headers.get("host")):
             origin = None  # the proxy's own page (/ui): no CORS involved
         if origin is not None and self.policy.origin_allowed(origin):
             send = _with_cors(send, origin)
@@ -54,6 +54,10 @@ class Guard:
             await answer(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _own_page(self, origin: str, host: str | None) -> bool:
+        """A request from the page this proxy served, at a host ALLOWED_HOSTS names."""
+        return same_origin(origin, host) and self.policy.host_listed(host)
 
     def _check(self, scope: Scope, headers: dict[str, str], origin: str | None) -> Response | None:
         """A response that ends the request here, or None to let it through."""

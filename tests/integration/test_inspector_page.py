@@ -61,3 +61,14 @@ def test_the_page_own_requests_are_same_origin(keyed):
     rebound = httpx.get(f"{keyed}/ui", headers={"Host": f"evil.example:{port}",
                                                 "Origin": f"http://evil.example:{port}"})
     assert rebound.status_code == 400  # a rebound name is refused before its origin could match
+
+
+def test_on_every_address_only_a_named_host_makes_requests_same_origin(fake, start_proxy):
+    """Bound to 0.0.0.0 with no ALLOWED_HOSTS every Host is served, so a rebound name's page would
+    match its own origin: the page's requests count as its own only for a host that is named."""
+    open_to_all = start_proxy(upstream_base_url=fake.url, host="0.0.0.0").removesuffix("/v1")
+    origin = open_to_all  # http://127.0.0.1:<port>, the page's own origin
+    assert httpx.get(f"{open_to_all}/ui/static/app.js", headers={"Origin": origin}).status_code == 403
+    named = start_proxy(upstream_base_url=fake.url, host="0.0.0.0", allowed_hosts=["127.0.0.1"]).removesuffix("/v1")
+    assert httpx.get(f"{named}/ui/static/app.js", headers={"Origin": named}).status_code == 200
+    assert httpx.get(f"{named}/v1/models", headers={"Origin": named}).status_code == 200

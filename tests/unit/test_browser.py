@@ -71,3 +71,13 @@ def test_media_type():
 ])
 def test_same_origin_is_the_request_own_host(origin, host, same):
     assert same_origin(origin, host) is same
+
+
+@pytest.mark.parametrize("bind, hosts, host, listed", [
+    ("127.0.0.1", [], "127.0.0.1:8000", True), ("127.0.0.1", [], "localhost:8000", True),
+    ("0.0.0.0", [], "192.168.1.5:8000", False),  # allowed through `*`, but not named
+    ("0.0.0.0", ["192.168.1.5"], "192.168.1.5:8000", True), ("0.0.0.0", [".example.com"], "a.example.com", True),
+    ("0.0.0.0", ["*"], "anything.example", False),
+])
+def test_a_listed_host_is_named_not_matched_by_the_wildcard(bind, hosts, host, listed):
+    assert BrowserPolicy.build(origins=[], hosts=hosts, bind_host=bind).host_listed(host) is listed
