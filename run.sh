@@ -31,6 +31,16 @@ setup() {
   "$VENV/bin/python" -m app.cli prepare
 }
 
+# The inspector's browser tests drive Debian's Chromium (never a browser downloaded by Playwright).
+browser() {
+  [ -x /usr/bin/chromium ] && return 0
+  echo "==> installing Chromium for the browser tests (apt-get install chromium)"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null \
+    || { echo "could not install Chromium: run 'apt-get install chromium' as root" >&2; exit 1; }
+}
+
 case "${1:-start}" in
   setup)
     setup
@@ -41,6 +51,7 @@ case "${1:-start}" in
     ;;
   test)
     setup quiet-env
+    browser
     shift || true
     set +e
     "$VENV/bin/python" -m pytest -q "$@"

@@ -18,7 +18,7 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.11",
     packages=find_packages(include=["app", "app.*"]),
-    package_data={"app": ["data/*.npz"]},
+    package_data={"app": ["data/*.npz", "ui/static/*"]},
     install_requires=requirements(),
     extras_require={"livekit": ["livekit-agents>=1.2", "livekit-plugins-openai>=1.2"]},
     entry_points={"console_scripts": ["memory-proxy=app.cli:main"]},

@@ -5,7 +5,10 @@ stop it (pure functions here; `app.routes.guard` applies them to every request):
 
 - `Origin`: browsers name the page's origin on every cross-site request (and on every POST);
   non-browser clients send none. A request whose origin is not in CORS_ORIGINS is refused, and
-  CORS preflights are answered for the allowed origins only.
+  CORS preflights are answered for the allowed origins only. A page the proxy serves itself
+  (`/ui`) is same-origin: its `Origin` names the host it sent the request to. That is trusted
+  only for a host ALLOWED_HOSTS names (the loopback names by default), never through its `*`:
+  a rebound name would match its own origin too.
 - Content type: the "simple" types a page may send without a preflight (`text/plain`, form
   encodings) are refused, and so is any other body that does not declare JSON (415). The one
   exception is a multipart upload to UPLOAD_PATHS (a document): a page elsewhere still cannot
@@ -58,13 +61,29 @@ class BrowserPolicy:
                    hosts=frozenset(h.strip("[]") for h in chosen))
 
     def host_allowed(self, host: str | None) -> bool:
-        if ANY in self.hosts:
-            return True
+        return ANY in self.hosts or self.host_listed(host)
+
+    def host_listed(self, host: str | None) -> bool:
+        """Whether ALLOWED_HOSTS names this host itself (its `*` does not count)."""
         name = host_name(host or "")
         return bool(name) and (name in self.hosts or any(_subdomain(name, h) for h in self.hosts))
 
     def origin_allowed(self, origin: str) -> bool:
         return ANY in self.origins or origin.strip().rstrip("/").lower() in self.origins
+
+
+def same_origin(origin: str, host: str | None) -> bool:
+    """Whether a page's origin is this server itself: its host and port are the request's `Host`.
+
+        >>> same_origin("http://127.0.0.1:8000", "127.0.0.1:8000")
+        True
+        >>> same_origin("http://127.0.0.1:3000", "127.0.0.1:8000")
+        False
+    """
+    scheme, sep, rest = origin.strip().lower().partition("://")
+    if not sep or scheme not in ("http", "https") or not host or "/" in rest:
+        return False
+    return rest == host.strip().lower()
 
 
 def host_name(host: str) -> str:

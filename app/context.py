@@ -72,6 +72,7 @@ class BuiltContext:
     chosen: list[MemoryItem] = field(default_factory=list)
     dropped: dict[str, int] = field(default_factory=dict)
     over_budget: bool = False
+    left_out: list[MemoryItem] = field(default_factory=list)  # offered, not redundant, no room
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,7 @@ def build_context(*, persona: str | None, client_messages: Sequence[dict[str, An
     report = _report(plan, caps, head_cost, block_tokens, recent, total)
     report.update(earlier=_cost(tail), decision=_decision(chosen, fresh, earlier, len(tail)))
     return BuiltContext(messages=messages, budget=report, chosen=[ln.item for ln in chosen if ln.item],
-                        dropped=dropped, over_budget=total > plan.prompt_budget)
+                        dropped=dropped, over_budget=total > plan.prompt_budget, left_out=_left_out(fresh, chosen))
 
 
 def _fit(groups: list[_Group], offered: list[Line], earlier: list[_Group], values: list[float], room: int,
@@ -183,6 +184,13 @@ def _decision(chosen: list[Line], offered: list[Line], earlier: Sequence[Earlier
             "earlier_turns": {"offered": len(earlier), "kept": kept,
                               "newest_value": round(earlier[0].value, 3) if earlier else None,
                               "best_left": round(earlier[kept].value, 3) if kept < len(earlier) else None}}
+
+
+def _left_out(fresh: list[Line], chosen: list[Line]) -> list[MemoryItem]:
+    """The recollections offered and not already among the turns that found no room, best first."""
+    kept = {id(ln.item) for ln in chosen}
+    return sorted((ln.item for ln in fresh if ln.item is not None and id(ln.item) not in kept),
+                  key=lambda item: -item.score)
 
 
 def _rounded(value: float | None) -> float | None:

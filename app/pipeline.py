@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from app import sse
+from app.budget_parts import budget_parts
 from app.completion import Assembler, chunk_for
 from app.errors import InvalidRequest, ProxyError, UpstreamStreamError, from_exception
 from app.providers.base import UpstreamRequest, Usage
@@ -29,6 +30,8 @@ from app.providers.router import OpenedStream, Router
 from app.tokens import count_messages, count_tokens
 from app.schemas import (ChatCompletionRequest, MemoryControls, chunk_dict, completion_id, forwardable_params,
                          message_dicts, now)
+
+LEFT_OUT_SHOWN = 20  # recollections that found no room, listed in a preview (best first)
 
 
 @dataclass(slots=True)
@@ -82,7 +85,10 @@ class Pipeline:
         return {"object": "chat.completion.preview", "model": exchange.model,
                 "session_id": getattr(turn, "session_id", None), "messages": exchange.upstream.messages,
                 "budget": built.budget if built else None,
+                "parts": budget_parts(built.budget, built.chosen) if built else None,
                 "memories": [_memory_dict(m) for m in built.chosen] if built else [],
+                "left_out": [_memory_dict(m) for m in built.left_out[:LEFT_OUT_SHOWN]] if built else [],
+                "dropped": built.dropped if built else None,
                 "auxiliary": getattr(turn, "auxiliary", None)}
 
     async def open(self, exchange: Exchange) -> OpenedStream:
@@ -191,7 +197,8 @@ class Pipeline:
 
 def _memory_dict(item: Any) -> dict[str, Any]:
     return {"text": item.text, "kind": item.kind, "message_ids": list(item.message_ids),
-            "score": round(item.score, 4), "reasons": list(item.reasons), "when": item.when}
+            "score": round(item.score, 4), "reasons": list(item.reasons), "when": item.when,
+            "tokens": count_tokens(item.text)}
 
 
 def estimate_usage(messages: list[dict[str, Any]], reply: str) -> Usage:

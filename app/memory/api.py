@@ -58,8 +58,9 @@ class MemoryAPI:
             raise NotFound(f"no session `{session_id}`", code="session_not_found")
         return key
 
-    async def list_sessions(self, limit: int, offset: int, every_owner: bool = False) -> list[dict[str, Any]]:
-        found = await self.store.list_sessions(self.owner, limit, offset, every_owner=every_owner)
+    async def list_sessions(self, limit: int, offset: int, every_owner: bool = False,
+                            search: str | None = None) -> list[dict[str, Any]]:
+        found = await self.store.list_sessions(self.owner, limit, offset, every_owner=every_owner, search=search)
         return [session_dict(s) for s in found]
 
     async def session(self, session_id: str) -> dict[str, Any]:
@@ -68,9 +69,11 @@ class MemoryAPI:
         stats = await self.store.stats(key)
         return {**session_dict(info), **stats_dict(stats)}
 
-    async def messages(self, session_id: str, limit: int, offset: int, include_superseded: bool) -> list[dict]:
+    async def messages(self, session_id: str, limit: int, offset: int, include_superseded: bool,
+                       newest_first: bool = False) -> list[dict]:
         key = await self._existing(session_id)
-        rows = await self.store.messages(key, include_superseded=include_superseded, limit=limit, offset=offset)
+        rows = await self.store.messages(key, include_superseded=include_superseded, limit=limit, offset=offset,
+                                         newest_first=newest_first)
         return [message_dict(r) for r in rows]
 
     async def append(self, session_id: str, messages: list[dict[str, Any]]) -> list[int]:
@@ -119,6 +122,12 @@ class MemoryAPI:
         chunks = await self.persona_memory.count(key) if self.persona_memory is not None else 0
         return {"id": session_id, "object": "session.persona", "persona": await self.store.get_persona(key),
                 "chunks": chunks}
+
+    async def persona_chunks(self, session_id: str) -> list[dict[str, Any]]:
+        """The stored chunks of every system prompt the session sent, oldest first."""
+        key = await self._existing(session_id)
+        return [{"id": c.id, "object": "session.persona_chunk", "text": c.text, "tokens": c.token_count,
+                 "created_at": c.created_at} for c in await self.store.persona_chunks(key)]
 
     async def set_persona(self, session_id: str, persona: str) -> None:
         key = self.key(session_id)
@@ -212,7 +221,8 @@ def _new(message: dict[str, Any], index: int) -> NewMessage:
 
 def session_dict(info: Any) -> dict[str, Any]:
     return {"id": info.session_id, "object": "session", "owner": info.owner, "created_at": info.created_at,
-            "last_active": info.last_active, "message_count": info.message_count, "token_total": info.token_total}
+            "last_active": info.last_active, "message_count": info.message_count, "token_total": info.token_total,
+            "pending": info.pending}
 
 
 def stats_dict(stats: Any) -> dict[str, Any]:

@@ -84,8 +84,8 @@ class Registry:
         return await self._run(_find_by_hashes, owner, recent, min_matches)
 
     async def list_sessions(self, owner: str | None, limit: int, offset: int, *,
-                            every_owner: bool = False) -> list[SessionInfo]:
-        return await self._run(_list, owner, limit, offset, every_owner)
+                            every_owner: bool = False, search: str | None = None) -> list[SessionInfo]:
+        return await self._run(_list, owner, limit, offset, every_owner, search)
 
     async def owners_of(self, session_id: str) -> list[str | None]:
         return await self._run(_owners, session_id)
@@ -150,11 +150,21 @@ def _find_by_hashes(conn: sqlite3.Connection, owner: str | None, hashes: list[st
 
 
 def _list(conn: sqlite3.Connection, owner: str | None, limit: int, offset: int,
-          every_owner: bool = False) -> list[SessionInfo]:
-    where, args = ("", ()) if every_owner else ("WHERE owner IS ? ", (owner,))
+          every_owner: bool = False, search: str | None = None) -> list[SessionInfo]:
+    """Most recently active first; `search` keeps the ids containing it (any case)."""
+    clauses, args = ([], []) if every_owner else (["owner IS ?"], [owner])
+    if search:
+        clauses.append("session_id LIKE ? ESCAPE '\\'")
+        args.append(f"%{like_escape(search)}%")
+    where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
     rows = conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions {where}"
                         "ORDER BY last_active DESC LIMIT ? OFFSET ?", (*args, limit, offset))
     return [SessionInfo(*row) for row in rows]
+
+
+def like_escape(text: str) -> str:
+    """`text` as a literal inside a LIKE pattern whose escape character is a backslash."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _owners(conn: sqlite3.Connection, session_id: str) -> list[str | None]:

@@ -114,9 +114,10 @@ class Store:
         return await self.registry.find_by_hashes(owner, list(hashes), min_matches)
 
     async def list_sessions(self, owner: str | None, limit: int = 50, offset: int = 0, *,
-                            every_owner: bool = False) -> list[SessionInfo]:
-        """The owner's sessions, most recently active first (`every_owner`: everyone's)."""
-        return await self.registry.list_sessions(owner, limit, offset, every_owner=every_owner)
+                            every_owner: bool = False, search: str | None = None) -> list[SessionInfo]:
+        """The owner's sessions, most recently active first (`every_owner`: everyone's; `search`:
+        only the ids containing it)."""
+        return await self.registry.list_sessions(owner, limit, offset, every_owner=every_owner, search=search)
 
     async def owners_of(self, session_id: str) -> list[str | None]:
         """Every owner holding a session of this id (the same id under two keys is two sessions)."""
@@ -203,9 +204,10 @@ class Store:
     # ------------------------------------------------------------------ reads (empty for unknown sessions)
 
     async def messages(self, key: str, *, include_superseded: bool = False, limit: int | None = None,
-                       offset: int = 0) -> list[MessageRow]:
+                       offset: int = 0, newest_first: bool = False) -> list[MessageRow]:
         where = "" if include_superseded else "WHERE superseded_by IS NULL"
-        query = f"SELECT {sql.COLUMNS} FROM messages {where} ORDER BY position, id LIMIT ? OFFSET ?"
+        order = "position DESC, id DESC" if newest_first else "position, id"
+        query = f"SELECT {sql.COLUMNS} FROM messages {where} ORDER BY {order} LIMIT ? OFFSET ?"
         return await self._read(key, [], sql.rows, query, (-1 if limit is None else limit, offset))
 
     async def active_tail(self, key: str, n: int) -> list[MessageRow]:

@@ -121,7 +121,36 @@ def _cut_replies(rows: Sequence[RequestRow], share: float = 0.3, min_requests: i
              "evidence": {"replies": len(done), "cut_by_length": cut}}]
 
 
-def build_report(current: Sequence[RequestRow], previous: Sequence[RequestRow], days: float) -> dict[str, Any]:
+def timeline(rows: Sequence[RequestRow], since: float, until: float, buckets: int = 24) -> list[dict[str, Any]]:
+    """Latency over time: the period cut into `buckets` equal spans; for each span with requests,
+    percentiles of the whole request per model and of each stage.
+
+        >>> [b["start"] for b in timeline([RequestRow(ts=5.0, request_id="r", session_id=None, model="m",
+        ...     provider=None, status=200, total_ms=9.0)], since=0.0, until=10.0, buckets=2)]
+        [5.0]
+    """
+    width = (until - since) / buckets
+    spans: dict[int, list[RequestRow]] = defaultdict(list)
+    for row in rows:
+        if since <= row.ts < until:
+            spans[min(buckets - 1, int((row.ts - since) / width))].append(row)
+    return [_span(since + i * width, width, spans[i]) for i in sorted(spans)]
+
+
+def _span(start: float, width: float, rows: list[RequestRow]) -> dict[str, Any]:
+    by_model: dict[str, list[RequestRow]] = defaultdict(list)
+    for row in rows:
+        by_model[row.model].append(row)
+    return {"start": start, "end": start + width, "requests": len(rows),
+            "models": {m: latency(r.total_ms for r in rs) for m, rs in by_model.items()},
+            "stages": {s.removesuffix("_ms"): latency(getattr(r, s) for r in rows) for s in STAGES}}
+
+
+def build_report(current: Sequence[RequestRow], previous: Sequence[RequestRow], days: float,
+                 until: float | None = None) -> dict[str, Any]:
+    """`until` ends the current period (default: the newest row); `timeline` cuts it into spans."""
     now, before = summary(current), summary(previous)
+    end = until if until is not None else max((r.ts for r in current), default=0.0) + 1
     return {"object": "report", "days": days, "current": now, "previous": before,
-            "change": compare(now, before), "suggestions": suggestions(current)}
+            "change": compare(now, before), "suggestions": suggestions(current),
+            "timeline": timeline(current, end - days * 86400, end)}

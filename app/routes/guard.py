@@ -5,8 +5,11 @@
 In that order, so a page in a browser is turned away before anything else is looked at, and a
 preflight (which never carries a key) is answered before the key is asked for. The caller's
 `Principal` is left in the request's state for the routes (`app.routes.deps.PrincipalDep`);
-`GET /health` is served without a key. Refusals are OpenAI-style errors: 400 `host_not_allowed`,
-403 `origin_not_allowed`, 415 `unsupported_media_type`, 401 `invalid_api_key`.
+`GET /health` and the inspector page's files (`GET /ui`, `/ui/static/...`: they hold no data; the
+page asks for a key and sends it with each API call) are served without a key. A request whose
+`Origin` is the proxy's own host, one that ALLOWED_HOSTS names, comes from that page. Refusals are
+OpenAI-style errors: 400 `host_not_allowed`, 403 `origin_not_allowed`, 415
+`unsupported_media_type`, 401 `invalid_api_key`.
 
 A pure ASGI middleware (no request object, one pass over the headers): it costs a few
 microseconds per request.
@@ -18,10 +21,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.auth import KeyRing
-from app.browser import BrowserPolicy, body_refused, cors_headers, preflight_headers
+from app.browser import BrowserPolicy, body_refused, cors_headers, preflight_headers, same_origin
 from app.errors import Forbidden, InvalidRequest, ProxyError, Unauthorized, UnsupportedMediaType
 
-OPEN = frozenset({("GET", "/health"), ("HEAD", "/health")})
+OPEN = frozenset({("GET", "/health"), ("HEAD", "/health"), ("GET", "/ui")})
+OPEN_PREFIX = "/ui/static/"
 WANTED = frozenset({b"host", b"origin", b"content-type", b"authorization", b"access-control-request-method",
                     b"access-control-request-headers"})
 NO_KEY = ("You didn't provide an API key. Send it in the Authorization header as a Bearer token "
@@ -41,6 +45,8 @@ class Guard:
             return
         headers = _headers(scope)
         origin = headers.get("origin")
+        if origin is not None and self._own_page(origin, headers.get("host")):
+            origin = None  # the proxy's own page (/ui): no CORS involved
         if origin is not None and self.policy.origin_allowed(origin):
             send = _with_cors(send, origin)
         answer = self._check(scope, headers, origin)
@@ -48,6 +54,10 @@ class Guard:
             await answer(scope, receive, send)
             return
         await self.app(scope, receive, send)
+
+    def _own_page(self, origin: str, host: str | None) -> bool:
+        """A request from the page this proxy served, at a host ALLOWED_HOSTS names."""
+        return same_origin(origin, host) and self.policy.host_listed(host)
 
     def _check(self, scope: Scope, headers: dict[str, str], origin: str | None) -> Response | None:
         """A response that ends the request here, or None to let it through."""
@@ -65,7 +75,7 @@ class Guard:
         refused = body_refused(method, headers.get("content-type"), scope["path"])
         if refused is not None:
             return _refuse(UnsupportedMediaType(refused))
-        if (method, scope["path"]) in OPEN:
+        if is_open(method, scope["path"]):
             return None
         return self._authenticate(scope, headers.get("authorization"))
 
@@ -76,6 +86,11 @@ class Guard:
             return _refuse(Unauthorized(message), {"WWW-Authenticate": "Bearer"})
         scope.setdefault("state", {})["principal"] = principal
         return None
+
+
+def is_open(method: str, path: str) -> bool:
+    """The routes served without a key: health, and the inspector page's own files."""
+    return (method, path) in OPEN or (method == "GET" and path.startswith(OPEN_PREFIX))
 
 
 def _headers(scope: Scope) -> dict[str, str]:

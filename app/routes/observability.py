@@ -43,7 +43,7 @@ async def report(state: StateDep, _: AdminDep, days: float = Query(7.0, gt=0, le
     log = _log(state)
     current = await log.rows(since=now - span, until=now + 1)
     previous = await log.rows(since=now - 2 * span, until=now - span)
-    return build_report(current, previous, days)
+    return build_report(current, previous, days, until=now + 1)
 
 
 @router.get("/v1/sessions/{session_id}/stats")

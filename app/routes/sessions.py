@@ -1,8 +1,9 @@
 """The memory API beside the OpenAI one: inspect, search, load, export and delete conversations.
 
-    GET    /v1/sessions                      paged list (?limit=&offset=)
+    GET    /v1/sessions                      paged list (?limit=&offset=; ?q= keeps the ids containing it)
     GET    /v1/sessions/{id}                 counts, activity, tokens, pending background work
-    GET    /v1/sessions/{id}/messages        paged; superseded ones only with ?include_superseded=true
+    GET    /v1/sessions/{id}/messages        paged; superseded ones only with ?include_superseded=true;
+                                             ?order=desc pages from the newest
     POST   /v1/sessions/{id}/messages        {"messages": [...]} appended without a completion (`created_at` dates one)
     GET    /v1/sessions/{id}/search?q=&k=    memory search with scores (messages, then system-prompt chunks;
                                              &documents=true: then the chunks of documents it may see)
@@ -12,6 +13,7 @@
     POST   /v1/sessions/{id}/summarize       write the summaries that are due, now
     POST   /v1/sessions/{id}/consolidate     re-tier the session's messages, now
     GET    /v1/sessions/{id}/persona         the current system prompt and how many chunks of prompts are stored
+    GET    /v1/sessions/{id}/persona/chunks  those chunks, oldest first
     PUT    /v1/sessions/{id}/persona         {"persona": "..."} used when a request has no system prompt
     POST   /v1/sessions/{id}/import          a SillyTavern chat file (.jsonl) as the body
     DELETE /v1/sessions/{id}                 everything gone, its file included
@@ -23,7 +25,7 @@ under two keys is two sessions. Admin keys list everyone's and reach any session
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
@@ -49,8 +51,8 @@ class PersonaBody(BaseModel):
 
 @router.get("")
 async def list_sessions(memory: MemoryDep, principal: PrincipalDep, limit: int = Query(50, ge=1, le=1000),
-                        offset: Offset = 0):
-    sessions = await memory.list_sessions(limit, offset, every_owner=principal.admin)
+                        offset: Offset = 0, q: str | None = Query(None, max_length=200)):
+    sessions = await memory.list_sessions(limit, offset, every_owner=principal.admin, search=q)
     return {"object": "list", "data": sessions, "limit": limit, "offset": offset,
             "has_more": len(sessions) == limit}
 
@@ -62,8 +64,9 @@ async def get_session(session_id: str, memory: SessionMemoryDep):
 
 @router.get("/{session_id}/messages")
 async def list_messages(session_id: str, memory: SessionMemoryDep, limit: int = Query(100, ge=1, le=10_000),
-                        offset: Offset = 0, include_superseded: bool = False):
-    rows = await memory.messages(session_id, limit, offset, include_superseded)
+                        offset: Offset = 0, include_superseded: bool = False,
+                        order: Literal["asc", "desc"] = "asc"):
+    rows = await memory.messages(session_id, limit, offset, include_superseded, newest_first=order == "desc")
     return {"object": "list", "data": rows, "limit": limit, "offset": offset, "has_more": len(rows) == limit}
 
 
@@ -112,6 +115,11 @@ async def consolidate(session_id: str, memory: SessionMemoryDep):
 @router.get("/{session_id}/persona")
 async def get_persona(session_id: str, memory: SessionMemoryDep):
     return await memory.persona_info(session_id)
+
+
+@router.get("/{session_id}/persona/chunks")
+async def persona_chunks(session_id: str, memory: SessionMemoryDep):
+    return {"object": "list", "data": await memory.persona_chunks(session_id)}
 
 
 @router.put("/{session_id}/persona", openapi_extra=request_body_schema(PersonaBody))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.browser import BrowserPolicy, body_refused, host_name, media_type
+from app.browser import BrowserPolicy, body_refused, host_name, media_type, same_origin
 
 
 @pytest.mark.parametrize("header, name", [
@@ -67,3 +67,25 @@ def test_only_the_documents_upload_takes_a_multipart_body(path, content_type, re
 
 def test_media_type():
     assert media_type("Text/Plain; charset=utf-8") == "text/plain" and media_type(None) == ""
+
+
+@pytest.mark.parametrize("origin, host, same", [
+    ("http://127.0.0.1:8000", "127.0.0.1:8000", True), ("HTTP://LOCALHOST:8000", "localhost:8000", True),
+    ("https://proxy.example.com", "proxy.example.com", True), ("http://[::1]:8000", "[::1]:8000", True),
+    ("http://127.0.0.1:3000", "127.0.0.1:8000", False), ("http://localhost:8000", "127.0.0.1:8000", False),
+    ("http://127.0.0.1:8000", None, False), ("null", "127.0.0.1:8000", False),
+    ("ftp://127.0.0.1:8000", "127.0.0.1:8000", False), ("http://127.0.0.1:8000/x", "127.0.0.1:8000", False),
+    ("http://evil.example", "127.0.0.1", False),
+])
+def test_same_origin_is_the_request_own_host(origin, host, same):
+    assert same_origin(origin, host) is same
+
+
+@pytest.mark.parametrize("bind, hosts, host, listed", [
+    ("127.0.0.1", [], "127.0.0.1:8000", True), ("127.0.0.1", [], "localhost:8000", True),
+    ("0.0.0.0", [], "192.168.1.5:8000", False),  # allowed through `*`, but not named
+    ("0.0.0.0", ["192.168.1.5"], "192.168.1.5:8000", True), ("0.0.0.0", [".example.com"], "a.example.com", True),
+    ("0.0.0.0", ["*"], "anything.example", False),
+])
+def test_a_listed_host_is_named_not_matched_by_the_wildcard(bind, hosts, host, listed):
+    assert BrowserPolicy.build(origins=[], hosts=hosts, bind_host=bind).host_listed(host) is listed

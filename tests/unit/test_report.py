@@ -1,6 +1,6 @@
 import pytest
 
-from app.observability.report import build_report, percentile, suggestions
+from app.observability.report import build_report, percentile, suggestions, timeline
 from app.observability.requestlog import RequestRow
 
 
@@ -35,3 +35,35 @@ def test_healthy_rows_give_no_suggestions_and_the_report_compares_periods():
     assert report["change"]["requests"] == 1
     assert report["change"]["total_p95_ms"] == 300 - 60
     assert report["current"]["patterns"]["turns_per_session"]["p50"] == 3
+
+
+def _row(ts: float, model: str = "m", total: float = 10.0, **stages) -> RequestRow:
+    return RequestRow(ts=ts, request_id=f"r{ts}", session_id=None, model=model, provider="p", status=200,
+                      total_ms=total, **stages)
+
+
+@pytest.mark.parametrize("times, starts", [
+    ([], []),
+    ([0.0, 1.0, 9.9], [0.0, 5.0]),
+    ([5.0], [5.0]),
+    ([-1.0, 10.0, 11.0], []),  # outside the period
+    ([9.999999], [5.0]),
+])
+def test_the_timeline_cuts_the_period_into_spans_with_requests(times, starts):
+    spans = timeline([_row(t) for t in times], since=0.0, until=10.0, buckets=2)
+    assert [s["start"] for s in spans] == starts
+    assert all(s["end"] == s["start"] + 5.0 for s in spans)
+
+
+def test_each_span_has_percentiles_per_model_and_per_stage():
+    rows = [_row(1.0, "a", 10.0, retrieval_ms=2.0), _row(2.0, "a", 30.0, retrieval_ms=4.0), _row(3.0, "b", 50.0)]
+    (span,) = timeline(rows, since=0.0, until=10.0, buckets=1)
+    assert span["requests"] == 3
+    assert span["models"]["a"] == {"count": 2, "p50": 10.0, "p95": 30.0, "p99": 30.0}
+    assert span["models"]["b"]["p50"] == 50.0
+    assert span["stages"]["retrieval"]["count"] == 2 and span["stages"]["embed"]["count"] == 0
+
+
+def test_the_report_ends_its_timeline_at_the_given_time():
+    report = build_report([_row(86400 * 6.5)], [], days=1, until=86400 * 7)
+    assert [s["start"] for s in report["timeline"]] == [86400 * 6 + 3600 * 12]
