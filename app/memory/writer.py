@@ -33,7 +33,7 @@ def embedding_texts(content: str, before: str | None = None) -> list[str]:
     the message read after the turn `before` it (`in_context`), when it is short.
 
         >>> embedding_texts("They're a real support.", before="How is your family?")
-        ["They're a real support.", "They're a real support.", "How is your family?\nThey're a real support."]
+        ["They're a real support.", "They're a real support.", "How is your family?\\nThey're a real support."]
 
     A fact in one sentence of a long message must not drown in the average of the rest. A short
     reply means little alone ("They're a real support." is about a family only after "How is
