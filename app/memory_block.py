@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from app.tokens import count_message, count_tokens
 
-MemoryKind = Literal["memory", "summary", "persona"]
+MemoryKind = Literal["memory", "summary", "persona", "elsewhere"]
 
 MEMORY_OPEN = (
     "<memory>\n"
@@ -36,12 +36,14 @@ MEMORY_CLOSE = "</memory>"
 HEADERS = {
     "persona": "Earlier character/world information:\n",
     "story": "Story so far:\n",
+    "elsewhere": "From the user's earlier conversations (oldest first):\n",
     "moments": "Earlier moments (oldest first):\n",
     "summaries": "Summaries of older parts:\n",
     "mood": "",
 }
-_SECTION_ORDER = ("persona", "story", "moments", "summaries", "mood")
-_SECTION_OF_KIND = {"memory": "moments", "summary": "summaries", "persona": "persona"}
+_SECTION_ORDER = ("persona", "story", "elsewhere", "moments", "summaries", "mood")
+_SECTION_OF_KIND = {"memory": "moments", "summary": "summaries", "persona": "persona", "elsewhere": "elsewhere"}
+_DATED = ("moments", "elsewhere")  # sections whose lines sit under their time labels
 _FENCE_TAG = re.compile(r"<\s*(/?)\s*memory\s*>", re.IGNORECASE)
 
 
@@ -102,7 +104,7 @@ def candidates(memories: Sequence[MemoryItem], summaries: Sequence[MemoryItem],
     for item, section in ranked:
         if item.text.strip() and item.text.strip() not in seen:
             seen.add(item.text.strip())
-            lines.append(_moment(item) if section == "moments" else _line(section, _bullet(item), item))
+            lines.append(_moment(item, section) if section in _DATED else _line(section, _bullet(item), item))
     return lines
 
 
@@ -110,12 +112,12 @@ def _line(section: str, text: str, item: MemoryItem | None) -> Line:
     return Line(section=section, text=text, cost=count_tokens(text), item=item)
 
 
-def _moment(item: MemoryItem) -> Line:
+def _moment(item: MemoryItem, section: str = "moments") -> Line:
     """A moment under its date: the label is written once for every moment that shares it."""
     if not (item.when and item.when.strip()):
-        return _line("moments", _bullet(item), item)
+        return _line(section, _bullet(item), item)
     text = f"- {_indent(item.text)}\n"
-    return Line(section="moments", text=text, cost=count_tokens(text), item=item, group=f"[{_flat(item.when)}]\n")
+    return Line(section=section, text=text, cost=count_tokens(text), item=item, group=f"[{_flat(item.when)}]\n")
 
 
 def _bullet(item: MemoryItem) -> str:
@@ -211,7 +213,7 @@ def _with_groups(lines: list[Line]) -> list[str]:
 
 
 def _ordered(section: str, lines: list[Line]) -> list[Line]:
-    if section in ("moments", "persona"):
+    if section in ("moments", "persona", "elsewhere"):
         return sorted(lines, key=lambda ln: (ln.item.position, ln.item.message_ids))
     if section == "summaries":
         return sorted(lines, key=lambda ln: -ln.item.score)

@@ -27,6 +27,7 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     from app.importance import score_importance
     from app.memory.api import MemoryAPI
     from app.memory.embedder import Embedder, load_backend
+    from app.memory.people import People
     from app.memory.persona import PersonaMemory, PersonaSettings
     from app.memory.recall import Recall, RecallSettings
     from app.memory.service import MemoryService
@@ -48,7 +49,9 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     scorer = EmotionScorer.load()
     working = WorkingMemory(settings.working_memory_messages, settings.session_idle_seconds)
     persona_memory = PersonaMemory(store, embedder, PersonaSettings.from_settings(settings))
-    recall = Recall(store, embedder, scorer, RecallSettings.from_settings(settings), persona_memory=persona_memory)
+    people = People(store)
+    recall = Recall(store, embedder, scorer, RecallSettings.from_settings(settings), persona_memory=persona_memory,
+                    people=people)
     writer = Writer(store, embedder, scorer, importance=score_importance, on_scored=recall.scored)
     await writer.start()
     stack.push_async_callback(writer.stop)
@@ -61,10 +64,10 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     stack.push_async_callback(consolidator.stop)
     _start_janitor(stack, working, recall, settings.session_idle_seconds, settings.memory_ram_mb * 2**20)
     memory = MemoryService(store=store, working=working, recall=recall, writer=writer, settings=settings,
-                           summarizer=summarizer, persona_memory=persona_memory)
+                           summarizer=summarizer, persona_memory=persona_memory, people=people)
     state.memory_api = MemoryAPI(store=store, working=working, recall=recall, writer=writer,
                                  summarizer=summarizer, policy=policy, invalidate=memory.forget_key,
-                                 persona_memory=persona_memory)
+                                 persona_memory=persona_memory, people=people)
     state.memory = memory
     _register_health(state, store, embedder)
     _register_gauges(state, working, recall, writer, embedder, [writer.stats, summarizer, consolidator])
@@ -92,6 +95,8 @@ def _start_janitor(stack: AsyncExitStack, working, recall, idle_seconds: float, 
             idle = working.evict_idle(time.monotonic())
             for key in idle:
                 recall.forget_session(key)
+            if recall.people is not None:
+                recall.people.evict_idle(idle_seconds)
             if idle + (evict_over_budget(working, recall, ram_bytes) if ram_bytes else []):
                 give_back()
 
@@ -106,8 +111,12 @@ def evict_over_budget(working, recall, ram_bytes: int) -> list[str]:
     sizes = recall.ram_sizes()
     for key, chars in working.content_bytes().items():
         sizes[key] = sizes.get(key, 0) + chars
+    people = recall.people
+    sizes.update(people.ram_sizes() if people is not None else {})  # not in the LRU order: they leave first
     dropped = over_budget(working.keys(), sizes, ram_bytes)
     for key in dropped:
+        if people is not None and people.drop_named(key):
+            continue
         working.forget(key)
         recall.forget_session(key)
     if dropped:
