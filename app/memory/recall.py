@@ -219,6 +219,7 @@ class Recall:
             result.items += await self.people.recall(person, text, vector, k=k, turn_tokens=turn_tokens,
                                                      weights=self.settings.weights, emotion=mood)
             result.timings["people"] = time.perf_counter() - t2
+            result.timings["retrieval"] += result.timings["people"]  # the request log's retrieval_ms holds both
         await self._add_summaries(result, key, vector)
         newest = next((m.get("_id") for m in reversed(client) if m.get("role") == "user"), None)
         result.emotion_line = self._emotion_line(key, mood, newest) if self.settings.emotion_guidance else None
