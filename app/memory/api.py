@@ -77,10 +77,11 @@ class MemoryAPI:
     async def append(self, session_id: str, messages: list[dict[str, Any]], person: str | None = None) -> list[int]:
         """Store messages without a completion; with `person` (X-User-Id) the conversation is theirs."""
         key = self.key(session_id)
+        person = validate_person(person) if person is not None else None
         if await self.store.get_session(key) is None:
             await self.store.create_session(key, session_id, self.owner, None)
         if person is not None:
-            await self._claim(key, validate_person(person))
+            await self._claim(key, person)
         new = [_new(m, i) for i, m in enumerate(messages) if m.get("role") in ("user", "assistant", "tool")]
         async with self.store.session_lock(key):
             ids = await self.store.append(key, new)

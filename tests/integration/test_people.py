@@ -5,6 +5,7 @@ Real servers on 127.0.0.1, the `openai` SDK as the client, the real embedding mo
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from pathlib import Path
@@ -98,6 +99,16 @@ def test_append_with_a_user_id_gives_the_person_the_conversation(memory_proxy, f
     wait_indexed(memory_proxy, "loaded")
     sent = say(sdk(memory_proxy), fake, QUESTION, session="fresh", user="dee", system="")
     assert "Lisbon" in sent and "in an earlier conversation (loaded), 3 days ago" in sent
+    chat = "\n".join(json.dumps(line) for line in [
+        {"user_name": "Dee", "character_name": "Seraphina"},
+        {"name": "Dee", "is_user": True, "mes": "I keep bees on my roof.", "send_date": "May 1, 2024 10:00am"}])
+    imported = httpx.post(f"{memory_proxy}/sessions/st-import/import", content=chat, headers={"X-User-Id": "dee"})
+    assert imported.status_code == 200 and imported.json()["imported"] == 1
+    mine = httpx.get(f"{memory_proxy}/users/dee").json()["data"]
+    assert sorted(c["id"] for c in mine) == ["fresh", "loaded", "st-import"]
+    bad = httpx.post(f"{memory_proxy}/sessions/x/messages", json={"messages": turns}, headers={"X-User-Id": "a/b"})
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "X-User-Id"
+    assert httpx.get(f"{memory_proxy}/sessions/x").status_code == 404
 
 
 def test_the_user_routes_list_search_and_forget_leaving_nothing(memory_proxy, fake, told, tmp_path):

@@ -1,0 +1,123 @@
+"""The person's index: which conversations a query may reach, and passages that stay in one conversation."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+import pytest
+
+from app.context import MemoryItem
+from app.memory.people import SHIFT, People, PersonIndex, PersonQuery
+from app.memory.scoring import RetrievalWeights
+from app.memory_block import candidates, render_block
+
+NOON = 1_699_963_200.0  # Tue 2023-11-14 12:00 UTC: the same date in every time zone's label
+
+
+@dataclass
+class Row:
+    id: int
+    position: int
+    role: str
+    content: str
+    created_at: float = NOON
+    embedding: object = None
+    importance: float | None = None
+    emotion_probs: object = None
+    superseded_by: int | None = None
+    name: str | None = None
+
+
+@dataclass
+class Info:
+    key: str
+    session_id: str
+    character: str | None = "juniper"
+    scope: str | None = None
+    owner: str | None = None
+    person: str = "ann"
+    created_at: float = 0.0
+
+
+def turns(*texts: str) -> list[Row]:
+    return [Row(i + 1, i, "user" if i % 2 == 0 else "assistant", t) for i, t in enumerate(texts)]
+
+
+def person_with(*infos: Info) -> PersonIndex:
+    built = PersonIndex()
+    for info in infos:
+        built.join(info)
+        built.add(info.key, turns(f"{info.session_id}: my sister Mara lives in Lisbon.", "Lovely.",
+                                  f"{info.session_id}: I keep bees.", "Sweet."))
+    return built
+
+
+def query(key: str, scope: str | None = None, character: str = "juniper") -> PersonQuery:
+    return PersonQuery(None, "ann", key, character, scope, "character")
+
+
+@pytest.mark.parametrize("asking, scope, reached", [
+    ("a", None, ["b"]),                       # same character, not itself, not the one set apart
+    ("a", "person", ["b", "o"]),               # every conversation of the person
+    ("a", "session", []),                      # nothing
+    ("s", None, []),                           # a conversation set apart reaches nothing
+    ("new", None, ["a", "b"]),                 # a conversation not stored yet (a preview)
+    ("o", None, []),                           # the other character has no other conversation
+])
+def test_which_conversations_a_query_reaches(asking, scope, reached):
+    built = person_with(Info("a", "a"), Info("b", "b"), Info("o", "o", character="orion"),
+                        Info("s", "s", scope="session"))
+    character = "orion" if asking == "o" else "juniper"
+    allowed = built.allowed(query(asking, scope, character))
+    numbers = {c.number: c.key for c in built.conversations.values()}
+    assert sorted(numbers[n] for n in (allowed if allowed is not None else [])) == reached
+
+
+def test_ids_name_their_conversation_and_neighbours_never_cross_into_another():
+    built = person_with(Info("a", "a"), Info("b", "b"))
+    first_of_b = 2 << SHIFT | 1
+    assert built.conversation_of(first_of_b).key == "b"
+    assert built.neighbours(first_of_b, 1) == [2 << SHIFT | 2]  # not the last turn of "a"
+    assert built.neighbours(1 << SHIFT | 4, 2) == [1 << SHIFT | 2, 1 << SHIFT | 3]
+
+
+def test_removed_messages_and_a_conversation_that_leaves_are_not_found():
+    built = person_with(Info("a", "a"), Info("b", "b"))
+    built.remove("a", [1])
+    built.leave("b")
+    hits = built.index.search("sister Mara Lisbon", None, k=5)
+    assert all(h.id >> SHIFT == 1 and h.id != 1 << SHIFT | 1 for h in hits)
+    assert len(built.index) == 3
+
+
+def test_scored_messages_join_a_loaded_person_and_a_search_is_masked():
+    class Store:
+        async def sessions_of_person(self, owner, person):
+            return [Info("a", "a"), Info("b", "b")]
+
+        async def active_for_index(self, key):
+            return turns(f"{key}: my sister Mara lives in Lisbon.", "Lovely.")
+
+    async def scenario():
+        people = People(Store())
+        found = await people.recall(query("a"), "Where does Mara live?", None, k=4, turn_tokens=None,
+                                    weights=RetrievalWeights(), now=NOON + 3 * 86400)
+        await people.joined(Info("c", "c"))
+        await people.scored("c", [Row(1, 0, "user", "c: I moved to Oslo.")])
+        return found, await people.search(None, "ann", "Oslo", None, 3, RetrievalWeights())
+
+    found, hits = asyncio.run(scenario())
+    assert [f.kind for f in found] == ["elsewhere"] and found[0].text.startswith("User: b: my sister")
+    assert found[0].when == "in an earlier conversation (b), 3 days ago, Tue 2023-11-14"
+    assert hits[0]["session_id"] == "c" and hits[0]["id"] == 1
+
+
+def test_recollections_from_elsewhere_have_their_own_section_under_their_labels():
+    here = MemoryItem(text="User: I keep bees.", score=1.0, position=3, when="Tue 2023-11-14")
+    there = [MemoryItem(text=f"User: fact {n}", score=0.9, kind="elsewhere", position=float(n),
+                        when=f"in an earlier conversation (room-{n}), 3 days ago, Tue 2023-11-14") for n in (2, 1)]
+    block = render_block(candidates([here, *there], [], None, None))
+    assert block.index("From the user's earlier conversations") < block.index("Earlier moments")
+    assert block.index("(room-1)") < block.index("(room-2)")  # oldest first
+    assert block.count("[in an earlier conversation (room-1), 3 days ago, Tue 2023-11-14]\n- User: fact 1") == 1
