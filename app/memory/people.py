@@ -185,9 +185,12 @@ class People:
         if name in self._building:
             with contextlib.suppress(Exception):
                 await asyncio.shield(self._building[name])
-        if name in self._people:
-            self._people[name].join(info)
+        built = self._people.get(name)
+        if built is not None and info.key not in built.conversations:
+            built.join(info)
             self._member[info.key] = name
+            if info.message_count:  # a conversation from before it had a person brings its past
+                built.add(info.key, await self.store.active_for_index(info.key))
 
     async def scored(self, key: str, rows: list[Any]) -> None:
         name = self._member.get(key)

@@ -6,7 +6,8 @@
 Through the real proxy (default settings, a fake upstream that answers at once): person `many`
 has `--conversations` conversations of `--messages` messages each (the recall generator's
 conversations, one seed each, loaded with `X-User-Id`), person `lone` has one such conversation
-and nothing else. Then, alternately, each sends a new question into its first conversation,
+and nothing else. Then, alternately (with `X-Memory-Scope: person`: conversations loaded through
+the API have no character, so a request with a system prompt reaches them only so), each sends a new question into its first conversation,
 streamed, and the time to the first content byte is taken at the client; the request log's
 server-side stages (sync, embed, retrieval including the person's other conversations, build)
 are read back for the same requests. The added pre-upstream time is the difference of the two
@@ -59,7 +60,8 @@ def ask(client: Any, person: str, question: str) -> float:
             "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": question}]}
     started = time.perf_counter()
     with client.stream("POST", "/v1/chat/completions", json=body,
-                       headers={"X-Session-Id": f"{person}-0", "X-User-Id": person}) as response:
+                       headers={"X-Session-Id": f"{person}-0", "X-User-Id": person,
+                                "X-Memory-Scope": "person"}) as response:
         response.raise_for_status()
         lines = response.iter_lines()
         for line in lines:

@@ -38,6 +38,7 @@ class Info:
     owner: str | None = None
     person: str = "ann"
     created_at: float = 0.0
+    message_count: int = 0
 
 
 def turns(*texts: str) -> list[Row]:
@@ -105,12 +106,24 @@ def test_scored_messages_join_a_loaded_person_and_a_search_is_masked():
                                     weights=RetrievalWeights(), now=NOON + 3 * 86400)
         await people.joined(Info("c", "c"))
         await people.scored("c", [Row(1, 0, "user", "c: I moved to Oslo.")])
-        return found, await people.search(None, "ann", "Oslo", None, 3, RetrievalWeights())
+        await people.joined(Info("old", "old", message_count=2))  # claimed after its messages were stored
+        oslo = await people.search(None, "ann", "Oslo", None, 1, RetrievalWeights())
+        return found, oslo + await people.search(None, "ann", "old", None, 1, RetrievalWeights())
 
     found, hits = asyncio.run(scenario())
     assert [f.kind for f in found] == ["elsewhere"] and found[0].text.startswith("User: b: my sister")
     assert found[0].when == "in an earlier conversation (b), 3 days ago, Tue 2023-11-14"
-    assert hits[0]["session_id"] == "c" and hits[0]["id"] == 1
+    assert [(h["session_id"], h["id"]) for h in hits] == [("c", 1), ("old", 1)]
+
+
+def test_idle_and_over_budget_person_indexes_leave_ram():
+    people = People(store=None)
+    people._people[(None, "ann")] = person_with(Info("a", "a"))
+    people._people[("t1", "bob")] = person_with(Info("b", "b"))
+    sizes = people.ram_sizes()
+    assert set(sizes) == {"person::ann", "person:t1:bob"} and all(v > 0 for v in sizes.values())
+    assert people.drop_named("person:t1:bob") and not people.drop_named("some-session-key")
+    assert people.evict_idle(60, now=people._people[(None, "ann")].used + 61) == 1 and people.ram_sizes() == {}
 
 
 def test_recollections_from_elsewhere_have_their_own_section_under_their_labels():
