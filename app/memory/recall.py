@@ -215,7 +215,8 @@ class Recall:
         result.timings["retrieval"] = time.perf_counter() - t1
         if person is not None and self.people is not None:
             t2 = time.perf_counter()
-            k = hits_for_budget(memory_cap, floor=self.settings.k)
+            asked = hits_for_budget(memory_cap, floor=self.settings.k)
+            k = max(self.settings.k, asked - len(hits))  # what this conversation could not fill, at least k
             result.items += await self.people.recall(person, text, vector, k=k, turn_tokens=turn_tokens,
                                                      weights=self.settings.weights, emotion=mood)
             result.timings["people"] = time.perf_counter() - t2

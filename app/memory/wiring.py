@@ -141,6 +141,9 @@ def _register_gauges(state, working, recall, writer, embedder, tasks: list) -> N
     metrics.gauge("proxy_active_sessions", "Sessions held in working memory", lambda: len(working))
     metrics.gauge("proxy_working_memory_messages", "Messages held in working memory", working.message_count)
     metrics.gauge("proxy_indexed_messages", "Messages in the in-RAM search indexes", recall.indexed_count)
+    if recall.people is not None:
+        metrics.gauge("proxy_people_indexed_messages", "Messages in the in-RAM indexes of people (across conversations)",
+                      recall.people.indexed_count)
     metrics.gauge("proxy_embedding_queue_depth", "Texts waiting for the embedding model",
                   lambda: embedder.queue_depth)
     metrics.gauge("proxy_memory_writer_queue_depth", "Sessions waiting for background embedding and scoring",

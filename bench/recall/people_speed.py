@@ -40,11 +40,13 @@ def load(client: Any, person: str, conversations: int, messages: int) -> list[st
     sids = []
     for n in range(conversations):
         sid = f"{person}-{n}"
+        sids.append(sid)
+        if client.get(f"/v1/sessions/{sid}").status_code == 200:
+            continue  # kept from an earlier run (--data)
         turns = [{"role": m["role"], "content": m["text"], "created_at": m["created"]}
                  for m in generate(messages, seed=n)["messages"]]
         client.post(f"/v1/sessions/{sid}/messages", json={"messages": turns[:messages]},
                     headers={"X-User-Id": person}).raise_for_status()
-        sids.append(sid)
     return sids
 
 
@@ -73,11 +75,11 @@ def ask(client: Any, person: str, question: str) -> float:
     return elapsed
 
 
-def stages(data_dir: Path, session_id: str) -> dict[str, float]:
-    """Median server-side stages (ms) of a session's logged requests, the first left out."""
+def stages(data_dir: Path, session_id: str, since: float) -> dict[str, float]:
+    """Median server-side stages (ms) of a session's requests logged since `since`, the first left out."""
     conn = sqlite3.connect(data_dir / "requests.sqlite")
     rows = conn.execute("SELECT sync_ms, embed_ms, retrieval_ms, build_ms FROM requests WHERE session_id = ? "
-                        "ORDER BY ts", (session_id,)).fetchall()[1:]
+                        "AND ts >= ? ORDER BY ts", (session_id, since)).fetchall()[1:]
     names = ("sync_ms", "embed_ms", "retrieval_ms", "build_ms")
     return {name: round(statistics.median(r[i] or 0.0 for r in rows), 3) for i, name in enumerate(names)} if rows else {}
 
@@ -103,18 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=200)
     parser.add_argument("--requests", type=int, default=100)
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--data", type=Path, default=None, help="keep the proxy's data here (reused when loaded)")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as scratch:
-        data = Path(scratch)
+        data = args.data or Path(scratch)
         stack, url = serve(data)
         with stack, httpx.Client(base_url=url, timeout=300) as client:
             started = time.perf_counter()
             sids = load(client, "many", args.conversations, args.messages) + load(client, "lone", 1, args.messages)
             wait(client, sids)
-            loaded = time.perf_counter() - started
+            loaded, since = time.perf_counter() - started, time.time()
             report = measure(client, args.requests)
             time.sleep(1.0)  # the request log writes every 0.5 s
-            report["server_stages_ms_median"] = {p: stages(data, f"{p}-0") for p in ("many", "lone")}
+            report["server_stages_ms_median"] = {p: stages(data, f"{p}-0", since) for p in ("many", "lone")}
     report.update(conversations=args.conversations, messages=args.messages, requests=args.requests,
                   load_and_index_s=round(loaded, 1))
     print(json.dumps(report, indent=1))
