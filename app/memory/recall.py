@@ -205,26 +205,30 @@ class Recall:
         boundary = recent_boundary(client, stored, plan, persona)
         memory_cap = memory_room(plan, persona, client)
         mood = self._emotion(turns, text, vector)  # read once, for re-scoring and for the mood line
-        hits = index.search(text, vector, exclude_from_position=boundary,
-                            k=hits_for_budget(memory_cap, floor=self.settings.k),
+        asked = hits_for_budget(memory_cap, floor=self.settings.k)
+        hits = index.search(text, vector, exclude_from_position=boundary, k=asked,
                             weights=self.settings.weights, emotion=mood)
         turn_tokens = turn_budget(memory_cap, self.settings.turn_share)
         result.items = [passage_item(p) for p in passages(index, hits, turn_tokens=turn_tokens)]
         if self.persona_memory is not None:
             result.items += await self.persona_memory.recall(key, text, vector, persona)
-        result.timings["retrieval"] = time.perf_counter() - t1
         if person is not None and self.people is not None:
-            t2 = time.perf_counter()
-            asked = hits_for_budget(memory_cap, floor=self.settings.k)
-            k = max(self.settings.k, asked - len(hits))  # what this conversation could not fill, at least k
-            result.items += await self.people.recall(person, text, vector, k=k, turn_tokens=turn_tokens,
-                                                     weights=self.settings.weights, emotion=mood)
-            result.timings["people"] = time.perf_counter() - t2
-            result.timings["retrieval"] += result.timings["people"]  # the request log's retrieval_ms holds both
+            # the person's other conversations fill what this one could not, and at least k
+            k = max(self.settings.k, asked - len(hits))
+            result.items += await self._elsewhere(result, person, text, vector, k, turn_tokens, mood)
+        result.timings["retrieval"] = time.perf_counter() - t1  # the person's other conversations included
         await self._add_summaries(result, key, vector)
         newest = next((m.get("_id") for m in reversed(client) if m.get("role") == "user"), None)
         result.emotion_line = self._emotion_line(key, mood, newest) if self.settings.emotion_guidance else None
         return result
+
+    async def _elsewhere(self, result: Recalled, person: Any, text: str, vector: np.ndarray, k: int,
+                         turn_tokens: int | None, mood: Any) -> list[MemoryItem]:
+        t0 = time.perf_counter()
+        found = await self.people.recall(person, text, vector, k=k, turn_tokens=turn_tokens,
+                                         weights=self.settings.weights, emotion=mood)
+        result.timings["people"] = time.perf_counter() - t0
+        return found
 
     def _emotion(self, turns: list[dict[str, Any]], query: str, vector: np.ndarray) -> Any:
         """The newest user turn's emotion. The query vector speaks for that turn only when the query
