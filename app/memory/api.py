@@ -100,7 +100,7 @@ class MemoryAPI:
         key = await self._existing(session_id)
         await self.store.set_scope(key, scope)
         if self.people is not None:
-            self.people.forget_session(key)  # read again, with its new setting, when next needed
+            self.people.rescope(key, scope)
         return session_dict(await self.store.get_session(key))
 
     async def search(self, session_id: str, query: str, k: int) -> list[dict[str, Any]]:

@@ -208,13 +208,17 @@ class People:
             self._people[name].remove(key, ids)
 
     def forget_session(self, key: str) -> None:
-        """A conversation was deleted, or its settings changed: it leaves (and is read again when
-        its person is next loaded)."""
+        """A conversation was deleted: it leaves its person's index."""
         name = self._member.pop(key, None)
         if name is not None and name in self._people:
-            self._people.pop(name)
-            for other in [k for k, n in self._member.items() if n == name]:
-                del self._member[other]
+            self._people[name].leave(key)
+
+    def rescope(self, key: str, scope: str | None) -> None:
+        """A conversation's own scope changed (`PUT /v1/sessions/{id}/scope`)."""
+        name = self._member.get(key)
+        conv = self._people[name].conversations.get(key) if name in self._people else None
+        if conv is not None:
+            conv.scope = scope
 
     def drop(self, owner: str | None, person: str) -> None:
         built = self._people.pop((owner, person), None)

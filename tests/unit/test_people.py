@@ -116,6 +116,17 @@ def test_scored_messages_join_a_loaded_person_and_a_search_is_masked():
     assert [(h["session_id"], h["id"]) for h in hits] == [("c", 1), ("old", 1)]
 
 
+def test_a_deleted_conversation_leaves_and_a_new_scope_applies_at_once():
+    people = People(store=None)
+    people._people[(None, "ann")] = built = person_with(Info("a", "a"), Info("b", "b"), Info("c", "c"))
+    people._member.update({"a": (None, "ann"), "b": (None, "ann"), "c": (None, "ann")})
+    people.forget_session("b")
+    people.rescope("c", "session")
+    assert built.allowed(query("a")) is None and set(built.conversations) == {"a", "c"}
+    people.rescope("c", None)
+    assert list(built.allowed(query("a"))) == [built.conversations["c"].number]
+
+
 def test_idle_and_over_budget_person_indexes_leave_ram():
     people = People(store=None)
     people._people[(None, "ann")] = person_with(Info("a", "a"))
