@@ -88,6 +88,12 @@ def test_openai_user_field_names_the_person_and_keeps_naming_the_conversation(me
     assert httpx.get(f"{memory_proxy}/sessions/cara").json()["user"] == "cara"  # as before: `user` is the session
     wait_indexed(memory_proxy, "cara")
     assert "Lisbon" in say(client, fake, QUESTION, session="cara-2", user=None, **{"X-User-Id": "cara"})
+    fake.script.append(Behaviour(text="Noted."))
+    client.chat.completions.create(model="fake-model", extra_headers={"X-Session-Id": "cara-3"},
+                                   metadata={"user_id": "cara"},
+                                   messages=[{"role": "system", "content": JUNIPER},
+                                             {"role": "user", "content": QUESTION}])
+    assert "Lisbon" in str(fake.requests[-1]["messages"])  # metadata.user_id names the person too
 
 
 def test_append_with_a_user_id_gives_the_person_the_conversation(memory_proxy, fake):
