@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,7 +32,8 @@ import numpy as np
 from app.context import MemoryItem
 from app.memory.index import SessionIndex
 from app.memory.passages import passages
-from app.memory.recall import LABELS, index_vectors, passage_item
+from app.memory.recall import LABELS, passage_item
+from app.memory.retrieval import pieces, query_terms, tokenize
 from app.persons import effective_scope, elsewhere_label, shown_name
 
 SHIFT = 32  # a message's id in a person's index: conversation number << SHIFT | its own id
@@ -86,14 +88,14 @@ class PersonIndex:
         rows = [r for r in rows if r.role in LABELS and r.superseded_by is None]
         if conv is None or not rows:
             return
-        ids = [conv.number << SHIFT | r.id for r in rows]
+        ids = [conv.number << SHIFT | r.id for r in rows]  # the whole message's vector only: see `whole`
         fresh = [(r, i) for r, i in zip(rows, ids) if i not in self.index]
         positions = list(range(self._next, self._next + len(fresh)))
         self._next += len(fresh)
         place = dict(zip((i for _, i in fresh), positions))
         self.index.add(ids=ids, positions=[place.get(i, 0) for i in ids], roles=[r.role for r in rows],
                        texts=[r.content for r in rows], created=[r.created_at for r in rows],
-                       embeddings=[index_vectors(r.embedding, self.index.dim) for r in rows],
+                       embeddings=[whole(r.embedding, self.index.dim) for r in rows],
                        importance=[r.importance for r in rows], emotions=[r.emotion_probs for r in rows],
                        names=[getattr(r, "name", None) for r in rows])
         for row, gid in fresh:
@@ -237,6 +239,7 @@ class People:
             return []
         hits = built.index.search(text, vector, k=k, weights=weights, emotion=emotion,
                                   only=lambda ids: np.isin(ids >> SHIFT, allowed))
+        hits = [with_piece(h, built.index.text_of(h.id), text) for h in hits]
         found = passages(built, hits, turn_tokens=turn_tokens)
         return [_item(built, p, now or time.time()) for p in found]
 
@@ -269,6 +272,32 @@ class People:
 
     def indexed_count(self) -> int:
         return sum(len(b.index) for b in self._people.values())
+
+
+def whole(embedding: Any, dim: int) -> np.ndarray | None:
+    """The whole message's vector (the first stored row), not its pieces: a person's index scans
+    every conversation of theirs per request, and one vector a message halves that scan and the
+    RAM it holds (`bench/README.md`: recall across conversations)."""
+    if embedding is None:
+        return None
+    return np.asarray(embedding, dtype=np.float32).reshape(-1, dim)[0]
+
+
+def with_piece(hit: Any, text: str, query: str, long_chars: int = 256) -> Any:
+    """A hit on a long turn pointed at the piece that shares most words with the query, so the
+    passage can show the sentences around it (`passages.excerpt`) as it does for a piece vector.
+
+        >>> from app.memory.index import Hit
+        >>> text = "I moved here last spring after a long winter of planning. " * 4 + "My sister Mara lives in Lisbon."
+        >>> with_piece(Hit(1, 0, 1.0, 0.5, 0.0), text, "where does Mara live?").piece
+        4
+    """
+    if len(text) <= long_chars:
+        return hit
+    asked = set(query_terms(query))
+    shares = [len(asked.intersection(tokenize(p))) for p in pieces(text)]
+    best = max(range(len(shares)), key=shares.__getitem__, default=-1)
+    return dataclasses.replace(hit, piece=best) if best >= 0 and shares[best] else hit
 
 
 def _name(owner: str | None, person: str) -> str:
