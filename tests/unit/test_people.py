@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+import numpy as np
 import pytest
 
 from app.context import MemoryItem
@@ -145,3 +146,11 @@ def test_recollections_from_elsewhere_have_their_own_section_under_their_labels(
     assert block.index("From the user's earlier conversations") < block.index("Earlier moments")
     assert block.index("(room-1)") < block.index("(room-2)")  # oldest first
     assert block.count("[in an earlier conversation (room-1), 3 days ago, Tue 2023-11-14]\n- User: fact 1") == 1
+
+
+def test_a_persons_index_keeps_one_vector_a_message_the_whole_ones():
+    built = PersonIndex()
+    built.join(Info("a", "a"))
+    stored = np.eye(3, 384, dtype=np.float32)  # the whole message, then two pieces
+    built.add("a", [Row(1, 0, "user", "One. Two.", embedding=stored)])
+    assert np.array_equal(built.index.vectors_of(1 << SHIFT | 1).reshape(-1, 384), stored[:1])
