@@ -3,6 +3,7 @@
     memory-proxy serve                      # start the service (HOST, PORT from the environment/.env)
     memory-proxy prepare                    # export the embedding model to ONNX once, ahead of time
     memory-proxy import chat.jsonl --session my-story   # a SillyTavern chat into a running proxy
+    memory-proxy import chat.jsonl --session my-story --user alex   # ... as one of alex's chats
     memory-proxy docs add manual.pdf lore/*.md          # documents into a running proxy's knowledge base
     memory-proxy report --days 7            # the performance report, from the request log
 """
@@ -50,6 +51,8 @@ def import_chat(settings: Settings, args: argparse.Namespace) -> int:
     target = f"{url}/v1/sessions/{args.session}/messages"
     key = args.api_key or os.environ.get("MEMORY_PROXY_API_KEY") or _clear_key(settings)
     headers = {"Authorization": f"Bearer {key}"} if key else {}
+    if args.user:
+        headers["X-User-Id"] = args.user
     with httpx.Client(timeout=120, headers=headers) as client, tqdm(total=len(chat.messages), unit="msg", desc="importing") as bar:
         for start in range(0, len(chat.messages), args.batch):
             batch = chat.messages[start:start + args.batch]
@@ -115,6 +118,7 @@ def parser() -> argparse.ArgumentParser:
     imp = sub.add_parser("import", help="load a SillyTavern chat (.jsonl) into a running proxy")
     imp.add_argument("file")
     imp.add_argument("--session", required=True, help="the session id to load it into")
+    imp.add_argument("--user", help="the person whose conversation it is (X-User-Id): their other chats recall it")
     imp.add_argument("--url", help="the proxy's address (default http://HOST:PORT)")
     imp.add_argument("--batch", type=int, default=200)
     imp.add_argument("--api-key", help="the key to send (default MEMORY_PROXY_API_KEY, else the first key "

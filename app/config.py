@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     auxiliary_patterns: JsonList = Field(default_factory=list)
     continue_nudge_patterns: JsonList = Field(default_factory=list)
     continue_separator: str = " "
+    # How far recall reaches across a person's conversations (app.persons): session, character, person
+    memory_scope: Literal["session", "character", "person"] = "character"
 
     # Embeddings and retrieval
     embedding_model: str = "all-MiniLM-L6-v2"

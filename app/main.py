@@ -33,7 +33,7 @@ from app.observability.requestlog import RequestLog
 from app.pipeline import Pipeline
 from app.providers.factory import build_router
 from app.ratelimit import Limits, MemoryRateLimiter
-from app.routes import chat, documents, health, models, observability, sessions, ui
+from app.routes import chat, documents, health, models, observability, sessions, ui, users
 from app.routes.body import component_schemas
 from app.routes.guard import Guard
 
@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> FastAPI:
                        policy=BrowserPolicy.build(origins=settings.cors_origins, hosts=settings.allowed_hosts,
                                                   bind_host=settings.host))
     _install_error_handlers(app)
-    for module in (chat, models, health, sessions, observability, documents, ui):
+    for module in (chat, models, health, sessions, users, observability, documents, ui):
         app.include_router(module.router)
     app.openapi = lambda: _openapi(app)
     return app

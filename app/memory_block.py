@@ -26,7 +26,7 @@ from typing import Any, Literal
 
 from app.tokens import count_message, count_tokens
 
-MemoryKind = Literal["memory", "summary", "persona", "document"]
+MemoryKind = Literal["memory", "summary", "persona", "elsewhere", "document"]
 
 MEMORY_OPEN = (
     "<memory>\n"
@@ -37,13 +37,16 @@ MEMORY_CLOSE = "</memory>"
 HEADERS = {
     "persona": "Earlier character/world information:\n",
     "story": "Story so far:\n",
+    "elsewhere": "From the user's earlier conversations (oldest first):\n",
     "moments": "Earlier moments (oldest first):\n",
     "summaries": "Summaries of older parts:\n",
     "documents": "From your documents:\n",
     "mood": "",
 }
-_SECTION_ORDER = ("persona", "story", "moments", "summaries", "documents", "mood")
-_SECTION_OF_KIND = {"memory": "moments", "summary": "summaries", "persona": "persona", "document": "documents"}
+_SECTION_ORDER = ("persona", "story", "elsewhere", "moments", "summaries", "documents", "mood")
+_SECTION_OF_KIND = {"memory": "moments", "summary": "summaries", "persona": "persona", "elsewhere": "elsewhere",
+                    "document": "documents"}
+_DATED = ("moments", "elsewhere")  # sections whose lines sit under their time labels
 _FENCE_TAG = re.compile(r"<\s*(/?)\s*memory\s*>", re.IGNORECASE)
 
 
@@ -104,7 +107,8 @@ def candidates(memories: Sequence[MemoryItem], summaries: Sequence[MemoryItem],
     for item, section in ranked:
         if item.text.strip() and item.text.strip() not in seen:
             seen.add(item.text.strip())
-            lines.append(_moment(item) if section == "moments" else _line(section, _render(section, item), item))
+            dated = section in _DATED
+            lines.append(_moment(item, section) if dated else _line(section, _render(section, item), item))
     return lines
 
 
@@ -121,12 +125,12 @@ def _line(section: str, text: str, item: MemoryItem | None) -> Line:
     return Line(section=section, text=text, cost=count_tokens(text), item=item)
 
 
-def _moment(item: MemoryItem) -> Line:
+def _moment(item: MemoryItem, section: str = "moments") -> Line:
     """A moment under its date: the label is written once for every moment that shares it."""
     if not (item.when and item.when.strip()):
-        return _line("moments", _bullet(item), item)
+        return _line(section, _bullet(item), item)
     text = f"- {_indent(item.text)}\n"
-    return Line(section="moments", text=text, cost=count_tokens(text), item=item, group=f"[{_flat(item.when)}]\n")
+    return Line(section=section, text=text, cost=count_tokens(text), item=item, group=f"[{_flat(item.when)}]\n")
 
 
 def _bullet(item: MemoryItem) -> str:
@@ -222,7 +226,7 @@ def _with_groups(lines: list[Line]) -> list[str]:
 
 
 def _ordered(section: str, lines: list[Line]) -> list[Line]:
-    if section in ("moments", "persona"):
+    if section in ("moments", "persona", "elsewhere"):
         return sorted(lines, key=lambda ln: (ln.item.position, ln.item.message_ids))
     if section in ("summaries", "documents"):
         return sorted(lines, key=lambda ln: -ln.item.score)

@@ -25,6 +25,7 @@ from app import sse
 from app.budget_parts import budget_parts
 from app.completion import Assembler, chunk_for
 from app.errors import InvalidRequest, ProxyError, UpstreamStreamError, from_exception
+from app.persons import parse_scope
 from app.providers.base import UpstreamRequest, Usage
 from app.providers.router import OpenedStream, Router
 from app.tokens import count_messages, count_tokens
@@ -206,14 +207,20 @@ def estimate_usage(messages: list[dict[str, Any]], reply: str) -> Usage:
 
 
 def memory_controls(headers: Mapping[str, str], metadata: dict[str, Any] | None) -> MemoryControls:
-    """`X-Memory` / `X-Context-Budget` headers, or the same keys in `metadata` (headers win)."""
+    """`X-Memory` / `X-Context-Budget` / `X-Memory-Scope` headers, or the same keys in `metadata`
+    (headers win)."""
     meta = metadata or {}
+    try:
+        scope = parse_scope(headers.get("x-memory-scope") or meta.get("x-memory-scope") or meta.get("memory_scope"))
+    except ValueError as exc:
+        raise InvalidRequest(str(exc), param="X-Memory-Scope") from None
     mode = headers.get("x-memory") or meta.get("x-memory") or meta.get("memory") or "on"
     budget = headers.get("x-context-budget") or meta.get("x-context-budget") or meta.get("context_budget")
     mode = str(mode).strip().lower()
     mode = {"false": "off", "0": "off", "none": "off", "readonly": "read-only", "true": "on"}.get(mode, mode)
     try:
-        return MemoryControls(mode=mode, context_budget=int(budget) if budget not in (None, "") else None)
+        return MemoryControls(mode=mode, context_budget=int(budget) if budget not in (None, "") else None,
+                              scope=scope)
     except (ValueError, TypeError) as exc:
         raise InvalidRequest(f"invalid memory controls: X-Memory must be on, off or read-only and "
                              f"X-Context-Budget a whole number from 256: {exc}", param="X-Memory") from None

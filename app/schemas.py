@@ -191,3 +191,4 @@ class MemoryControls(BaseModel):
 
     mode: Literal["on", "off", "read-only"] = "on"
     context_budget: int | None = Field(default=None, ge=256, le=2_000_000)
+    scope: Literal["session", "character", "person"] | None = None  # `X-Memory-Scope` (app.persons)

@@ -7,6 +7,9 @@ A client may name its conversation; most do not. The resolution order is:
 3. `metadata.session_id`,
 4. otherwise a fingerprint of the conversation's opening.
 
+Whose conversation it is (the person above conversations) is app.persons' question; `user`
+names the person too when nothing more specific does.
+
     >>> explicit_session_id(None, "alice", None)
     'alice'
     >>> opening_fingerprint([{"role": "system", "content": "You are Seraphina."},

@@ -7,7 +7,8 @@
 The load-once pattern: heavy things (the embedding model, every conversation's memory) live in
 the proxy, loaded once for all calls; `prewarm` loads only the small VAD model once per worker
 process; each call's `entrypoint` builds light objects and points the LLM at the proxy with the
-room as the conversation. The same caller in the same room is remembered across calls.
+room as the conversation and the caller's identity as the person, so a caller who rings again
+tomorrow, in a new room, is remembered.
 """
 
 from __future__ import annotations
@@ -44,14 +45,15 @@ def prewarm(proc: JobProcess) -> None:
         proc.userdata["vad"] = None
 
 
-def build_session(room_name: str, vad=None, stt=None, tts=None) -> AgentSession:
-    """The per-call pieces: light objects only; the LLM is the proxy, keyed by the room."""
-    llm = memory_llm(session_id=room_session_id(room_name), voice=True)
+def build_session(room_name: str, caller: str | None = None, vad=None, stt=None, tts=None) -> AgentSession:
+    """The per-call pieces: light objects only; the LLM is the proxy, keyed by the room and the caller."""
+    llm = memory_llm(user_id=caller, session_id=room_session_id(room_name), voice=True)
     return AgentSession(llm=llm, vad=vad, stt=stt, tts=tts)
 
 
 async def entrypoint(ctx: JobContext) -> None:
     await ctx.connect()
+    caller = await ctx.wait_for_participant()
     stt = tts = None
     if os.environ.get("DEEPGRAM_API_KEY"):
         from livekit.plugins import deepgram
@@ -61,7 +63,7 @@ async def entrypoint(ctx: JobContext) -> None:
         from livekit.plugins import cartesia
 
         tts = cartesia.TTS()
-    session = build_session(ctx.room.name, ctx.proc.userdata.get("vad"), stt, tts)
+    session = build_session(ctx.room.name, caller.identity, ctx.proc.userdata.get("vad"), stt, tts)
     await session.start(agent=Companion(), room=ctx.room)
     await session.generate_reply(instructions="Greet the caller briefly.")
 

@@ -4,11 +4,15 @@ Needs the optional extra: `pip install -e '.[livekit]'` (livekit-agents, livekit
 
     from app.integrations.livekit import memory_llm
 
-    session = AgentSession(llm=memory_llm(session_id=ctx.room.name, voice=True), stt=..., tts=...)
+    caller = await ctx.wait_for_participant()
+    llm = memory_llm(user_id=caller.identity, session_id=room_session_id(ctx.room.name), voice=True)
+    session = AgentSession(llm=llm, stt=..., tts=...)
 
 The returned object is the plugin's own `openai.LLM`, so tool calling, streaming and
-interruptions work exactly as with OpenAI; the session id and the memory switches travel as
-extra headers (`X-Session-Id`, `X-Memory`, `X-Context-Budget`), which the proxy reads.
+interruptions work exactly as with OpenAI; the caller, the session id and the memory switches
+travel as extra headers (`X-User-Id`, `X-Session-Id`, `X-Memory`, `X-Context-Budget`,
+`X-Memory-Scope`), which the proxy reads. Each room is its own conversation; the caller's
+identity makes them one person's, so a second call recalls the first.
 """
 
 from __future__ import annotations
@@ -20,11 +24,18 @@ VOICE_INSTRUCTIONS = ("You are speaking aloud. Answer in one to three short sent
                       "language: no lists, markdown, emoji or stage directions.")
 
 
-def memory_headers(session_id: str, *, memory: str = "on", context_budget: int | None = None) -> dict[str, str]:
+def memory_headers(session_id: str, *, memory: str = "on", context_budget: int | None = None,
+                   user_id: str | None = None, scope: str | None = None) -> dict[str, str]:
     """The proxy's per-request controls as HTTP headers (pure; no LiveKit import needed)."""
     if memory not in ("on", "off", "read-only"):
         raise ValueError("memory must be 'on', 'off' or 'read-only'")
+    if scope not in (None, "session", "character", "person"):
+        raise ValueError("scope must be 'session', 'character' or 'person'")
     headers = {"X-Session-Id": session_id, "X-Memory": memory}
+    if user_id:
+        headers["X-User-Id"] = user_id
+    if scope:
+        headers["X-Memory-Scope"] = scope
     if context_budget is not None:
         headers["X-Context-Budget"] = str(int(context_budget))
     return headers
@@ -35,11 +46,12 @@ def room_session_id(room_name: str, prefix: str = "livekit") -> str:
     return f"{prefix}-{room_name}" if room_name else prefix
 
 
-def memory_llm(*, session_id: str, base_url: str | None = None, api_key: str | None = None,
-               model: str | None = None, memory: str = "on", context_budget: int | None = None,
-               voice: bool = False, max_completion_tokens: int | None = None, temperature: float | None = None,
-               **kwargs: Any):
-    """The LiveKit OpenAI plugin's LLM, talking to the proxy for conversation `session_id`.
+def memory_llm(*, session_id: str, user_id: str | None = None, base_url: str | None = None,
+               api_key: str | None = None, model: str | None = None, memory: str = "on",
+               context_budget: int | None = None, scope: str | None = None, voice: bool = False,
+               max_completion_tokens: int | None = None, temperature: float | None = None, **kwargs: Any):
+    """The LiveKit OpenAI plugin's LLM, talking to the proxy for conversation `session_id` of the
+    person `user_id` (the caller's participant identity: their other calls are recalled too).
 
     `voice=True` picks voice-friendly defaults: short replies (160 tokens) and a slightly lower
     temperature; pair it with `VOICE_INSTRUCTIONS` in the agent's instructions.
@@ -59,5 +71,6 @@ def memory_llm(*, session_id: str, base_url: str | None = None, api_key: str | N
         model=model or os.environ.get("MEMORY_PROXY_MODEL", "default"),
         base_url=base_url or os.environ.get("MEMORY_PROXY_URL", "http://127.0.0.1:8000/v1"),
         api_key=api_key or os.environ.get("MEMORY_PROXY_API_KEY", "unused"),
-        extra_headers=memory_headers(session_id, memory=memory, context_budget=context_budget),
+        extra_headers=memory_headers(session_id, memory=memory, context_budget=context_budget, user_id=user_id,
+                                     scope=scope),
         **options)

@@ -26,8 +26,9 @@ EMOTION_FIELDS = ("emotion", "emotion_confidence", "importance")
 class MemoryAPI:
     def __init__(self, *, store: Any, working: Any, recall: Any, writer: Any, summarizer: Any = None,
                  policy: Any = None, owner: str | None = None, invalidate: Any = None,
-                 persona_memory: Any = None) -> None:
+                 persona_memory: Any = None, people: Any = None) -> None:
         self.store = store
+        self.people = people
         self.persona_memory = persona_memory
         self.working = working
         self.recall = recall
@@ -76,16 +77,34 @@ class MemoryAPI:
                                          newest_first=newest_first)
         return [message_dict(r) for r in rows]
 
-    async def append(self, session_id: str, messages: list[dict[str, Any]]) -> list[int]:
+    async def append(self, session_id: str, messages: list[dict[str, Any]], person: str | None = None) -> list[int]:
+        """Store messages without a completion; with `person` (X-User-Id) the conversation is theirs."""
         key = self.key(session_id)
+        person = validate_person(person) if person is not None else None
         if await self.store.get_session(key) is None:
             await self.store.create_session(key, session_id, self.owner, None)
+        if person is not None:
+            await self._claim(key, person)
         new = [_new(m, i) for i, m in enumerate(messages) if m.get("role") in ("user", "assistant", "tool")]
         async with self.store.session_lock(key):
             ids = await self.store.append(key, new)
         self.working.forget(key)
         self.writer.submit(key)
         return ids
+
+    async def _claim(self, key: str, person: str) -> None:
+        await self.store.claim_session(key, person, None)
+        info = await self.store.get_session(key)
+        if self.people is not None and info is not None and info.person is not None:
+            await self.people.joined(info)
+
+    async def set_scope(self, session_id: str, scope: str | None) -> dict[str, Any]:
+        """This conversation's own recall scope (app.persons); None: the default again."""
+        key = await self._existing(session_id)
+        await self.store.set_scope(key, scope)
+        if self.people is not None:
+            self.people.rescope(key, scope)
+        return session_dict(await self.store.get_session(key))
 
     async def search(self, session_id: str, query: str, k: int) -> list[dict[str, Any]]:
         """Up to `k` past messages (kind "message"), then up to `k` chunks of system prompts the
@@ -136,23 +155,28 @@ class MemoryAPI:
         await self.store.set_persona(key, persona)
         self.invalidate(key)
 
-    async def import_sillytavern(self, session_id: str, text: str, limits: MessageLimits) -> dict[str, Any]:
+    async def import_sillytavern(self, session_id: str, text: str, limits: MessageLimits,
+                                 person: str | None = None) -> dict[str, Any]:
         """A chat file of any length, each message within the limits; all of it is stored, or nothing."""
         try:
             chat = parse_sillytavern(text)
         except ChatFileError as exc:
             raise InvalidRequest(f"not a SillyTavern chat file: {exc}") from None
         check_messages(chat.messages, replace(limits, messages=max(limits.messages, len(chat.messages))))
-        ids = await self.append(session_id, chat.messages)
+        ids = await self.append(session_id, chat.messages, person)
         return {"id": session_id, "object": "session.import", "imported": len(ids), "skipped": chat.skipped,
                 "character_name": chat.character_name, "user_name": chat.user_name}
 
     async def delete(self, session_id: str) -> None:
-        key = await self._existing(session_id)
+        await self._delete_key(await self._existing(session_id))
+
+    async def _delete_key(self, key: str) -> None:
         async with self.store.session_lock(key):
             await self.store.delete_session(key)
         self.working.forget(key)
         self.recall.forget_session(key)
+        if self.people is not None:
+            self.people.forget_session(key)
         self.invalidate(key)
 
     async def summaries(self, session_id: str) -> list[dict[str, Any]]:
@@ -180,6 +204,13 @@ class MemoryAPI:
         key = await self._existing(session_id)
         await self.writer.idle(timeout)
         return stats_dict(await self.store.stats(key))
+
+
+def validate_person(person: str) -> str:
+    try:
+        return validate_session_id(person)
+    except ValueError as exc:
+        raise InvalidRequest(f"user id: {exc}".replace("session id", "it"), param="X-User-Id") from None
 
 
 def validate_id(session_id: str) -> str:
@@ -222,7 +253,7 @@ def _new(message: dict[str, Any], index: int) -> NewMessage:
 def session_dict(info: Any) -> dict[str, Any]:
     return {"id": info.session_id, "object": "session", "owner": info.owner, "created_at": info.created_at,
             "last_active": info.last_active, "message_count": info.message_count, "token_total": info.token_total,
-            "pending": info.pending}
+            "pending": info.pending, "user": info.person, "scope": info.scope}
 
 
 def stats_dict(stats: Any) -> dict[str, Any]:

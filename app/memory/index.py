@@ -25,7 +25,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -266,8 +266,12 @@ class SessionIndex:
 
     def search(self, query: str | Sequence[tuple[str, float]], query_vec: Any, *,
                exclude_from_position: int | None = None, k: int = 12,
-               weights: RetrievalWeights = RetrievalWeights(), emotion: Any = None) -> list[Hit]:
+               weights: RetrievalWeights = RetrievalWeights(), emotion: Any = None,
+               only: Callable[[np.ndarray], np.ndarray] | None = None) -> list[Hit]:
         """The `k` best messages before `exclude_from_position` (None: all), best first.
+
+        `only`, given the ids of the index's rows, says which of them may be found (a person's
+        index searches some of its conversations: app.memory.people).
 
         `query` is a text (`retrieval.build_query`) or weighted texts; `query_vec` its unit vector
         (None: words only). Candidates are the top `weights.candidates` (at least
@@ -279,6 +283,8 @@ class SessionIndex:
         eligible = self._alive[: self._n].copy()
         if exclude_from_position is not None:
             eligible &= self._positions[: self._n] < exclude_from_position
+        if only is not None:
+            eligible &= only(self._ids[: self._n])
         if not eligible.any() or k <= 0:
             return []
         if weights.candidates_per_hit * k > weights.candidates:

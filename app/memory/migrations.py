@@ -173,6 +173,17 @@ def m002_window_hashes(conn: sqlite3.Connection) -> None:
     """)
 
 
+@migration("registry")
+def m003_people(conn: sqlite3.Connection) -> None:
+    """The person a conversation belongs to, the character it is with and its recall scope."""
+    _script(conn, """
+        ALTER TABLE sessions ADD COLUMN person TEXT;
+        ALTER TABLE sessions ADD COLUMN character TEXT;
+        ALTER TABLE sessions ADD COLUMN scope TEXT;
+        CREATE INDEX sessions_owner_person ON sessions (owner, person, last_active)
+    """)
+
+
 # --------------------------------------------------------------------------- session
 
 

@@ -77,8 +77,9 @@ class Recalled:
 
 class Recall:
     def __init__(self, store: Any, embedder: Any, scorer: Any, settings: RecallSettings = RecallSettings(),
-                 persona_memory: Any = None) -> None:
+                 persona_memory: Any = None, people: Any = None) -> None:
         self.store = store
+        self.people = people  # app.memory.people.People: the person's other conversations
         self.embedder = embedder
         self.scorer = scorer
         self.settings = settings
@@ -122,14 +123,17 @@ class Recall:
         if key in self._building:
             with contextlib.suppress(Exception):  # a failed load: the next one reads the store
                 await asyncio.shield(self._building[key])
+        by_id = {u.id: u for u in updates}
+        gone = self._forgotten.get(key, set())  # superseded while they were being scored
+        merged = [_merge(row, by_id.get(row.id)) for row in rows if row.id not in gone]
+        if self.people is not None:
+            await self.people.scored(key, merged)
         index = self._indexes.get(key)
         if index is None:
             return
         by_role = {row.id: row.role for row in rows}
         self._remember_emotions(key, [(u.id, by_role.get(u.id), u.emotion) for u in updates])
-        by_id = {u.id: u for u in updates}
-        gone = self._forgotten.get(key, set())  # superseded while they were being scored
-        _add_rows(index, [_merge(row, by_id.get(row.id)) for row in rows if row.id not in gone])
+        _add_rows(index, merged)
 
     def _remember_emotions(self, key: str, rows: list[tuple[int, str | None, str | None]]) -> None:
         """The user's last five emotions, oldest first, each message once (a message scored while
@@ -146,6 +150,8 @@ class Recall:
         if not ids:
             return
         self._forgotten.setdefault(key, set()).update(ids)
+        if self.people is not None:
+            self.people.forget_ids(key, ids)
         index = self._indexes.get(key)
         if index is not None:
             index.remove(ids)
@@ -181,8 +187,9 @@ class Recall:
         return EarlyQuery.start(build_query(turns), self.embedder)
 
     async def recall(self, key: str, turns: list[dict[str, Any]], stored: list[Any], plan: BudgetPlan,
-                     persona: str | None, query: EarlyQuery | None = None) -> Recalled:
-        """`query`: the vector `embed_early` started (embedded here when None)."""
+                     persona: str | None, query: EarlyQuery | None = None, person: Any = None) -> Recalled:
+        """`query`: the vector `embed_early` started (embedded here when None); `person`: a
+        `people.PersonQuery`, whose other conversations are searched too."""
         client = attach_ids(turns, stored)
         result = Recalled(client_messages=client,
                           earlier=earlier_turns(client, stored, time.time(), self.settings.continuity))
@@ -198,18 +205,30 @@ class Recall:
         boundary = recent_boundary(client, stored, plan, persona)
         memory_cap = memory_room(plan, persona, client)
         mood = self._emotion(turns, text, vector)  # read once, for re-scoring and for the mood line
-        hits = index.search(text, vector, exclude_from_position=boundary,
-                            k=hits_for_budget(memory_cap, floor=self.settings.k),
+        asked = hits_for_budget(memory_cap, floor=self.settings.k)
+        hits = index.search(text, vector, exclude_from_position=boundary, k=asked,
                             weights=self.settings.weights, emotion=mood)
         turn_tokens = turn_budget(memory_cap, self.settings.turn_share)
         result.items = [passage_item(p) for p in passages(index, hits, turn_tokens=turn_tokens)]
         if self.persona_memory is not None:
             result.items += await self.persona_memory.recall(key, text, vector, persona)
-        result.timings["retrieval"] = time.perf_counter() - t1
+        if person is not None and self.people is not None:
+            # the person's other conversations fill what this one could not, and at least k
+            k = max(self.settings.k, asked - len(hits))
+            result.items += await self._elsewhere(result, person, text, vector, k, turn_tokens, mood)
+        result.timings["retrieval"] = time.perf_counter() - t1  # the person's other conversations included
         await self._add_summaries(result, key, vector)
         newest = next((m.get("_id") for m in reversed(client) if m.get("role") == "user"), None)
         result.emotion_line = self._emotion_line(key, mood, newest) if self.settings.emotion_guidance else None
         return result
+
+    async def _elsewhere(self, result: Recalled, person: Any, text: str, vector: np.ndarray, k: int,
+                         turn_tokens: int | None, mood: Any) -> list[MemoryItem]:
+        t0 = time.perf_counter()
+        found = await self.people.recall(person, text, vector, k=k, turn_tokens=turn_tokens,
+                                         weights=self.settings.weights, emotion=mood)
+        result.timings["people"] = time.perf_counter() - t0
+        return found
 
     def _emotion(self, turns: list[dict[str, Any]], query: str, vector: np.ndarray) -> Any:
         """The newest user turn's emotion. The query vector speaks for that turn only when the query

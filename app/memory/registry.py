@@ -26,13 +26,15 @@ WINDOW = 64  # hashes kept per session: the last 64 messages written
 MAX_HASHES = 512  # hashes looked up per call, far below SQLite's bound on query parameters
 
 _SESSION_COLUMNS = ("key, session_id, owner, fingerprint, created_at, last_active, message_count, token_total, "
-                    "pending")
+                    "pending, person, character, scope")
 
 
 @dataclass(slots=True, frozen=True)
 class SessionInfo:
     """A registry row. `message_count` and `token_total` count active (not superseded) messages;
-    `pending` is how many of them still wait for background embedding and scoring."""
+    `pending` is how many of them still wait for background embedding and scoring. `person` is
+    who it belongs to (app.persons; None: no one), `character` the digest of the system prompt's
+    first line it was with, `scope` its own recall scope (None: the default)."""
 
     key: str
     session_id: str
@@ -43,6 +45,9 @@ class SessionInfo:
     message_count: int
     token_total: int
     pending: int = 0
+    person: str | None = None
+    character: str | None = None
+    scope: str | None = None
 
 
 class Registry:
@@ -73,6 +78,17 @@ class Registry:
                      now: float) -> SessionInfo:
         """Insert the row unless it exists; return the row either way."""
         return await self._run(_create, key, session_id, owner, fingerprint, now)
+
+    async def claim(self, key: str, person: str | None, character: str | None) -> None:
+        """Give a conversation its person and character where it has none yet (the first one stays)."""
+        await self._run(_claim, key, person, character)
+
+    async def set_scope(self, key: str, scope: str | None) -> None:
+        await self._run(_set_scope, key, scope)
+
+    async def of_person(self, owner: str | None, person: str) -> list[SessionInfo]:
+        """The person's conversations within `owner`'s tenant, most recently active first."""
+        return await self._run(_of_person, owner, person)
 
     async def find_by_fingerprint(self, owner: str | None, fingerprint: str) -> str | None:
         return await self._run(_find_by_fingerprint, owner, fingerprint)
@@ -129,6 +145,21 @@ def _create(conn: sqlite3.Connection, key: str, session_id: str, owner: str | No
                  "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (key) DO NOTHING",
                  (key, session_id, owner, fingerprint, now, now))
     return _get(conn, key)
+
+
+def _claim(conn: sqlite3.Connection, key: str, person: str | None, character: str | None) -> None:
+    conn.execute("UPDATE sessions SET person = COALESCE(person, ?), character = COALESCE(character, ?) "
+                 "WHERE key = ?", (person, character, key))
+
+
+def _set_scope(conn: sqlite3.Connection, key: str, scope: str | None) -> None:
+    conn.execute("UPDATE sessions SET scope = ? WHERE key = ?", (scope, key))
+
+
+def _of_person(conn: sqlite3.Connection, owner: str | None, person: str) -> list[SessionInfo]:
+    rows = conn.execute(f"SELECT {_SESSION_COLUMNS} FROM sessions WHERE owner IS ? AND person = ? "
+                        "ORDER BY last_active DESC", (owner, person))
+    return [SessionInfo(*row) for row in rows]
 
 
 def _find_by_fingerprint(conn: sqlite3.Connection, owner: str | None, fingerprint: str) -> str | None:

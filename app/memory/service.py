@@ -21,7 +21,9 @@ from app.budget import BudgetSplit, plan_budget
 from app.context import BuiltContext, build_context
 from app.history import SLACK, IncomingMessage, StoredMessage, join_continuation, plan_sync
 from app.errors import InvalidRequest
+from app.memory.people import PersonQuery
 from app.memory.records import NewMessage
+from app.persons import character_key, person_id
 from app.sessions import explicit_session_id, message_hash, opening_fingerprint, session_key, validate_session_id
 from app.tokens import count_tokens, message_text
 
@@ -44,6 +46,7 @@ class Turn:
     timings: dict[str, float] = field(default_factory=dict)
     auxiliary: str | None = None
     continue_separator: str = ""
+    person: PersonQuery | None = None  # whose conversation it is, and how far recall may reach
 
     def release(self) -> None:
         """Idempotent: only the first call lets go of the conversation."""
@@ -71,8 +74,10 @@ class MemoryService:
     """Reads and writes memory for chat requests; every collaborator is passed in."""
 
     def __init__(self, *, store: Any, working: Any, recall: Any, writer: Any, settings: Any,
-                 summarizer: Any = None, persona_memory: Any = None, documents: Any = None) -> None:
+                 summarizer: Any = None, persona_memory: Any = None, documents: Any = None,
+                 people: Any = None) -> None:
         self.store = store
+        self.people = people
         self.working = working
         self.recall = recall
         self.writer = writer
@@ -100,7 +105,8 @@ class MemoryService:
         try:
             key, session_id, fingerprint = await self._resolve(exchange, turns)
             read_only = read_only or fingerprint == ""  # nothing to tell this chat apart by yet
-            turn = Turn(key=key, session_id=session_id, read_only=read_only, auxiliary=auxiliary)
+            turn = Turn(key=key, session_id=session_id, read_only=read_only, auxiliary=auxiliary,
+                        person=self._person_query(exchange, key))
             if not read_only:
                 turn.lock = self.store.lock_for(key)
                 await turn.lock.acquire()
@@ -137,6 +143,19 @@ class MemoryService:
         session_id = "auto-" + fingerprint[:20]
         return session_key(owner, session_id), session_id, fingerprint
 
+    def _person_query(self, exchange: Any, key: str) -> PersonQuery | None:
+        """The person the request names (`X-User-Id`, `metadata.user_id`, `user`), if any."""
+        request = exchange.request
+        person = person_id(exchange.headers.get("x-user-id"), request.metadata, request.user)
+        if person is None or self.people is None:
+            return None
+        try:
+            validate_session_id(person)
+        except ValueError as exc:
+            raise InvalidRequest(f"user id: {exc}".replace("session id", "it"), param="X-User-Id") from None
+        return PersonQuery(getattr(exchange, "owner", None), person, key, character_key(exchange.upstream.messages),
+                           exchange.controls.scope, self.settings.memory_scope)
+
     async def _sync(self, turn: Turn, exchange: Any, turns: list[dict], fingerprint: str | None) -> list[Any]:
         t0 = time.perf_counter()
         incoming = [_incoming(m) for m in turns if m.get("role") not in ("system", "developer")]
@@ -158,6 +177,11 @@ class MemoryService:
         if await self.store.get_session(turn.key) is None:
             await self.store.create_session(turn.key, turn.session_id, getattr(exchange, "owner", None),
                                             fingerprint)
+        if turn.person is not None:
+            await self.store.claim_session(turn.key, turn.person.person, turn.person.character)
+            info = await self.store.get_session(turn.key)
+            if info is not None and info.person is not None:
+                await self.people.joined(info)
         self._known.add(turn.key)
 
     def forget_key(self, key: str) -> None:
@@ -214,7 +238,8 @@ class MemoryService:
         request = exchange.request
         total = exchange.controls.context_budget or self.settings.context_size(exchange.model)
         plan = plan_budget(total, request.response_limit, self.split)
-        recalled = await self.recall.recall(turn.key, turns, stored, plan, turn.persona, query=query)
+        recalled = await self.recall.recall(turn.key, turns, stored, plan, turn.persona, query=query,
+                                            person=turn.person)
         recalled.items += await self._documents(turn, exchange, query)
         t0 = time.perf_counter()
         turn.built = build_context(persona=turn.persona, client_messages=recalled.client_messages,

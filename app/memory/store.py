@@ -108,6 +108,16 @@ class Store:
     async def find_by_fingerprint(self, owner: str | None, fingerprint: str) -> str | None:
         return await self.registry.find_by_fingerprint(owner, fingerprint)
 
+    async def claim_session(self, key: str, person: str | None, character: str | None) -> None:
+        """Set the conversation's person and character where it has none yet (app.persons)."""
+        await self.registry.claim(check_key(key), person, character)
+
+    async def set_scope(self, key: str, scope: str | None) -> None:
+        await self.registry.set_scope(check_key(key), scope)
+
+    async def sessions_of_person(self, owner: str | None, person: str) -> list[SessionInfo]:
+        return await self.registry.of_person(owner, person)
+
     async def find_by_hashes(self, owner: str | None, hashes: Sequence[str], *, min_matches: int = 2) -> str | None:
         """The owner's session whose recent messages share the most of `hashes` (at least
         `min_matches`, or all of them when fewer are given), so a front-trimmed window still matches."""

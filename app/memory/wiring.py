@@ -28,6 +28,7 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     from app.importance import score_importance
     from app.memory.api import MemoryAPI
     from app.memory.embedder import Embedder, load_backend
+    from app.memory.people import People
     from app.memory.persona import PersonaMemory, PersonaSettings
     from app.memory.recall import Recall, RecallSettings
     from app.memory.service import MemoryService
@@ -49,7 +50,9 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     scorer = EmotionScorer.load()
     working = WorkingMemory(settings.working_memory_messages, settings.session_idle_seconds)
     persona_memory = PersonaMemory(store, embedder, PersonaSettings.from_settings(settings))
-    recall = Recall(store, embedder, scorer, RecallSettings.from_settings(settings), persona_memory=persona_memory)
+    people = People(store)
+    recall = Recall(store, embedder, scorer, RecallSettings.from_settings(settings), persona_memory=persona_memory,
+                    people=people)
     writer = Writer(store, embedder, scorer, importance=score_importance, on_scored=recall.scored)
     await writer.start()
     stack.push_async_callback(writer.stop)
@@ -63,10 +66,11 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     _start_janitor(stack, working, recall, settings.session_idle_seconds, settings.memory_ram_mb * 2**20)
     documents = await _start_documents(state, settings, embedder, stack)
     memory = MemoryService(store=store, working=working, recall=recall, writer=writer, settings=settings,
-                           summarizer=summarizer, persona_memory=persona_memory, documents=documents)
+                           summarizer=summarizer, persona_memory=persona_memory, documents=documents,
+                           people=people)
     state.memory_api = MemoryAPI(store=store, working=working, recall=recall, writer=writer,
                                  summarizer=summarizer, policy=policy, invalidate=memory.forget_key,
-                                 persona_memory=persona_memory)
+                                 persona_memory=persona_memory, people=people)
     state.memory = memory
     _register_health(state, store, embedder)
     _register_gauges(state, working, recall, writer, embedder, [writer.stats, summarizer, consolidator])
@@ -104,6 +108,8 @@ def _start_janitor(stack: AsyncExitStack, working, recall, idle_seconds: float, 
             idle = working.evict_idle(time.monotonic())
             for key in idle:
                 recall.forget_session(key)
+            if recall.people is not None:
+                recall.people.evict_idle(idle_seconds)
             if idle + (evict_over_budget(working, recall, ram_bytes) if ram_bytes else []):
                 give_back()
 
@@ -118,8 +124,12 @@ def evict_over_budget(working, recall, ram_bytes: int) -> list[str]:
     sizes = recall.ram_sizes()
     for key, chars in working.content_bytes().items():
         sizes[key] = sizes.get(key, 0) + chars
+    people = recall.people
+    sizes.update(people.ram_sizes() if people is not None else {})  # not in the LRU order: they leave first
     dropped = over_budget(working.keys(), sizes, ram_bytes)
     for key in dropped:
+        if people is not None and people.drop_named(key):
+            continue
         working.forget(key)
         recall.forget_session(key)
     if dropped:
@@ -144,6 +154,9 @@ def _register_gauges(state, working, recall, writer, embedder, tasks: list) -> N
     metrics.gauge("proxy_active_sessions", "Sessions held in working memory", lambda: len(working))
     metrics.gauge("proxy_working_memory_messages", "Messages held in working memory", working.message_count)
     metrics.gauge("proxy_indexed_messages", "Messages in the in-RAM search indexes", recall.indexed_count)
+    if recall.people is not None:
+        metrics.gauge("proxy_people_indexed_messages", "Messages in the in-RAM indexes of people (across conversations)",
+                      recall.people.indexed_count)
     metrics.gauge("proxy_embedding_queue_depth", "Texts waiting for the embedding model",
                   lambda: embedder.queue_depth)
     metrics.gauge("proxy_memory_writer_queue_depth", "Sessions waiting for background embedding and scoring",

@@ -106,6 +106,7 @@ class RequestLog:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._conn.execute("PRAGMA journal_mode=WAL")
+        self._conn.execute("PRAGMA secure_delete=ON")
         migrate(self._conn)
         self._task = asyncio.create_task(self._run(), name="request-log")
 
@@ -132,6 +133,20 @@ class RequestLog:
             self._conn.execute("DELETE FROM requests WHERE ts < ?", (time.time() - self.days * 86400,))
             self._conn.execute("DELETE FROM requests WHERE id <= (SELECT max(id) FROM requests) - ?",
                                (self.max_rows,))
+
+    async def forget(self, session_ids: list[str], owner: str | None) -> int:
+        """Delete every row of these sessions of `owner` (buffered ones included); how many went.
+        Deleted rows are overwritten in the file (`secure_delete`), not only unlinked."""
+        await self.flush()
+        if not session_ids or self._conn is None:
+            return 0
+        return await asyncio.to_thread(self._delete, session_ids, owner)
+
+    def _delete(self, session_ids: list[str], owner: str | None) -> int:
+        marks = ",".join("?" * len(session_ids))
+        with self._conn:
+            return self._conn.execute(f"DELETE FROM requests WHERE owner IS ? AND session_id IN ({marks})",
+                                      (owner, *session_ids)).rowcount
 
     async def rows(self, since: float = 0.0, until: float | None = None,
                    session_id: str | None = None, owner: str | None = None) -> list[RequestRow]:

@@ -90,7 +90,7 @@ async def require_admin(principal: PrincipalDep) -> Principal:
 AdminDep = Annotated[Principal, Depends(require_admin)]
 
 
-def _memory_api(request: Request) -> Any:
+def memory_api(request: Request) -> Any:
     memory = getattr(request.app.state, "memory_api", None)
     if memory is None:
         raise NotFound("memory is switched off (MEMORY_ENABLED=false)", code="memory_disabled")
@@ -98,11 +98,11 @@ def _memory_api(request: Request) -> Any:
 
 
 async def caller_memory(request: Request, principal: PrincipalDep) -> Any:
-    return _memory_api(request).for_owner(principal.tenant)
+    return memory_api(request).for_owner(principal.tenant)
 
 
 async def session_memory(session_id: str, request: Request, principal: PrincipalDep) -> Any:
-    memory = _memory_api(request)
+    memory = memory_api(request)
     if not principal.admin:
         return memory.for_owner(principal.tenant)
     chosen = request.query_params.get("owner")

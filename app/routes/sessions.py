@@ -4,7 +4,8 @@
     GET    /v1/sessions/{id}                 counts, activity, tokens, pending background work
     GET    /v1/sessions/{id}/messages        paged; superseded ones only with ?include_superseded=true;
                                              ?order=desc pages from the newest
-    POST   /v1/sessions/{id}/messages        {"messages": [...]} appended without a completion (`created_at` dates one)
+    POST   /v1/sessions/{id}/messages        {"messages": [...]} appended without a completion (`created_at` dates one;
+                                             `X-User-Id` makes the conversation that person's)
     GET    /v1/sessions/{id}/search?q=&k=    memory search with scores (messages, then system-prompt chunks;
                                              &documents=true: then the chunks of documents it may see)
     GET    /v1/sessions/{id}/emotions        emotional trajectory and shares
@@ -15,7 +16,8 @@
     GET    /v1/sessions/{id}/persona         the current system prompt and how many chunks of prompts are stored
     GET    /v1/sessions/{id}/persona/chunks  those chunks, oldest first
     PUT    /v1/sessions/{id}/persona         {"persona": "..."} used when a request has no system prompt
-    POST   /v1/sessions/{id}/import          a SillyTavern chat file (.jsonl) as the body
+    PUT    /v1/sessions/{id}/scope           {"scope": "session" | "character" | "person" | null}: how far its recall reaches
+    POST   /v1/sessions/{id}/import          a SillyTavern chat file (.jsonl) as the body (`X-User-Id` as above)
     DELETE /v1/sessions/{id}                 everything gone, its file included
 
 Each API key sees only its own sessions: another key's are not there (404), and the same id
@@ -49,6 +51,10 @@ class PersonaBody(BaseModel):
     persona: str
 
 
+class ScopeBody(BaseModel):
+    scope: Literal["session", "character", "person"] | None = None
+
+
 @router.get("")
 async def list_sessions(memory: MemoryDep, principal: PrincipalDep, limit: int = Query(50, ge=1, le=1000),
                         offset: Offset = 0, q: str | None = Query(None, max_length=200)):
@@ -74,7 +80,8 @@ async def list_messages(session_id: str, memory: SessionMemoryDep, limit: int = 
 async def append_messages(session_id: str, request: Request, memory: SessionMemoryDep, settings: SettingsDep):
     body = await read_model(request, AppendBody, settings.max_request_bytes,
                             messages=settings.message_limits)
-    ids = await memory.append(session_id, [m.model_dump(exclude_none=True) for m in body.messages])
+    ids = await memory.append(session_id, [m.model_dump(exclude_none=True) for m in body.messages],
+                              request.headers.get("x-user-id"))
     return {"object": "list", "data": [{"id": i} for i in ids]}
 
 
@@ -129,12 +136,19 @@ async def set_persona(session_id: str, request: Request, memory: SessionMemoryDe
     return {"id": session_id, "persona": body.persona}
 
 
+@router.put("/{session_id}/scope", openapi_extra=request_body_schema(ScopeBody))
+async def set_scope(session_id: str, request: Request, memory: SessionMemoryDep, settings: SettingsDep):
+    body = await read_model(request, ScopeBody, settings.max_request_bytes)
+    return await memory.set_scope(session_id, body.scope)
+
+
 @router.post("/{session_id}/import")
 async def import_chat(session_id: str, request: Request, memory: SessionMemoryDep, settings: SettingsDep):
     raw = await request.body()
     if len(raw) > settings.max_request_bytes * 8:
         raise InvalidRequest("the chat file is too large to import over HTTP; use `memory-proxy import`")
-    return await memory.import_sillytavern(session_id, raw.decode("utf-8", "replace"), settings.message_limits)
+    return await memory.import_sillytavern(session_id, raw.decode("utf-8", "replace"), settings.message_limits,
+                                           request.headers.get("x-user-id"))
 
 
 @router.delete("/{session_id}")

@@ -27,10 +27,14 @@ async def collect(stream) -> tuple[str, list]:
 
 def test_memory_headers_and_room_ids():
     assert memory_headers("room-1") == {"X-Session-Id": "room-1", "X-Memory": "on"}
+    assert memory_headers("room-1", user_id="+4412345", scope="person") == {
+        "X-Session-Id": "room-1", "X-Memory": "on", "X-User-Id": "+4412345", "X-Memory-Scope": "person"}
     assert memory_headers("r", memory="read-only", context_budget=2048)["X-Context-Budget"] == "2048"
     assert room_session_id("kitchen") == "livekit-kitchen"
     with pytest.raises(ValueError):
         memory_headers("r", memory="maybe")
+    with pytest.raises(ValueError):
+        memory_headers("r", scope="galaxy")
 
 
 def test_two_turns_and_a_tool_call_through_the_proxy(fake, start_proxy):
@@ -79,10 +83,51 @@ def test_example_agent_imports_and_builds_its_pieces(monkeypatch):
     example = importlib.import_module("examples.livekit_agent")
 
     async def build():
-        return example.build_session("room-9"), example.Companion()
+        return example.build_session("room-9", "caller-9"), example.Companion()
 
     session, agent = asyncio.run(build())
     assert session.llm.model == "default"
     assert session.llm._opts.extra_headers["X-Session-Id"] == "livekit-room-9"
+    assert session.llm._opts.extra_headers["X-User-Id"] == "caller-9"
     assert agent.instructions.startswith("You are Juniper")
     assert callable(example.entrypoint) and callable(example.prewarm)
+
+
+def test_a_caller_who_rings_again_from_another_room_is_remembered(fake, memory_proxy):
+    """Real AgentSessions: call 1 in room A hears a fact, call 2 in room B (same caller) is given
+    it; another caller's call is not."""
+    from livekit.agents import Agent, AgentSession
+
+    from app.integrations.livekit import memory_llm
+
+    async def call(room: str, caller: str, said: str) -> list[dict]:
+        llm = memory_llm(user_id=caller, session_id=room_session_id(room), base_url=memory_proxy,
+                         model="fake-model", voice=True)
+        fake.script.append(Behaviour(text="Mm-hm."))
+        async with AgentSession(llm=llm) as session:
+            await session.start(Agent(instructions="You are Juniper, a warm companion."))
+            result = await session.run(user_input=said)
+            await result
+            assert result.events[-1].item.text_content == "Mm-hm."
+        return fake.requests[-1]["messages"]
+
+    async def wait_indexed(room: str) -> None:
+        import httpx
+
+        async with httpx.AsyncClient() as http:
+            for _ in range(600):
+                if not (await http.get(f"{memory_proxy}/sessions/{room_session_id(room)}")).json()["pending"]:
+                    return
+                await asyncio.sleep(0.05)
+
+    async def scenario():
+        await call("room-a", "sam", "My daughter Ines starts school in Porto on Monday.")
+        await wait_indexed("room-a")
+        again = await call("room-b", "sam", "Where does my daughter start school?")
+        other = await call("room-c", "kim", "Where does my daughter start school?")
+        return again, other
+
+    again, other = asyncio.run(scenario())
+    block = next(m["content"] for m in again if "<memory>" in str(m["content"]))
+    assert "Porto" in block and "in an earlier conversation (livekit-room-a), just now" in block
+    assert "Porto" not in str(other)

@@ -76,13 +76,14 @@ def test_sillytavern_import_over_http_and_from_the_command_line(memory_proxy, tm
     bad = httpx.post(f"{memory_proxy}/sessions/imported/import", content=b"not json at all")
     assert bad.status_code == 400 and "SillyTavern" in bad.json()["error"]["message"]
     done = subprocess.run([sys.executable, "-m", "app.cli", "import", str(path), "--session", "from-cli",
-                           "--url", memory_proxy.removesuffix("/v1"), "--batch", "7"],
+                           "--url", memory_proxy.removesuffix("/v1"), "--batch", "7", "--user", "ann"],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert "imported 30 messages" in done.stdout and "msg" in done.stderr  # the progress bar
     rows = httpx.get(f"{memory_proxy}/sessions/from-cli/messages").json()["data"]
     assert [r["content"] for r in rows] == [f"Imported line {i}." for i in range(30)]
     assert rows[0]["role"] == "assistant" and rows[1]["role"] == "user"
+    assert [s["id"] for s in httpx.get(f"{memory_proxy}/users/ann").json()["data"]] == ["from-cli"]
 
 
 def test_unknown_sessions_and_bad_bodies_get_openai_errors(memory_proxy):

@@ -95,9 +95,9 @@ def test_registry_schema(tmp_path):
     conn = connect(tmp_path / "r.sqlite")
     migrate(conn, "registry")
     assert columns(conn, "sessions") == ["key", "session_id", "owner", "fingerprint", "created_at", "last_active",
-                                         "message_count", "token_total", "pending"]
+                                         "message_count", "token_total", "pending", "person", "character", "scope"]
     assert columns(conn, "window_hashes") == ["id", "key", "hash"]
-    assert {"sessions_owner_fingerprint", "window_hashes_hash"} <= indexes(conn)
+    assert {"sessions_owner_fingerprint", "window_hashes_hash", "sessions_owner_person"} <= indexes(conn)
 
 
 def test_old_session_database_upgrades_and_keeps_its_rows(tmp_path):
@@ -127,6 +127,25 @@ def test_old_registry_upgrades_and_keeps_its_rows(tmp_path):
     assert conn.execute("SELECT session_id, message_count, pending FROM sessions").fetchall() == [("chat-1", 5, 0)]
     assert applied(conn) == names("registry")
     conn.execute("INSERT INTO window_hashes (key, hash) VALUES ('k', 'h')")
+
+
+def test_registry_from_before_people_upgrades_with_no_person(tmp_path):
+    """A registry written before people existed: its conversations belong to no one, as before."""
+    path = tmp_path / "registry.sqlite"
+    conn = connect(path)
+    migrate(conn, "registry", upto=2)
+    conn.execute("INSERT INTO sessions (key, session_id, owner, created_at, last_active) "
+                 "VALUES ('k1', 'chat-1', 't1', 1.0, 2.0)")
+    conn.execute("INSERT INTO window_hashes (key, hash) VALUES ('k1', 'h')")
+    conn.close()
+
+    conn = connect(path)
+    assert migrate(conn, "registry") == ["m003_people"]
+    assert conn.execute("SELECT session_id, owner, person, character, scope FROM sessions").fetchall() == [
+        ("chat-1", "t1", None, None, None)]
+    assert conn.execute("SELECT key, hash FROM window_hashes").fetchall() == [("k1", "h")]
+    assert "sessions_owner_person" in indexes(conn)
+    assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
 @pytest.mark.anyio
