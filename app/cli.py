@@ -34,8 +34,8 @@ def prepare(settings: Settings, _: argparse.Namespace) -> int:
 
     path = prepare_model(settings.embedding_model, settings.model_cache_dir)
     print(f"embedding model ready: {path}")
-    if settings.embedding_query_int8:
-        print(f"int8 query model ready: {prepare_int8(settings.embedding_model, settings.model_cache_dir)}")
+    if settings.embedding_query_int8 or settings.embedding_stored_int8:
+        print(f"int8 model ready: {prepare_int8(settings.embedding_model, settings.model_cache_dir)}")
     return 0
 
 

@@ -304,7 +304,7 @@ class OnnxBackend:
         self.onnx_file, self.model_dir, self.threads = onnx_file, model_dir, threads
         self.stored_file = stored_file
         self.query_only = stored_file is not None
-        self.name = "onnx-int8" if self.query_only else "onnx"
+        self.name = "onnx-int8" if "int8" in onnx_file.name else "onnx"
         self.tokenizer = Tokenizer.from_file(str(layout.transformer_dir / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(layout.max_seq_length)
@@ -315,15 +315,18 @@ class OnnxBackend:
 
     @classmethod
     def load(cls, model: str, cache_dir: Path, *, threads: int = DEFAULT_THREADS,
-             query_int8: bool = False) -> OnnxBackend:
-        """Export (and quantize) if needed (see `prepare`), then load; raises if either fails."""
+             query_int8: bool = False, stored_int8: bool = False) -> OnnxBackend:
+        """Export (and quantize) if needed (see `prepare`), then load; raises if either fails.
+
+        `query_int8` / `stored_int8`: requests' queries / texts to be stored on the int8 copy.
+        When both run on the same file, one backend serves both (not `query_only`).
+        """
         model_dir = resolve_model_path(model)
         if read_layout(model_dir).pooling != "mean_tokens":
             raise ValueError(f"{model}: only mean pooling runs on ONNX; use the torch backend")
-        if query_int8:
-            return cls(prepare_int8(model, cache_dir), model_dir, threads=threads,
-                       stored_file=prepare(model, cache_dir))
-        return cls(prepare(model, cache_dir), model_dir, threads=threads)
+        query = prepare_int8(model, cache_dir) if query_int8 else prepare(model, cache_dir)
+        stored = prepare_int8(model, cache_dir) if stored_int8 else prepare(model, cache_dir)
+        return cls(query, model_dir, threads=threads, stored_file=None if stored == query else stored)
 
     def with_threads(self, threads: int) -> OnnxBackend:
         """A second copy of the model with its own session and `threads` (for stored texts).
@@ -391,22 +394,25 @@ class TorchBackend:
 
 
 def load_backend(model: str, backend: str, cache_dir: Path, threads: int, *,
-                 query_int8: bool = False) -> EmbeddingBackend:
+                 query_int8: bool = False, stored_int8: bool = False) -> EmbeddingBackend:
     """Load `backend` ("onnx", "torch" or "auto": ONNX, else torch with a warning) for `model`.
 
     `threads` is the model's CPU threads; 0 or less means the default (2 for ONNX, torch's own).
-    `query_int8` loads the ONNX model's int8 copy for queries (see `OnnxBackend`); torch has none.
+    `query_int8` / `stored_int8` load the ONNX model's int8 copy for queries / for texts to be
+    stored (see `OnnxBackend.load`); torch has none.
     """
     offline()
     model_dir = resolve_model_path(model)
     if backend == "torch":
         return TorchBackend(model_dir, threads=threads)
     if backend == "onnx":
-        return OnnxBackend.load(model, Path(cache_dir), threads=threads, query_int8=query_int8)
+        return OnnxBackend.load(model, Path(cache_dir), threads=threads, query_int8=query_int8,
+                                stored_int8=stored_int8)
     if backend != "auto":
         raise ValueError(f"unknown embedding backend {backend!r}: use 'onnx', 'torch' or 'auto'")
     try:
-        return OnnxBackend.load(model, Path(cache_dir), threads=threads, query_int8=query_int8)
+        return OnnxBackend.load(model, Path(cache_dir), threads=threads, query_int8=query_int8,
+                                stored_int8=stored_int8)
     except Exception as exc:  # any export or load failure: the slower backend still works
         log.warning("ONNX embedding backend unavailable (%s: %s); using sentence-transformers on torch",
                     type(exc).__name__, exc)

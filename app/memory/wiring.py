@@ -41,7 +41,8 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     stack.push_async_callback(store.aclose)
     backend = await asyncio.to_thread(load_backend, settings.embedding_model, settings.embedding_backend,
                                       settings.model_cache_dir, settings.embedding_threads,
-                                      query_int8=settings.embedding_query_int8)
+                                      query_int8=settings.embedding_query_int8,
+                                      stored_int8=settings.embedding_stored_int8)
     embedder = Embedder(backend, cache_size=settings.embedding_cache_size,
                         background_threads=settings.embedding_background_threads,
                         background_nice=settings.embedding_background_nice)

@@ -256,7 +256,7 @@ def _cell(row: dict[str, Any] | None) -> str:
     return f"{row['strict']:>7.3f} / {row['lenient']:.3f}" if row else f"{'-':>15}"
 
 
-def serve(data_dir: Path, query_int8: bool = True):
+def serve(data_dir: Path, query_int8: bool = True, stored_int8: bool = True):
     """The proxy (default settings, its own data directory) and a fake upstream, as real servers."""
     import contextlib
 
@@ -271,7 +271,7 @@ def serve(data_dir: Path, query_int8: bool = True):
     cache = os.environ.get("EMBEDDING_CACHE_DIR") or str(ROOT / "data" / "models")
     settings = Settings(_env_file=None, data_dir=data_dir, log_dir=data_dir / "logs", memory_enabled=True,
                         upstream_base_url=upstream_url + "/v1", embedding_cache_dir=cache, log_json=False,
-                        embedding_query_int8=query_int8)
+                        embedding_query_int8=query_int8, embedding_stored_int8=stored_int8)
     return stack, stack.enter_context(serving(create_app(settings), timeout=120))
 
 
@@ -285,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", type=Path, default=None, help="write every row (question, budget, strategy)")
     parser.add_argument("--float-query", dest="query_int8", action="store_false",
                         help="the proxy embeds questions on the float model (as EMBEDDING_QUERY_INT8=false); default: its int8 copy")
+    parser.add_argument("--float-stored", dest="stored_int8", action="store_false",
+                        help="the proxy embeds what it stores on the float model (as EMBEDDING_STORED_INT8=false)")
     args = parser.parse_args(argv)
     convs = [c for c in conversations() if not args.conversations or c["id"] in args.conversations]
     rows, times = evaluate(convs, args)
@@ -307,7 +309,7 @@ def evaluate(convs: list[dict[str, Any]], args: argparse.Namespace) -> tuple[lis
     if "proxy" not in args.strategies:
         return run(convs, args.budgets, args.strategies, None, baselines)
     with tempfile.TemporaryDirectory() as scratch:
-        stack, url = serve(args.data or Path(scratch), args.query_int8)
+        stack, url = serve(args.data or Path(scratch), args.query_int8, args.stored_int8)
         with stack, httpx.Client(base_url=url, timeout=120) as client:
             return run(convs, args.budgets, args.strategies, Proxy(client), baselines)
 
@@ -320,7 +322,7 @@ def write(args: argparse.Namespace, convs: list[dict[str, Any]], rows: list[dict
           times: list[float]) -> None:
     report = {"data": "LoCoMo development conversations " + ", ".join(c["id"] for c in convs),
               "questions": sum(len(c["questions"]) for c in convs), "budgets": args.budgets, "reply_tokens": REPLY,
-              "query_int8": args.query_int8,
+              "query_int8": args.query_int8, "stored_int8": args.stored_int8,
               "measure": "an evidence turn is present when >= 60% (strict) / 30% (lenient) of its word 4-grams are "
                          "in the context; a question counts when all its evidence turns are",
               "overall": summarise(rows, ("budget", "strategy")),

@@ -60,21 +60,23 @@ class Embeddings:
     """The product's embedder, with message vectors cached on disk per conversation."""
 
     def __init__(self, threads: int = 2, piece_words: int = PIECE_WORDS, whole: bool = False,
-                 query_int8: bool = True) -> None:
+                 query_int8: bool = True, stored_int8: bool = True) -> None:
         self.piece_words = piece_words
         self.whole = whole  # one vector per message, of its whole text
+        self.stored_model = "int8" if stored_int8 else "float"  # part of the disk cache's key
         from app.memory.embedder import Embedder, load_backend
 
         cache = Path(os.environ.get("EMBEDDING_CACHE_DIR") or ROOT / "data" / "models")
-        self.embedder = Embedder(load_backend("all-MiniLM-L6-v2", "auto", cache, threads, query_int8=query_int8),
-                                 cache_size=100_000)
+        backend = load_backend("all-MiniLM-L6-v2", "auto", cache, threads, query_int8=query_int8,
+                               stored_int8=stored_int8)
+        self.embedder = Embedder(backend, cache_size=100_000)
 
     def __call__(self, texts: list[str]) -> np.ndarray:
         """Queries' vectors (the int8 model's with `query_int8`)."""
         return self.embedder.embed_blocking(texts)
 
     def stored(self, texts: list[str]) -> np.ndarray:
-        """Stored messages' vectors: always the float model's, as the product's writer makes them."""
+        """Stored messages' vectors, from the model the product's writer uses (`stored_int8`)."""
         return self.embedder.embed_blocking(texts, background=True)
 
     def whole_vectors(self, conversation: dict[str, Any]) -> np.ndarray:
@@ -94,7 +96,7 @@ class Embeddings:
         else:
             split = [embedding_texts(t, said[i - 1] if i else None) for i, t in enumerate(said)]
         texts = [t for p in split for t in p]
-        key = hashlib.sha1("\x00".join(texts).encode()).hexdigest()[:16]
+        key = hashlib.sha1("\x00".join([self.stored_model, *texts]).encode()).hexdigest()[:16]
         path = CACHE / f"{key}.npy"
         if path.exists():
             vectors = np.load(path)
@@ -210,10 +212,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="role-play-long turns (`generate.lengthen`); writes recall_long.json by default")
     parser.add_argument("--float-query", dest="query_int8", action="store_false",
                         help="questions on the float model (as EMBEDDING_QUERY_INT8=false); default: its int8 copy")
+    parser.add_argument("--float-stored", dest="stored_int8", action="store_false",
+                        help="stored texts on the float model (as EMBEDDING_STORED_INT8=false); default: its int8 copy")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     args.out = args.out or (RESULTS.with_name("recall_long.json") if args.long else RESULTS)
-    embed, rows, timing = Embeddings(query_int8=args.query_int8), [], {}
+    embed, rows, timing = Embeddings(query_int8=args.query_int8, stored_int8=args.stored_int8), [], {}
     for size in args.sizes:
         for seed in args.seeds:
             started = time.perf_counter()
@@ -234,7 +238,7 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], timing: dict[str
         return [{**dict(zip(keys, k)), **v} for k, v in table.items()]
 
     report = {"sizes": args.sizes, "seeds": args.seeds, "budgets": args.budgets, "long_turns": args.long,
-              "query_int8": args.query_int8,
+              "query_int8": args.query_int8, "stored_int8": args.stored_int8,
               "weights": RetrievalWeights().__dict__,
               "notes": "seeds 1 and 5-8 tuned (bench.recall.tune); these seeds held out. Packed by app.context.build_context "
                        "with the default budget split, no persona. by_id: every message holding the fact(s) is in "

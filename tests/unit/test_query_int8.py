@@ -111,6 +111,21 @@ def test_blocking_embed_stores_float_vectors(onnx_backend, int8_backend):
     assert np.allclose(queries, int8_backend.encode(SENTENCES[:3]), atol=1e-6)
 
 
+@pytest.mark.parametrize("lane_threads", [0, 1])
+def test_with_stored_int8_one_int8_model_embeds_queries_and_stored_texts(int8_backend, lane_threads):
+    both = load_backend(MODEL, "onnx", model_cache_dir(), threads=1, query_int8=True, stored_int8=True)
+    assert (both.name, both.query_only, both.onnx_file) == ("onnx-int8", False, int8_backend.onnx_file)
+    assert both.with_threads(1).onnx_file == int8_backend.onnx_file  # the writer's lane: int8 too
+    text = "I lost my passport at the airport in Madrid."
+
+    async def body(embedder):
+        return await embedder.embed([text], background=True), await embedder.embed_one(text), embedder.cache_hits
+
+    stored, query, hits = run(Embedder(both, background_threads=lane_threads), body)
+    assert np.allclose(stored[0], int8_backend.encode([text])[0], atol=1e-6)
+    assert np.array_equal(stored[0], query) and hits == 1  # one model: one vector, one cache entry
+
+
 def test_a_float_model_serves_both_from_one_cache(onnx_backend):
     embedder = Embedder(onnx_backend)
     stored = embedder.embed_blocking(["one text"], background=True)
