@@ -49,7 +49,7 @@ def embedding_texts(content: str, before: str | None = None) -> list[str]:
 
 
 CONTEXT_WORDS = 48  # a message this short is also embedded after the turn before it
-CONTEXT_WEIGHT = 0.9  # that vector's length: its cosine counts 0.9 of a cosine of the message itself
+CONTEXT_MIX = 0.3  # how far each statement's vector moves towards the message read in context
 CONTEXT_CHARS = 240  # of the turn before: its end, where the question usually is
 
 
@@ -62,19 +62,20 @@ def in_context(content: str, before: str | None) -> str | None:
 
 
 def weighed(vectors: np.ndarray, contextual: bool) -> np.ndarray:
-    """A message's vectors as stored: the last one shortened to `CONTEXT_WEIGHT` when it is the
-    message read in context (`embedding_texts`).
+    """A message's vectors as stored: with the message read in context (`embedding_texts`, the
+    last vector), each statement's vector moves towards it by `CONTEXT_MIX` and the context
+    vector itself is not kept, so the index holds no more vectors than without it.
 
     Measured, a short reply read after a question matches later questions by the question's
     wording too ("Any fun plans for the summer?" lends itself to "Researching adoption
-    agencies"). That finds answers MiniLM misses alone, and on chats full of small-talk
-    questions it also lifts the replies to them; the shorter vector lets a message's own
-    words win a tie.
+    agencies"). Row 0, the whole message as said, stays as it is: it is what the scorers read.
     """
     if not contextual:
         return vectors
-    out = np.array(vectors, dtype=np.float32, copy=True)
-    out[-1] *= CONTEXT_WEIGHT
+    context = vectors[-1]
+    out = np.array(vectors[:-1], dtype=np.float32, copy=True)
+    out[1:] += CONTEXT_MIX * context
+    out[1:] /= np.linalg.norm(out[1:], axis=1, keepdims=True)
     return out
 
 

@@ -256,7 +256,7 @@ def _cell(row: dict[str, Any] | None) -> str:
     return f"{row['strict']:>7.3f} / {row['lenient']:.3f}" if row else f"{'-':>15}"
 
 
-def serve(data_dir: Path, query_int8: bool = True, stored_int8: bool = True):
+def serve(data_dir: Path, query_int8: bool = True, stored_int8: bool = False):
     """The proxy (default settings, its own data directory) and a fake upstream, as real servers."""
     import contextlib
 
@@ -285,8 +285,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", type=Path, default=None, help="write every row (question, budget, strategy)")
     parser.add_argument("--float-query", dest="query_int8", action="store_false",
                         help="the proxy embeds questions on the float model (as EMBEDDING_QUERY_INT8=false); default: its int8 copy")
-    parser.add_argument("--float-stored", dest="stored_int8", action="store_false",
-                        help="the proxy embeds what it stores on the float model (as EMBEDDING_STORED_INT8=false)")
+    parser.add_argument("--int8-stored", dest="stored_int8", action="store_true",
+                        help="the proxy embeds what it stores on the int8 model (as EMBEDDING_STORED_INT8=true)")
     args = parser.parse_args(argv)
     convs = [c for c in conversations() if not args.conversations or c["id"] in args.conversations]
     rows, times = evaluate(convs, args)

@@ -60,7 +60,7 @@ class Embeddings:
     """The product's embedder, with message vectors cached on disk per conversation."""
 
     def __init__(self, threads: int = 2, piece_words: int = PIECE_WORDS, whole: bool = False,
-                 query_int8: bool = True, stored_int8: bool = True) -> None:
+                 query_int8: bool = True, stored_int8: bool = False) -> None:
         self.piece_words = piece_words
         self.whole = whole  # one vector per message, of its whole text
         self.stored_model = "int8" if stored_int8 else "float"  # part of the disk cache's key
@@ -212,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="role-play-long turns (`generate.lengthen`); writes recall_long.json by default")
     parser.add_argument("--float-query", dest="query_int8", action="store_false",
                         help="questions on the float model (as EMBEDDING_QUERY_INT8=false); default: its int8 copy")
-    parser.add_argument("--float-stored", dest="stored_int8", action="store_false",
-                        help="stored texts on the float model (as EMBEDDING_STORED_INT8=false); default: its int8 copy")
+    parser.add_argument("--int8-stored", dest="stored_int8", action="store_true",
+                        help="stored texts on the int8 model (as EMBEDDING_STORED_INT8=true); default: the float one")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     args.out = args.out or (RESULTS.with_name("recall_long.json") if args.long else RESULTS)

@@ -5,8 +5,8 @@
     python -m bench.recall.speed --long     # role-play-long turns
 
 Texts come from the recall generator (repeated with a counter past its length); vectors are
-random unit vectors, as many per message as the product's writer keeps for its text (statement
-pieces, and a short turn read after the one before it; `--no-context` leaves that one out);
+random unit vectors, as many per message as the product's writer keeps for its text (one per
+statement, `writer.embedding_texts`);
 `--long` uses the generator's role-play-long turns.
 Reports the median and p95 of a full search (dense + BM25 + bridge + fusion + re-scoring, k=12), the median add() cost, and
 the index's own estimate of its RAM, with each size's ratio to the smallest in the same run.
@@ -42,26 +42,25 @@ QUERIES = ["What's my sister's name?", "Where did I grow up?", "When did I start
            "What did I tell you about the trip?", "Which band do I love?", "What car do I drive?"]
 
 
-def build(size: int, texts: list[str], rng: np.random.Generator,
-          in_context: bool = True) -> tuple[SessionIndex, list[float]]:
+def build(size: int, texts: list[str], rng: np.random.Generator) -> tuple[SessionIndex, list[float]]:
     """An index of `size` messages, each with as many (random) vectors as the product's writer
     keeps for its text (`stored_vectors`)."""
     index, costs = SessionIndex(), []
     for i in range(size):
         text = texts[i % len(texts)] + ("" if i < len(texts) else f" ({i})")
-        before = texts[(i - 1) % len(texts)] if i and in_context else None
-        vectors = _unit(rng.standard_normal((stored_vectors(text, before), 384)))
+        vectors = _unit(rng.standard_normal((stored_vectors(text), 384)))
         started = time.perf_counter()
         index.add(i, i, "user" if i % 2 == 0 else "assistant", text, created=1.7e9 + i, embeddings=vectors)
         costs.append(time.perf_counter() - started)
     return index, costs
 
 
-def stored_vectors(text: str, before: str | None) -> int:
-    """How many vectors the index holds for a message (`writer.embedding_texts` without the whole)."""
+def stored_vectors(text: str) -> int:
+    """How many vectors the index holds for a message: one per statement (`writer.embedding_texts`
+    without the whole; the message read in context moves them and adds none, `writer.weighed`)."""
     from app.memory.writer import embedding_texts
 
-    texts = len(embedding_texts(text, before))
+    texts = len(embedding_texts(text))
     return texts - 1 if texts > 1 else 1
 
 
@@ -119,8 +118,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--queries", type=int, default=100)
     parser.add_argument("--threads", type=int, default=2, help="the embedding model's threads")
     parser.add_argument("--long", action="store_true", help="role-play-long turns")
-    parser.add_argument("--no-context", dest="in_context", action="store_false",
-                        help="no message embedded after the turn before it (the index as it was before that)")
     parser.add_argument("--float-query", dest="query_int8", action="store_false",
                         help="the question on the float model (as EMBEDDING_QUERY_INT8=false); default: its int8 copy")
     parser.add_argument("--numpy-threads", type=int, default=1,
@@ -136,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(7)
     rows = []
     for size in args.sizes:
-        index, adds = build(size, texts, rng, args.in_context)
+        index, adds = build(size, texts, rng)
         times = measure(index, args.queries, rng)
         total, embeds = pre_upstream(index, args.queries, args.threads, args.query_int8)
         rows.append({"messages": size, "search_ms_median": round(statistics.median(times), 3),

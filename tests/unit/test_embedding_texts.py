@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.memory.recall import index_vectors
-from app.memory.writer import CONTEXT_WEIGHT, CONTEXT_WORDS, embedding_texts, in_context, weighed
+from app.memory.writer import CONTEXT_MIX, CONTEXT_WORDS, embedding_texts, in_context, weighed
 
 LONG = " ".join(["word"] * (CONTEXT_WORDS + 1)) + "."
 
@@ -37,9 +37,12 @@ def test_the_turn_before_is_cut_to_its_end():
     assert head.startswith("…") and head.endswith("any fun plans for the summer?") and len(head) <= 241
 
 
-def test_the_vector_in_context_is_shortened_and_the_index_keeps_every_vector_but_the_whole():
-    vectors = np.eye(3, 4, dtype=np.float32)
-    stored = weighed(vectors, contextual=True)
-    assert np.allclose(np.linalg.norm(stored, axis=1), [1.0, 1.0, CONTEXT_WEIGHT])
-    assert weighed(vectors, contextual=False) is vectors
-    assert index_vectors(stored.reshape(-1), 4).shape == (2, 4)  # row 0, the whole, is what scorers read
+def test_statements_move_towards_the_message_in_context_and_the_index_gets_no_more_vectors():
+    whole, statement, context = np.eye(3, 4, dtype=np.float32)
+    stored = weighed(np.stack([whole, statement, context]), contextual=True)  # a one-statement message
+    assert stored.shape == (2, 4) and np.array_equal(stored[0], whole)  # row 0, the whole, is what scorers read
+    mixed = (statement + CONTEXT_MIX * context) / np.linalg.norm(statement + CONTEXT_MIX * context)
+    assert np.allclose(stored[1], mixed) and np.isclose(np.linalg.norm(stored[1]), 1.0)
+    assert index_vectors(stored.reshape(-1), 4).shape == (1, 4)  # one vector, as without the context
+    plain = np.stack([whole, statement])
+    assert weighed(plain, contextual=False) is plain
