@@ -119,7 +119,7 @@ def test_a_key_lists_the_conversations_made_with_the_sdk_and_searches_them(page,
     page.fill("#session-q", "alpha")
     page.click("#session-search button")
     page.locator("tr[data-session='ui-list-beta']").wait_for(state="detached")
-    assert page.locator("tr[data-session='ui-list-alpha']").count() == 1
+    expect(page.locator("tr[data-session='ui-list-alpha']")).to_have_count(1)
 
 
 def test_the_timeline_shows_the_messages_in_order_with_their_emotions(page, base):
@@ -136,8 +136,8 @@ def test_the_timeline_shows_the_messages_in_order_with_their_emotions(page, base
     assert items.nth(0).get_attribute("data-emotion") == "joy"
     assert items.nth(2).get_attribute("data-emotion") == "sadness"
     assert items.nth(0).locator(".speaker").inner_text() == "user"
-    assert page.locator("#emotion-chart svg rect").count() == 3  # one bar per user message
-    assert page.locator("#timeline .importance[aria-valuenow]").count() == len(sent)
+    expect(page.locator("#emotion-chart svg rect")).to_have_count(3)  # one bar per user message
+    expect(page.locator("#timeline .importance[aria-valuenow]")).to_have_count(len(sent))
 
 
 def test_superseded_versions_appear_behind_the_toggle_after_a_regenerate(page, base):
@@ -157,7 +157,7 @@ def test_superseded_versions_appear_behind_the_toggle_after_a_regenerate(page, b
     assert page.locator("#timeline li.msg .content").all_inner_texts()[-2:] == [first, second]
     page.uncheck("#show-superseded")
     expect(page.locator("#timeline li.msg")).to_have_count(4)
-    assert page.locator("#timeline li.superseded").count() == 0
+    expect(page.locator("#timeline li.superseded")).to_have_count(0)
 
 
 def test_a_question_shows_the_recalled_memory_that_answers_it_with_the_budget(page, base):
@@ -181,7 +181,7 @@ def test_a_question_shows_the_recalled_memory_that_answers_it_with_the_budget(pa
     assert int(memories.get_attribute("data-tokens")) > 0
     assert memories.get_attribute("title").endswith(" tokens")
     for part in ("recent", "reply_reserve"):
-        assert page.locator(f".budget-bar .seg-{part}").count() == 1
+        expect(page.locator(f".budget-bar .seg-{part}")).to_have_count(1)
     assert "were not sent" in page.locator("#preview").inner_text()  # the old turns left out are counted
     page.fill("#memory-q", "sister Lena octopuses")
     page.click("#memory-search button")
@@ -253,8 +253,8 @@ def test_delete_asks_first_and_then_the_conversation_is_gone(page, base):
     page.click("#delete")
     page.click("#confirm-ok")
     expect(page.locator("#status")).to_contain_text("Deleted")
-    assert page.locator("#page-conversations").is_visible()
-    assert page.locator("tr[data-session='ui-doomed']").count() == 0
+    expect(page.locator("#page-conversations")).to_be_visible()  # the list comes back, after the status
+    expect(page.locator("tr[data-session='ui-doomed']")).to_have_count(0)
     assert api(base, "ui-doomed").status_code == 404
 
 
@@ -273,7 +273,7 @@ def test_another_tenants_key_does_not_see_the_conversation(page, base):
     converse(base, "ui-private", ["My diary entry: the vault code is 9182."])
     use_key(page, OTHER_KEY)
     page.locator("#page-conversations").wait_for()
-    assert page.locator("tr[data-session='ui-private']").count() == 0
+    expect(page.locator("tr[data-session='ui-private']")).to_have_count(0)
     page.goto(base + "/ui#/c/ui-private")
     expect(page.locator("#status")).to_contain_text("no session")
     assert "9182" not in page.content()
@@ -287,7 +287,7 @@ def test_the_report_draws_latency_and_the_live_request_rate(page, base):
     assert page.locator("#chart-stages svg polyline").count() >= 5 * 3  # stages x quantiles
     assert "fake-model" in page.locator("#chart-models").inner_text()
     expect(page.locator("#live-rate")).to_contain_text("a minute", timeout=15000)
-    assert page.locator("#rate-chart svg").count() == 1
+    expect(page.locator("#rate-chart svg")).to_have_count(1)
 
 
 def test_the_report_needs_an_admin_key(page, base):
