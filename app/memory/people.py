@@ -31,6 +31,7 @@ import numpy as np
 
 from app.context import MemoryItem
 from app.memory.index import SessionIndex
+from app.tasks import single_flight
 from app.memory.passages import passages
 from app.memory.recall import LABELS, passage_item
 from app.memory.retrieval import pieces, query_terms, tokenize
@@ -155,22 +156,14 @@ class People:
         name = (owner, person)
         if name in self._people:
             return self._people[name]
-        if name in self._building:
-            return await asyncio.shield(self._building[name])
-        future = asyncio.get_running_loop().create_future()
-        self._building[name] = future
-        try:
-            built = await self._build(owner, person)
-            self._people[name] = built
-            self._member.update({key: name for key in built.conversations})
-            future.set_result(built)
-            return built
-        except BaseException as exc:
-            future.set_exception(exc)
-            future.exception()  # retrieved: a failed build is reported to its own caller
-            raise
-        finally:
-            self._building.pop(name, None)
+        return await single_flight(self._building, name, lambda: self._adopt(owner, person))
+
+    async def _adopt(self, owner: str | None, person: str) -> PersonIndex:
+        name = (owner, person)
+        built = await self._build(owner, person)
+        self._people[name] = built
+        self._member.update({key: name for key in built.conversations})
+        return built
 
     async def _build(self, owner: str | None, person: str) -> PersonIndex:
         built = PersonIndex()

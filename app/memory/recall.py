@@ -26,6 +26,7 @@ from app.memory.passages import passages, turn_budget
 from app.memory.retrieval import build_query, hits_for_budget
 from app.memory.scoring import RetrievalWeights
 from app.sessions import message_hash
+from app.tasks import single_flight
 from app.tokens import count_message, count_tokens, message_text
 
 LABELS = {"user": "User", "assistant": "Assistant", "tool": "Tool"}
@@ -96,23 +97,15 @@ class Recall:
     async def index(self, key: str) -> SessionIndex:
         if key in self._indexes:
             return self._indexes[key]
-        if key in self._building:
-            return await asyncio.shield(self._building[key])
-        future = asyncio.get_running_loop().create_future()
-        self._building[key] = future
-        try:
-            index = SessionIndex()
-            rows = await self.store.active_for_index(key)
-            _add_rows(index, rows)
-            self._remember_emotions(key, [(r.id, r.role, r.emotion) for r in rows])
-            self._indexes[key] = index
-            future.set_result(index)
-            return index
-        except BaseException as exc:
-            future.set_exception(exc)
-            raise
-        finally:
-            self._building.pop(key, None)
+        return await single_flight(self._building, key, lambda: self._load(key))
+
+    async def _load(self, key: str) -> SessionIndex:
+        index = SessionIndex()
+        rows = await self.store.active_for_index(key)
+        _add_rows(index, rows)
+        self._remember_emotions(key, [(r.id, r.role, r.emotion) for r in rows])
+        self._indexes[key] = index
+        return index
 
     async def scored(self, key: str, rows: list[Any], updates: list[Any]) -> None:
         """The writer's callback: newly scored messages become searchable.

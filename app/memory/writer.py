@@ -61,7 +61,7 @@ def in_context(content: str, before: str | None) -> str | None:
     return f"{clip_end(before.strip(), CONTEXT_CHARS)}\n{content}"
 
 
-def weighed(vectors: np.ndarray, contextual: bool) -> np.ndarray:
+def moved_in_context(vectors: np.ndarray, contextual: bool) -> np.ndarray:
     """A message's vectors as stored: with the message read in context (`embedding_texts`, the
     last vector), each statement's vector moves towards it by `CONTEXT_MIX` and the context
     vector itself is not kept, so the index holds no more vectors than without it.
@@ -189,7 +189,7 @@ class Writer:
         """Row 0 is the whole message (emotion reads it); the rest, if any, its sentences."""
         from app.memory.records import ScoreUpdate
 
-        vectors = weighed(vectors, in_context(row.content, before) is not None)
+        vectors = moved_in_context(vectors, in_context(row.content, before) is not None)
         vector = vectors if len(vectors) > 1 else vectors[0]
         emotion = self.scorer.score(row.content, vectors[0])
         importance = self.importance(row.content, row.role, emotion)

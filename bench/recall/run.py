@@ -47,7 +47,7 @@ from app.memory.index import SessionIndex  # noqa: E402
 from app.memory.recall import index_vectors  # noqa: E402
 from app.memory.retrieval import pieces  # noqa: E402
 from app.memory.scoring import RetrievalWeights  # noqa: E402
-from app.memory.writer import embedding_texts, in_context, weighed  # noqa: E402
+from app.memory.writer import embedding_texts, in_context, moved_in_context  # noqa: E402
 from bench.recall import strategies as S  # noqa: E402
 from bench.recall.generate import generate, lengthen  # noqa: E402
 
@@ -108,8 +108,8 @@ class Embeddings:
         out = [vectors[end - len(p): end] for p, end in zip(split, ends)]
         if whole or self.piece_words != PIECE_WORDS:
             return out
-        return [np.atleast_2d(index_vectors(weighed(v, in_context(t, said[i - 1] if i else None) is not None), v.shape[1]))
-                for i, (t, v) in enumerate(zip(said, out))]
+        contextual = [in_context(t, said[i - 1] if i else None) is not None for i, t in enumerate(said)]
+        return [np.atleast_2d(index_vectors(moved_in_context(v, c), v.shape[1])) for v, c in zip(out, contextual)]
 
 
 def replay(conversation: dict[str, Any],

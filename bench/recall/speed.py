@@ -57,7 +57,7 @@ def build(size: int, texts: list[str], rng: np.random.Generator) -> tuple[Sessio
 
 def stored_vectors(text: str) -> int:
     """How many vectors the index holds for a message: one per statement (`writer.embedding_texts`
-    without the whole; the message read in context moves them and adds none, `writer.weighed`)."""
+    without the whole; the message read in context moves them and adds none, `writer.moved_in_context`)."""
     from app.memory.writer import embedding_texts
 
     texts = len(embedding_texts(text))

@@ -9,14 +9,7 @@ import time
 import httpx
 import openai
 
-
-def wait_indexed(base: str, session: str) -> dict:
-    deadline = time.monotonic() + 60
-    while True:
-        info = httpx.get(f"{base}/sessions/{session}").json()
-        if info["pending"] == 0 or time.monotonic() > deadline:
-            return info
-        time.sleep(0.05)
+from tests.integration.test_memory_api import wait_indexed
 
 
 def append(base: str, session: str, texts: list[str]) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from app.memory.recall import index_vectors
-from app.memory.writer import CONTEXT_MIX, CONTEXT_WORDS, embedding_texts, in_context, weighed
+from app.memory.writer import CONTEXT_MIX, CONTEXT_WORDS, embedding_texts, in_context, moved_in_context
 
 LONG = " ".join(["word"] * (CONTEXT_WORDS + 1)) + "."
 
@@ -39,10 +39,10 @@ def test_the_turn_before_is_cut_to_its_end():
 
 def test_statements_move_towards_the_message_in_context_and_the_index_gets_no_more_vectors():
     whole, statement, context = np.eye(3, 4, dtype=np.float32)
-    stored = weighed(np.stack([whole, statement, context]), contextual=True)  # a one-statement message
+    stored = moved_in_context(np.stack([whole, statement, context]), contextual=True)  # a one-statement message
     assert stored.shape == (2, 4) and np.array_equal(stored[0], whole)  # row 0, the whole, is what scorers read
     mixed = (statement + CONTEXT_MIX * context) / np.linalg.norm(statement + CONTEXT_MIX * context)
     assert np.allclose(stored[1], mixed) and np.isclose(np.linalg.norm(stored[1]), 1.0)
     assert index_vectors(stored.reshape(-1), 4).shape == (1, 4)  # one vector, as without the context
     plain = np.stack([whole, statement])
-    assert weighed(plain, contextual=False) is plain
+    assert moved_in_context(plain, contextual=False) is plain
