@@ -29,8 +29,8 @@ def serve(settings: Settings, _: argparse.Namespace) -> int:
 
 def prepare(settings: Settings, _: argparse.Namespace) -> int:
     """Ready the embedding model offline, so the first start does not pay for it."""
-    from app.memory.embedder import prepare as prepare_model
-    from app.memory.embedder import prepare_int8
+    from app.memory.embedding.embedder import prepare as prepare_model
+    from app.memory.embedding.embedder import prepare_int8
 
     path = prepare_model(settings.embedding_model, settings.model_cache_dir)
     print(f"embedding model ready: {path}")

@@ -34,6 +34,11 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
     data_dir: Path = Path("data")
+    # postgresql://user:pass@host:port/db: every conversation in PostgreSQL (pgvector), shared by
+    # replicas; unset: per-conversation SQLite files under DATA_DIR, one process
+    database_url: str | None = Field(None, repr=False)
+    database_pool_size: int = Field(10, ge=1)
+    workers: int = Field(1, ge=1)
     log_dir: Path = Path("logs")
     log_level: str = "INFO"
     log_json: bool = True

@@ -41,7 +41,7 @@ def embed(texts: list[str], name: str) -> np.ndarray:
     cache = ROOT / "data" / "cache" / f"goemotions-{name}-{len(texts)}.npy"
     if cache.exists():
         return np.load(cache)
-    from app.memory.embedder import load_backend
+    from app.memory.embedding.embedder import load_backend
 
     backend = load_backend("all-MiniLM-L6-v2", "auto", ROOT / "data" / "models", 2)
     vectors = np.concatenate([backend.encode(texts[i:i + 256]) for i in range(0, len(texts), 256)])

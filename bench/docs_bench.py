@@ -81,7 +81,7 @@ FACTS = [  # (section, fact about {town} with {v}, question, values)
 
 
 async def open_library(data: Path, backend) -> tuple[Library, DocumentStore, object]:
-    from app.memory.embedder import Embedder
+    from app.memory.embedding.embedder import Embedder
 
     embedder = Embedder(backend, cache_size=8192, background_threads=1)
     await embedder.start()
@@ -99,7 +99,7 @@ async def close(library, store, embedder) -> None:
 
 
 def load_model():
-    from app.memory.embedder import load_backend
+    from app.memory.embedding.embedder import load_backend
 
     settings = Settings(_env_file=None)
     cache = Path(os.environ.get("EMBEDDING_CACHE_DIR") or settings.model_cache_dir)

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from app.memory.embedder import Embedder, load_backend  # noqa: E402
+from app.memory.embedding.embedder import Embedder, load_backend  # noqa: E402
 
 SUBJECTS = ["I", "My sister", "The neighbour", "Our team", "My grandfather", "The new manager", "We", "My cat"]
 VERBS = ["talked about", "worried about", "laughed at", "dreamed of", "argued over", "planned", "remembered",

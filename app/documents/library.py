@@ -37,7 +37,7 @@ EMBED_BATCH = 32
 
 
 class Embeds(Protocol):
-    """What the library needs of the embedder (app.memory.embedder.Embedder)."""
+    """What the library needs of the embedder (app.memory.embedding.embedder.Embedder)."""
 
     @property
     def dim(self) -> int: ...

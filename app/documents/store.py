@@ -24,7 +24,7 @@ import aiosqlite
 import numpy as np
 
 from app.documents.chunk import Chunk
-from app.memory.migrations import open_database, run, transaction
+from app.memory.store.sqlite.migrations import open_database, run, transaction
 
 COLUMNS = "id, name, source, path, owner, session_id, bytes, sha256, status, error, pages, chunk_count, " \
           "created_at, updated_at"

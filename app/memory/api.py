@@ -194,7 +194,7 @@ class MemoryAPI:
                 "summaries": await self.summaries(session_id)}
 
     async def consolidate(self, session_id: str) -> dict[str, Any]:
-        from app.memory.consolidation import consolidate_session
+        from app.memory.background.consolidation import consolidate_session
 
         key = await self._existing(session_id)
         result = await consolidate_session(self.store, key, self.policy)

@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 
 from app.context import MemoryItem
-from app.memory.index import SessionIndex
+from app.memory.search.index import SessionIndex
 from app.tasks import single_flight
-from app.memory.passages import passages
-from app.memory.recall import LABELS, passage_item
-from app.memory.retrieval import pieces, query_terms, tokenize
+from app.memory.search.passages import passages
+from app.memory.search.recall import LABELS, passage_item
+from app.memory.search.retrieval import pieces, query_terms, tokenize
 from app.persons import effective_scope, elsewhere_label, shown_name
 
 SHIFT = 32  # a message's id in a person's index: conversation number << SHIFT | its own id
@@ -280,7 +280,7 @@ def with_piece(hit: Any, text: str, query: str, long_chars: int = 256) -> Any:
     """A hit on a long turn pointed at the piece that shares most words with the query, so the
     passage can show the sentences around it (`passages.excerpt`) as it does for a piece vector.
 
-        >>> from app.memory.index import Hit
+        >>> from app.memory.search.index import Hit
         >>> text = "I moved here last spring after a long winter of planning. " * 4 + "My sister Mara lives in Lisbon."
         >>> with_piece(Hit(1, 0, 1.0, 0.5, 0.0), text, "where does Mara live?").piece
         4

@@ -34,7 +34,7 @@ import numpy as np
 from app.context import MemoryItem
 from app.memory.persona_text import coverage, flat, prompt_chunks, shared_words, unseen, vector_texts
 from app.memory.records import PersonaChunk, SessionNotFound
-from app.memory.retrieval import query_terms, sentences, tokenize
+from app.memory.search.retrieval import query_terms, sentences, tokenize
 
 REASON = "earlier persona text"
 

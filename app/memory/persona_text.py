@@ -12,7 +12,7 @@ import hashlib
 import re
 from collections.abc import Iterable
 
-from app.memory.retrieval import chunk_text, pieces, sentences
+from app.memory.search.retrieval import chunk_text, pieces, sentences
 from app.tokens import encoding
 
 _LINE = "\ue000"  # a private-use character: marks line breaks through `chunk_text` (see `split_prompt`)

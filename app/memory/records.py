@@ -1,7 +1,7 @@
 """What the conversation store reads and writes: rows, new messages, stats, and the session key check.
 
 Plain dataclasses with no database in them, shared by the store, the SQL it runs
-(`app.memory.session_sql`) and the services that build and read rows.
+(`app.memory.store.sqlite.session_sql`) and the services that build and read rows.
 """
 
 from __future__ import annotations
@@ -17,6 +17,11 @@ _KEY = re.compile(r"[0-9a-f]{16,64}")
 
 class InvalidSessionKey(ValueError):
     """A session key that is not 16-64 lowercase hex characters."""
+
+
+class StaleSession(RuntimeError):
+    """A conditional write (`apply(..., based_on=v)`) found the conversation at another version:
+    another replica wrote first. Bring the caches up to date (`store.changed`) and plan again."""
 
 
 class SessionNotFound(LookupError):
@@ -136,3 +141,35 @@ class Applied:
     count_delta: int = 0
     token_delta: int = 0
     pending: int = 0  # the session's pending count after the write
+    version: int = 0  # the conversation's write sequence after this write (0 where not counted)
+
+
+@dataclass(slots=True, frozen=True)
+class SessionInfo:
+    """A registry row. `message_count` and `token_total` count active (not superseded) messages;
+    `pending` is how many of them still wait for background embedding and scoring. `person` is
+    who it belongs to (app.persons; None: no one), `character` the digest of the system prompt's
+    first line it was with, `scope` its own recall scope (None: the default)."""
+
+    key: str
+    session_id: str
+    owner: str | None
+    fingerprint: str | None
+    created_at: float
+    last_active: float
+    message_count: int
+    token_total: int
+    pending: int = 0
+    person: str | None = None
+    character: str | None = None
+    scope: str | None = None
+
+
+@dataclass(slots=True, frozen=True)
+class Changes:
+    """What other processes wrote to a conversation since this one last looked: every message row
+    inserted or updated since (superseded ones included, with their embeddings), and the version
+    they bring the conversation to."""
+
+    version: int
+    rows: list[MessageRow] = field(default_factory=list)

@@ -15,9 +15,9 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 from app.config import Settings
-from app.memory.consolidation import Consolidator
+from app.memory.background.consolidation import Consolidator
 from app.memory.ram import give_back, over_budget
-from app.memory.tiers import TierPolicy
+from app.memory.background.tiers import TierPolicy
 from app.tasks import cancel
 
 log = logging.getLogger("app.memory")
@@ -27,16 +27,16 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     from app.emotion import EmotionScorer
     from app.importance import score_importance
     from app.memory.api import MemoryAPI
-    from app.memory.embedder import Embedder, load_backend
+    from app.memory.embedding.embedder import Embedder, load_backend
     from app.memory.people import People
     from app.memory.persona import PersonaMemory, PersonaSettings
-    from app.memory.recall import Recall, RecallSettings
+    from app.memory.search.recall import Recall, RecallSettings
     from app.memory.service import MemoryService
-    from app.memory.store import Store
+    from app.memory.store import open_store
     from app.memory.working import WorkingMemory
-    from app.memory.writer import Writer
+    from app.memory.background.writer import Writer
 
-    store = Store(settings.data_dir, max_open=settings.store_max_open)
+    store = open_store(settings)
     await store.open()
     stack.push_async_callback(store.aclose)
     backend = await asyncio.to_thread(load_backend, settings.embedding_model, settings.embedding_backend,
@@ -81,7 +81,7 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
 async def _start_summarizer(settings: Settings, store, embedder, stack: AsyncExitStack, router, recall):
     if not settings.summary_enabled:
         return None
-    from app.memory.summarizer import Summarizer, router_completion
+    from app.memory.background.summarizer import Summarizer, router_completion
 
     complete = router_completion(router) if router.providers else None
     summarizer = Summarizer(store, embedder, complete=complete, every=settings.summary_every,

@@ -185,7 +185,7 @@ class Baselines:
     def cosine(self, conversation: dict[str, Any], question: str, budget: int) -> list[dict[str, Any]]:
         from app.budget import BudgetSplit, plan_budget
         from app.context import MemoryItem, build_context
-        from app.memory.passages import when_label
+        from app.memory.search.passages import when_label
         from app.memory.importer import parse_time
 
         turns = conversation["turns"]
@@ -302,7 +302,7 @@ def evaluate(convs: list[dict[str, Any]], args: argparse.Namespace) -> tuple[lis
 
     baselines = None
     if set(args.strategies) - {"proxy"}:
-        from app.memory.embedder import Embedder, load_backend
+        from app.memory.embedding.embedder import Embedder, load_backend
 
         cache = Path(os.environ.get("EMBEDDING_CACHE_DIR") or ROOT / "data" / "models")
         baselines = Baselines(Embedder(load_backend("all-MiniLM-L6-v2", "auto", cache, 2)).embed_blocking)

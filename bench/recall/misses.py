@@ -19,9 +19,9 @@ import sys
 from collections import Counter
 from typing import Any
 
-from app.memory.passages import companions
-from app.memory.recall import memory_room
-from app.memory.retrieval import build_query, hits_for_budget
+from app.memory.search.passages import companions
+from app.memory.search.recall import memory_room
+from app.memory.search.retrieval import build_query, hits_for_budget
 from bench.recall import strategies as S
 from bench.recall.generate import generate, lengthen
 from bench.recall.run import Embeddings, replay

@@ -43,11 +43,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ["TZ"] = "UTC"  # time labels and the generator's dates agree
 time.tzset()
 
-from app.memory.index import SessionIndex  # noqa: E402
-from app.memory.recall import index_vectors  # noqa: E402
-from app.memory.retrieval import pieces  # noqa: E402
-from app.memory.scoring import RetrievalWeights  # noqa: E402
-from app.memory.writer import embedding_texts, in_context, moved_in_context  # noqa: E402
+from app.memory.search.index import SessionIndex  # noqa: E402
+from app.memory.search.recall import index_vectors  # noqa: E402
+from app.memory.search.retrieval import pieces  # noqa: E402
+from app.memory.search.scoring import RetrievalWeights  # noqa: E402
+from app.memory.background.writer import embedding_texts, in_context, moved_in_context  # noqa: E402
 from bench.recall import strategies as S  # noqa: E402
 from bench.recall.generate import generate, lengthen  # noqa: E402
 
@@ -64,7 +64,7 @@ class Embeddings:
         self.piece_words = piece_words
         self.whole = whole  # one vector per message, of its whole text
         self.stored_model = "int8" if stored_int8 else "float"  # part of the disk cache's key
-        from app.memory.embedder import Embedder, load_backend
+        from app.memory.embedding.embedder import Embedder, load_backend
 
         cache = Path(os.environ.get("EMBEDDING_CACHE_DIR") or ROOT / "data" / "models")
         backend = load_backend("all-MiniLM-L6-v2", "auto", cache, threads, query_int8=query_int8,

@@ -34,7 +34,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from app.memory.index import SessionIndex  # noqa: E402
+from app.memory.search.index import SessionIndex  # noqa: E402
 from bench.recall.generate import generate, lengthen  # noqa: E402
 
 PERSONA = "You are a helpful companion."
@@ -58,7 +58,7 @@ def build(size: int, texts: list[str], rng: np.random.Generator) -> tuple[Sessio
 def stored_vectors(text: str) -> int:
     """How many vectors the index holds for a message: one per statement (`writer.embedding_texts`
     without the whole; the message read in context moves them and adds none, `writer.moved_in_context`)."""
-    from app.memory.writer import embedding_texts
+    from app.memory.background.writer import embedding_texts
 
     texts = len(embedding_texts(text))
     return texts - 1 if texts > 1 else 1
@@ -80,10 +80,10 @@ def pre_upstream(index: SessionIndex, queries: int, threads: int,
     of it spent embedding."""
     from app.budget import BudgetSplit, plan_budget
     from app.context import MemoryItem, build_context
-    from app.memory.embedder import load_backend
-    from app.memory.passages import passages, turn_budget
-    from app.memory.recall import memory_room
-    from app.memory.retrieval import hits_for_budget
+    from app.memory.embedding.embedder import load_backend
+    from app.memory.search.passages import passages, turn_budget
+    from app.memory.search.recall import memory_room
+    from app.memory.search.retrieval import hits_for_budget
 
     cache = Path(os.environ.get("EMBEDDING_CACHE_DIR") or ROOT / "data" / "models")
     backend = load_backend("all-MiniLM-L6-v2", "auto", cache, threads, query_int8=query_int8)

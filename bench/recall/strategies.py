@@ -3,7 +3,7 @@
 - recency: what a client that trims the oldest turns sends (no memories at all);
 - cosine: plain cosine top-k over single past messages, the newest user turn as the query,
   filling the same memory share (what a vector-storage extension does);
-- product: `SessionIndex` + `app.memory.retrieval` (hybrid search, re-scoring, passages);
+- product: `SessionIndex` + `app.memory.search.retrieval` (hybrid search, re-scoring, passages);
 - summaries: the product plus rolling summaries (the story so far and the three summaries
   closest to the query), here the extractive kind the proxy writes when no model is reachable,
   so the benchmark needs no model.
@@ -21,11 +21,11 @@ import numpy as np
 
 from app.budget import BudgetSplit, plan_budget, split_remaining
 from app.context import BuiltContext, MemoryItem, build_context
-from app.memory.index import SessionIndex
-from app.memory.passages import passages, turn_budget, when_label
-from app.memory.recall import memory_room, passage_item
-from app.memory.retrieval import build_query, hits_for_budget
-from app.memory.scoring import RetrievalWeights
+from app.memory.search.index import SessionIndex
+from app.memory.search.passages import passages, turn_budget, when_label
+from app.memory.search.recall import memory_room, passage_item
+from app.memory.search.retrieval import build_query, hits_for_budget
+from app.memory.search.scoring import RetrievalWeights
 from app.tokens import count_message
 
 LABELS = {"user": "User", "assistant": "Assistant"}
@@ -134,7 +134,7 @@ def extractive_spans(messages: list[dict[str, Any]], embed: Embed, every: int = 
     from types import SimpleNamespace
 
     from app.importance import score_importance
-    from app.memory.summaries import extractive_summary
+    from app.memory.background.summaries import extractive_summary
 
     spans = []
     for start in range(0, len(messages) - every + 1, every):

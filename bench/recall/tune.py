@@ -16,7 +16,7 @@ import dataclasses
 import sys
 from typing import Any
 
-from app.memory.scoring import RetrievalWeights
+from app.memory.search.scoring import RetrievalWeights
 from bench.recall.generate import generate, lengthen
 from bench.recall.run import Embeddings, evaluate, summarise
 

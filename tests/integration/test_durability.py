@@ -19,7 +19,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from app.memory.store import Store
+from app.memory.store.sqlite.store import Store
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "d0c0ffee00112233"
@@ -28,7 +28,7 @@ CHILD = textwrap.dedent(f"""
     import asyncio, sys
     from pathlib import Path
     from app.memory.records import NewMessage
-    from app.memory.store import Store
+    from app.memory.store.sqlite.store import Store
 
     async def main():
         store = Store(Path(sys.argv[1]), max_open=4)

@@ -10,7 +10,7 @@ import openai
 
 from app.fakes.openai_server import Behaviour
 from app.memory.persona_text import prompt_chunks
-from app.memory.retrieval import sentences
+from app.memory.search.retrieval import sentences
 from tests.unit.test_persona import CARD, GATE, LORE
 
 FIRST = f"{CARD}\n\n{LORE}"

@@ -9,7 +9,7 @@ import httpx
 import numpy as np
 import pytest
 
-from app.memory.embedder import load_backend
+from app.memory.embedding.embedder import load_backend
 from tests.conftest import model_cache_dir
 
 

@@ -20,7 +20,7 @@ def test_an_embedding_cache_dir_is_used_as_given(tmp_path: Path, monkeypatch):
 
 
 def test_recall_settings_come_from_the_environment(tmp_path: Path, monkeypatch):
-    from app.memory.recall import RecallSettings
+    from app.memory.search.recall import RecallSettings
 
     monkeypatch.setenv("RECALL_TURN_SHARE", "0")
     monkeypatch.setenv("WEIGHT_SPECIFICITY", "0.3")

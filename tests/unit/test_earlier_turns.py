@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from app.budget import BudgetSplit, plan_budget
-from app.memory.recall import Continuity, earlier_turns, memory_room
+from app.memory.search.recall import Continuity, earlier_turns, memory_room
 
 NOW = 1_700_000_000.0
 

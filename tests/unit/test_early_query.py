@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from app.memory.recall import EarlyQuery
+from app.memory.search.recall import EarlyQuery
 
 pytestmark = pytest.mark.anyio
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.memory.embedder import LANE_BATCH, Embedder, load_backend, prepare, resolve_model_path
-from app.memory.embedding_backends import export_path, fuse_bert, mean_pool, normalise, pad, read_layout, utf8_safe
+from app.memory.embedding.embedder import LANE_BATCH, Embedder, load_backend, prepare, resolve_model_path
+from app.memory.embedding.backends import export_path, fuse_bert, mean_pool, normalise, pad, read_layout, utf8_safe
 from tests.conftest import model_cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -233,13 +233,13 @@ def test_a_graph_that_cannot_be_fused_is_left_as_it_was(tmp_path, caplog):
     (tmp_path / "config.json").write_text('{"model_type": "bert", "num_attention_heads": 12}')
     graph = tmp_path / "model.onnx"
     graph.write_bytes(b"not an onnx graph")
-    with caplog.at_level(logging.WARNING, logger="app.memory.embedder"):
+    with caplog.at_level(logging.WARNING, logger="app.memory.embedding.embedder"):
         assert fuse_bert(graph, tmp_path) is False
     assert graph.read_bytes() == b"not an onnx graph" and "left unfused" in caplog.text
 
 
 def test_prepare_command_prints_the_exported_file(onnx_backend):
-    done = subprocess.run([sys.executable, "-m", "app.memory.embedder", "--prepare", "--cache-dir",
+    done = subprocess.run([sys.executable, "-m", "app.memory.embedding.embedder", "--prepare", "--cache-dir",
                            str(model_cache_dir())], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert Path(done.stdout.strip()) == prepare(MODEL, model_cache_dir())
@@ -248,7 +248,7 @@ def test_prepare_command_prints_the_exported_file(onnx_backend):
 def test_auto_falls_back_to_torch_when_onnx_cannot_load(tmp_path, caplog):
     blocked = tmp_path / "not-a-directory"
     blocked.write_text("")
-    with caplog.at_level(logging.WARNING, logger="app.memory.embedder"):
+    with caplog.at_level(logging.WARNING, logger="app.memory.embedding.embedder"):
         backend = load_backend(MODEL, "auto", blocked, threads=1)
     assert backend.name == "torch" and backend.encode(["x"]).shape == (1, 384)
     assert "ONNX embedding backend unavailable" in caplog.text
@@ -484,7 +484,7 @@ def test_a_copy_that_fails_to_load_leaves_the_shared_lane(caplog):
     async def body(embedder):
         return await embedder.embed(["x"], background=True), embedder.background_backend
 
-    with caplog.at_level(logging.WARNING, logger="app.memory.embedder"):
+    with caplog.at_level(logging.WARNING, logger="app.memory.embedding.embedder"):
         vectors, copy = run(Embedder(backend, background_threads=1), body)
     assert copy is None and vectors.shape == (1, 8) and "no background embedding lane" in caplog.text
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.memory.recall import index_vectors
-from app.memory.writer import CONTEXT_MIX, CONTEXT_WORDS, embedding_texts, in_context, moved_in_context
+from app.memory.search.recall import index_vectors
+from app.memory.background.writer import CONTEXT_MIX, CONTEXT_WORDS, embedding_texts, in_context, moved_in_context
 
 LONG = " ".join(["word"] * (CONTEXT_WORDS + 1)) + "."
 

@@ -14,7 +14,7 @@ def scorer():
 def embed():
     from pathlib import Path
 
-    from app.memory.embedder import load_backend
+    from app.memory.embedding.embedder import load_backend
 
     backend = load_backend("all-MiniLM-L6-v2", "auto", Path("data/models"), 2)
     return lambda text: backend.encode([text])[0]

@@ -8,8 +8,8 @@ from datetime import datetime
 import numpy as np
 import pytest
 
-from app.memory.index import Hit, SessionIndex
-from app.memory.scoring import RetrievalWeights
+from app.memory.search.index import Hit, SessionIndex
+from app.memory.search.scoring import RetrievalWeights
 
 DIM = 8
 PLAIN = RetrievalWeights(importance=0.0, recency=0.0, emotion=0.0, bridge=0.0, specificity=0.0)

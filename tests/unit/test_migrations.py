@@ -7,7 +7,7 @@ import sqlite3
 
 import pytest
 
-from app.memory.migrations import MIGRATIONS, applied, configure, migrate, open_database, run
+from app.memory.store.sqlite.migrations import MIGRATIONS, applied, configure, migrate, open_database, run
 
 MESSAGE_COLUMNS = ["id", "position", "role", "name", "content", "content_hash", "created_at", "token_count",
                    "superseded_by", "kind", "emotion", "emotion_confidence", "emotion_intensity", "emotion_probs",

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from app.emotion import Emotion
-from app.memory.recall import Recall
+from app.memory.search.recall import Recall
 from app.memory.records import MessageRow, ScoreUpdate
 
 pytestmark = pytest.mark.anyio

@@ -7,7 +7,7 @@ from datetime import datetime
 
 import pytest
 
-from app.memory.passages import (
+from app.memory.search.passages import (
     Passage,
     asks,
     clip,
@@ -19,7 +19,7 @@ from app.memory.passages import (
     turn_budget,
     when_label,
 )
-from app.memory.retrieval import pieces
+from app.memory.search.retrieval import pieces
 from app.tokens import count_tokens
 
 
@@ -228,7 +228,7 @@ def test_no_hits_no_passages():
 
 
 def test_a_recollection_is_labelled_with_its_speaker_on_one_line():
-    from app.memory.recall import passage_item
+    from app.memory.search.recall import passage_item
 
     source = Source(("user", "Where is the key?"), ("assistant", "Behind the tapestry."))
     source.by_id[11].name = "Bram\nthe " + "very " * 30 + "old"

@@ -10,7 +10,7 @@ import pytest
 
 from app.context import MemoryItem
 from app.memory.people import SHIFT, People, PersonIndex, PersonQuery
-from app.memory.scoring import RetrievalWeights
+from app.memory.search.scoring import RetrievalWeights
 from app.memory_block import candidates, render_block
 
 NOON = 1_699_963_200.0  # Tue 2023-11-14 12:00 UTC: the same date in every time zone's label

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from app.memory.embedder import Embedder, load_backend
+from app.memory.embedding.embedder import Embedder, load_backend
 from app.memory.persona import REASON, ChunkSet, PersonaHit, PersonaMemory, PersonaSettings, memory_item, rank
 from app.memory.persona_text import chunk_hash, coverage, flat, prompt_chunks, split_prompt, unseen, vector_texts
-from app.memory.retrieval import query_terms
+from app.memory.search.retrieval import query_terms
 from app.memory.records import PersonaChunk
-from app.memory.store import Store
+from app.memory.store.sqlite.store import Store
 from app.tokens import count_tokens
 
 KEY = "0123456789abcdef"

@@ -11,8 +11,8 @@ import numpy as np
 import onnx
 import pytest
 
-from app.memory.embedder import Embedder, load_backend, prepare, prepare_int8, resolve_model_path
-from app.memory.embedding_backends import OnnxBackend, export_path, int8_path
+from app.memory.embedding.embedder import Embedder, load_backend, prepare, prepare_int8, resolve_model_path
+from app.memory.embedding.backends import OnnxBackend, export_path, int8_path
 from tests.conftest import model_cache_dir
 
 MODEL = "all-MiniLM-L6-v2"
@@ -150,7 +150,7 @@ def test_without_a_float_copy_the_query_model_embeds_everything(caplog, lane_thr
         stored = await embedder.embed(["a"], background=True)
         return stored, await embedder.embed_one("a"), embedder.cache_hits
 
-    with caplog.at_level(logging.WARNING, logger="app.memory.embedder"):
+    with caplog.at_level(logging.WARNING, logger="app.memory.embedding.embedder"):
         stored, query, hits = run(Embedder(QueryOnly(), background_threads=lane_threads), body)
     assert np.array_equal(stored[0], query) and hits == 1  # one vector, shared as without int8
     assert "query model embeds them" in caplog.text

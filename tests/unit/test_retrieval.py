@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.memory.retrieval import SENTENCE, build_query, chunk_text, distinct, entities, pieces, query_terms, query_turns, stem, tokenize
-from app.memory.scoring import RetrievalWeights, emotion_closeness, fuse, recency, rescore, rrf
+from app.memory.search.retrieval import SENTENCE, build_query, chunk_text, distinct, entities, pieces, query_terms, query_turns, stem, tokenize
+from app.memory.search.scoring import RetrievalWeights, emotion_closeness, fuse, recency, rescore, rrf
 from app.tokens import count_tokens
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from app.memory.records import InvalidSessionKey, NewMessage, ScoreUpdate, SessionNotFound, check_key
-from app.memory.store import Store
+from app.memory.store.sqlite.store import Store
 from app.memory.working import WorkingMemory
 
 pytestmark = pytest.mark.anyio

@@ -2,7 +2,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from app.memory.summaries import Span, extractive_summary, next_higher, next_span, summary_request, transcript
+from app.memory.background.summaries import Span, extractive_summary, next_higher, next_span, summary_request, transcript
 
 
 @dataclass

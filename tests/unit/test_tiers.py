@@ -3,7 +3,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from app.memory.tiers import LONG_TERM, SHORT_TERM, WORKING, TierChange, TierPolicy, consolidate, strength
+from app.memory.background.tiers import LONG_TERM, SHORT_TERM, WORKING, TierChange, TierPolicy, consolidate, strength
 
 NOW = 1_800_000_000.0
 

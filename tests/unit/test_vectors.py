@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from app.memory.vectors import PieceVectors
+from app.memory.search.vectors import PieceVectors
 
 
 def unit(*values: float) -> np.ndarray:

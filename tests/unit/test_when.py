@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from app.memory.when import asked_spans
+from app.memory.search.when import asked_spans
 
 
 def days(text: str, years: range = range(2022, 2025)) -> list[tuple[str, str]]:

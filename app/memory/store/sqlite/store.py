@@ -1,6 +1,6 @@
 """The conversation store: one SQLite file per session, every message recorded once.
 
-Layout: DATA_DIR/registry.sqlite (see app.memory.registry) and DATA_DIR/sessions/<key>.sqlite,
+Layout: DATA_DIR/registry.sqlite (see app.memory.store.sqlite.registry) and DATA_DIR/sessions/<key>.sqlite,
 where <key> is the caller's hex digest of owner + session id (`app.sessions.session_key`);
 anything but 16-64 lowercase hex characters is refused, so no key can name a path outside
 the data directory. Each write is one transaction run on the connection's thread in a single
@@ -34,18 +34,20 @@ from typing import Any, TypeVar
 import aiosqlite
 import numpy as np
 
-from app.memory import session_sql as sql
-from app.memory.connections import ConnectionPool
-from app.memory.migrations import open_database, run
-from app.memory.records import (Applied, MessageRow, NewMessage, PersonaChunk, ScoreUpdate, SessionNotFound,
+from app.memory.store.sqlite import session_sql as sql
+from app.memory.store.sqlite.connections import ConnectionPool
+from app.memory.store.sqlite.migrations import open_database, run
+from app.memory.records import (Applied, Changes, MessageRow, NewMessage, PersonaChunk, ScoreUpdate, SessionNotFound,
                                 SessionStats, SummaryRow, check_key)
-from app.memory.registry import Registry, SessionInfo
+from app.memory.store.sqlite.registry import Registry, SessionInfo
 
 T = TypeVar("T")
 
 
 class Store:
     """Per-session SQLite files, the registry, a bounded pool of connections and per-session locks."""
+
+    backend = "sqlite"
 
     def __init__(self, data_dir: Path, *, max_open: int = 64, cache_kib: int = 1024) -> None:
         self.data_dir = Path(data_dir)
@@ -165,10 +167,12 @@ class Store:
         return applied.appended
 
     async def apply(self, key: str, *, append: Sequence[NewMessage] = (),
-                    supersede: Sequence[tuple[int, NewMessage | None]] = ()) -> Applied:
+                    supersede: Sequence[tuple[int, NewMessage | None]] = (),
+                    based_on: int | None = None) -> Applied:
         """Commit a whole sync plan: each `(old_id, new)` replaces an active message in place (`new`
         takes its position; None removes it), then `append` goes at the end. An `old_id` that is
-        unknown or already superseded is left alone and its `new` is appended instead (never lost)."""
+        unknown or already superseded is left alone and its `new` is appended instead (never lost).
+        `based_on` is ignored: one process owns the files, so no plan is ever stale."""
         if not append and not supersede:
             return Applied()
         return await self._commit(key, sql.apply, list(append), list(supersede))
@@ -265,6 +269,15 @@ class Store:
 
     async def summaries(self, key: str, *, include_superseded: bool = False) -> list[SummaryRow]:
         return await self._read(key, [], sql.summaries, include_superseded)
+
+    # ------------------------------------------------------------------ caches across processes
+
+    async def changed(self, key: str) -> Changes | None:
+        """Always None: only this process writes the files (more workers are refused at start)."""
+        return None
+
+    def version_seen(self, key: str) -> int | None:
+        return None
 
     # ------------------------------------------------------------------ plumbing
 

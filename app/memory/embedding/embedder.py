@@ -25,7 +25,7 @@ on the second lane, or without one on a copy the shared worker keeps. Queries an
 then have their own cache keys, so a stored vector never comes from the int8 model.
 
 Scripts without an event loop use `embedder.embed_blocking(texts)` (same cache, no worker).
-Export the ONNX model ahead of time with `python -m app.memory.embedder --prepare --cache-dir DIR`.
+Export the ONNX model ahead of time with `python -m app.memory.embedding.embedder --prepare --cache-dir DIR`.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from app.memory.embedding_backends import (
+from app.memory.embedding.backends import (
     EmbeddingBackend,
     OnnxBackend,
     TorchBackend,
@@ -59,7 +59,7 @@ __all__ = ["Embedder", "EmbeddingBackend", "OnnxBackend", "TorchBackend", "load_
            "prepare_int8", "resolve_model_path", "text_key"]
 QUERY_KEY = b"q"  # prefixes a query's cache key when queries have their own (int8) model
 
-log = logging.getLogger("app.memory.embedder")
+log = logging.getLogger("app.memory.embedding.embedder")
 _STOP = object()  # queued by aclose(): everything before it is still served
 _WAKE = object()  # background work is waiting
 # How much lower the background lane runs (nice 0-19): high enough that a request's threads get the
@@ -417,8 +417,8 @@ def lower_priority(nice: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`python -m app.memory.embedder --prepare --cache-dir DIR [--model NAME_OR_DIR]`."""
-    parser = argparse.ArgumentParser(prog="python -m app.memory.embedder", description=main.__doc__)
+    """`python -m app.memory.embedding.embedder --prepare --cache-dir DIR [--model NAME_OR_DIR]`."""
+    parser = argparse.ArgumentParser(prog="python -m app.memory.embedding.embedder", description=main.__doc__)
     parser.add_argument("--prepare", action="store_true", help="export the model to ONNX ahead of time")
     parser.add_argument("--cache-dir", type=Path, default=Path("data/models"))
     parser.add_argument("--model", default="all-MiniLM-L6-v2")

@@ -3,7 +3,7 @@
 DATA_DIR/registry.sqlite holds `sessions` (who owns it, counters, last activity) and
 `window_hashes`, the content hashes of each session's last `WINDOW` messages, so a client that
 trims the front of a long conversation can still be matched to it. The conversation itself
-lives in its own file (see app.memory.store); the registry is an index over those files and its
+lives in its own file (see app.memory.store.sqlite.store); the registry is an index over those files and its
 counters are updated right after each session commit.
 
     registry = Registry(data_dir / "registry.sqlite")
@@ -20,34 +20,14 @@ from pathlib import Path
 
 import aiosqlite
 
-from app.memory.migrations import open_database, run, transaction
+from app.memory.records import SessionInfo
+from app.memory.store.sqlite.migrations import open_database, run, transaction
 
 WINDOW = 64  # hashes kept per session: the last 64 messages written
 MAX_HASHES = 512  # hashes looked up per call, far below SQLite's bound on query parameters
 
 _SESSION_COLUMNS = ("key, session_id, owner, fingerprint, created_at, last_active, message_count, token_total, "
                     "pending, person, character, scope")
-
-
-@dataclass(slots=True, frozen=True)
-class SessionInfo:
-    """A registry row. `message_count` and `token_total` count active (not superseded) messages;
-    `pending` is how many of them still wait for background embedding and scoring. `person` is
-    who it belongs to (app.persons; None: no one), `character` the digest of the system prompt's
-    first line it was with, `scope` its own recall scope (None: the default)."""
-
-    key: str
-    session_id: str
-    owner: str | None
-    fingerprint: str | None
-    created_at: float
-    last_active: float
-    message_count: int
-    token_total: int
-    pending: int = 0
-    person: str | None = None
-    character: str | None = None
-    scope: str | None = None
 
 
 class Registry:

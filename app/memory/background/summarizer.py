@@ -16,11 +16,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from app.memory.summaries import (Span, extractive_summary, higher_request, next_higher, next_span,
+from app.memory.background.summaries import (Span, extractive_summary, higher_request, next_higher, next_span,
                                   summary_request)
 from app.tasks import cancel
 
-log = logging.getLogger("app.memory.summarizer")
+log = logging.getLogger("app.memory.background.summarizer")
 Complete = Callable[[list[dict[str, str]], str], Awaitable[str]]
 
 

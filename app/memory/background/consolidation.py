@@ -14,10 +14,10 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from app.memory.tiers import TierPolicy, consolidate
+from app.memory.background.tiers import TierPolicy, consolidate
 from app.tasks import cancel
 
-log = logging.getLogger("app.memory.consolidation")
+log = logging.getLogger("app.memory.background.consolidation")
 
 
 async def consolidate_session(store: Any, key: str, policy: TierPolicy, now: float | None = None) -> dict[str, int]:

@@ -1,5 +1,5 @@
 """The SQL of one session's file, run on its connection's thread (`migrations.run`): each write one
-transaction, each read one query. The store (`app.memory.store`) only decides what to run where.
+transaction, each read one query. The store (`app.memory.store.sqlite.store`) only decides what to run where.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from app.memory.migrations import transaction
+from app.memory.store.sqlite.migrations import transaction
 from app.memory.records import (Applied, MessageRow, NewMessage, PersonaChunk, ScoreUpdate, SessionStats,
                                 SummaryRow)
 from app.sessions import message_hash

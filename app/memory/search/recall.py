@@ -21,10 +21,10 @@ import numpy as np
 
 from app.budget import BudgetPlan, split_remaining
 from app.context import EarlierTurn, MemoryItem
-from app.memory.index import SessionIndex
-from app.memory.passages import passages, turn_budget
-from app.memory.retrieval import build_query, hits_for_budget
-from app.memory.scoring import RetrievalWeights
+from app.memory.search.index import SessionIndex
+from app.memory.search.passages import passages, turn_budget
+from app.memory.search.retrieval import build_query, hits_for_budget
+from app.memory.search.scoring import RetrievalWeights
 from app.sessions import message_hash
 from app.tasks import single_flight
 from app.tokens import count_message, count_tokens, message_text

@@ -21,11 +21,11 @@ from typing import Any
 
 import numpy as np
 
-from app.memory.passages import clip_end
-from app.memory.retrieval import pieces
+from app.memory.search.passages import clip_end
+from app.memory.search.retrieval import pieces
 from app.tasks import cancel
 
-log = logging.getLogger("app.memory.writer")
+log = logging.getLogger("app.memory.background.writer")
 
 
 def embedding_texts(content: str, before: str | None = None) -> list[str]:

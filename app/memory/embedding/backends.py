@@ -32,7 +32,7 @@ from typing import Protocol
 
 import numpy as np
 
-log = logging.getLogger("app.memory.embedder")
+log = logging.getLogger("app.memory.embedding.embedder")
 
 PACKAGED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 EXPORT_FORMAT = "2"  # bump when the exported graph changes, so old cache files are not reused
@@ -263,7 +263,7 @@ def _last_hidden_state(model: object, names: list[str]) -> object:
 def prepare(model: str, cache_dir: Path) -> Path:
     """Export `model` to ONNX in `cache_dir` unless already there; return the file.
 
-        python -m app.memory.embedder --prepare --cache-dir data/models
+        python -m app.memory.embedding.embedder --prepare --cache-dir data/models
     """
     offline()
     model_dir = resolve_model_path(model)
@@ -277,7 +277,7 @@ def prepare(model: str, cache_dir: Path) -> Path:
 def prepare_int8(model: str, cache_dir: Path) -> Path:
     """`prepare`, then the int8 copy beside the float file unless already there; return the copy.
 
-        python -m app.memory.embedder --prepare --int8 --cache-dir data/models
+        python -m app.memory.embedding.embedder --prepare --int8 --cache-dir data/models
     """
     source = prepare(model, cache_dir)
     target = int8_path(source)

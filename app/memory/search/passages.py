@@ -22,7 +22,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any, Protocol
 
-from app.memory.retrieval import pieces, sentences
+from app.memory.search.retrieval import pieces, sentences
 from app.tokens import count_tokens
 
 

@@ -1,9 +1,9 @@
 """Ranking for recall: pure functions from words and scores to the hits a request is shown.
 
-The index (`app.memory.index`) produces two rankings of past messages for one query, by meaning
+The index (`app.memory.search.index`) produces two rankings of past messages for one query, by meaning
 (cosine of embeddings) and by words (BM25). Here are the words (`tokenize`, `pieces`), the
-query (`build_query`) and near-duplicate checks; `app.memory.scoring` holds the fusion and
-re-scoring, and `app.memory.passages` grows the hits into what the model reads:
+query (`build_query`) and near-duplicate checks; `app.memory.search.scoring` holds the fusion and
+re-scoring, and `app.memory.search.passages` grows the hits into what the model reads:
 
     query = build_query(turns)                 # the newest user turn, and earlier turns if it is vague
     hits = index.search(query, embed(query), exclude_from_position=boundary, k=12, weights=RetrievalWeights())

@@ -13,7 +13,7 @@ writer scores new turns; nothing is rebuilt on an append:
     hits[0].id, hits[0].reasons                      # 1, ('meaning 0.61', 'words: sister')
 
 A message may have one vector (dim,) or one per statement (k, dim), from embedding
-`retrieval.pieces(text)`; it scores as its best piece (`app.memory.vectors`). Storage is column-wise numpy arrays
+`retrieval.pieces(text)`; it scores as its best piece (`app.memory.search.vectors`). Storage is column-wise numpy arrays
 grown by doubling (an append copies nothing in the common case) and an inverted index of
 `array` postings, so a search is one matrix-vector product plus a few vectorised postings
 walks: linear in the number of vectors, about 2 ms at 10k messages on two cores. Removed
@@ -32,11 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from app.memory.postings import Postings
-from app.memory.retrieval import distinct, entities, query_terms, tokenize
-from app.memory.scoring import RetrievalWeights, emotion_closeness, fuse, minmax, recency, rescore
-from app.memory.vectors import PieceVectors, grown
-from app.memory.when import asked_spans
+from app.memory.search.postings import Postings
+from app.memory.search.retrieval import distinct, entities, query_terms, tokenize
+from app.memory.search.scoring import RetrievalWeights, emotion_closeness, fuse, minmax, recency, rescore
+from app.memory.search.vectors import PieceVectors, grown
+from app.memory.search.when import asked_spans
 
 
 @dataclass(frozen=True, slots=True)

@@ -46,7 +46,7 @@ class RetrievalWeights:
     closer than `duplicate_cosine` to a better one are dropped. Two priors hold on real chat
     (LoCoMo, bench/README.md): `speaker` is added to the turns of a speaker the question names
     ("When did Melanie run a charity race?"), `dated` to the turns said within a date it names
-    ("on May 3, 2023", `app.memory.when`). A candidate that shares no word with the query
+    ("on May 3, 2023", `app.memory.search.when`). A candidate that shares no word with the query
     and whose meaning is under `min_cosine` from it is not a hit whatever its priors: a rare,
     important sentence that has nothing to do with the question must not fill a large budget's
     room (to MiniLM, unrelated sentences sit at about 0 to 0.1).
