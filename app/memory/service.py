@@ -7,6 +7,13 @@
 A writing request holds its session's lock from `prepare` to `record`/`release`, so concurrent
 requests on one conversation are serialised whole (user turn, then its reply). Read-only
 requests (`X-Memory: read-only`, auxiliary prompts, previews) never take it and never write.
+
+Several replicas on one database (PostgreSQL): before using its caches of a conversation, a
+request asks the store what other replicas wrote since (`store.changed`) and folds that into
+working memory and the search index. The sync plan is committed only if the conversation is
+still at the version it was planned on; when another replica got there first (two replicas
+receiving the same resend), the caches are brought up to date and the plan made again, so the
+resend is recorded once.
 """
 
 from __future__ import annotations
@@ -22,13 +29,23 @@ from app.context import BuiltContext, build_context
 from app.history import SLACK, IncomingMessage, StoredMessage, join_continuation, plan_sync
 from app.errors import InvalidRequest
 from app.memory.people import PersonQuery
-from app.memory.records import NewMessage
+from app.memory.records import NewMessage, StaleSession
 from app.persons import character_key, person_id
 from app.sessions import explicit_session_id, message_hash, opening_fingerprint, session_key, validate_session_id
 from app.tokens import count_tokens, message_text
 
 
 PERSONAS_HELD = 4096  # system prompts kept in RAM, one per recently active conversation
+SYNC_ATTEMPTS = 4  # plans made again when other replicas keep writing the same conversation
+
+
+@dataclass(slots=True)
+class CacheStats:
+    """How often this process found its caches behind the database (several replicas)."""
+
+    refreshes: int = 0  # conversations brought up to date
+    rows: int = 0  # message rows folded in
+    replans: int = 0  # sync plans made again after another replica wrote first
 
 
 @dataclass(slots=True)
@@ -92,6 +109,7 @@ class MemoryService:
         self.continue_separator = settings.continue_separator
         self._personas: dict[str, str] = {}
         self._known: set[str] = set()
+        self.cache = CacheStats()
 
     # ------------------------------------------------------------------ before the upstream call
 
@@ -159,17 +177,36 @@ class MemoryService:
     async def _sync(self, turn: Turn, exchange: Any, turns: list[dict], fingerprint: str | None) -> list[Any]:
         t0 = time.perf_counter()
         incoming = [_incoming(m) for m in turns if m.get("role") not in ("system", "developer")]
-        stored = await self._stored_tail(turn.key, len(incoming) + SLACK)
         continues = ends_with_continue(exchange.upstream.messages, self.nudge_patterns)
         nudged = continues and exchange.upstream.messages[-1].get("role") != "assistant"
         turn.continue_separator = self.continue_separator if nudged else ""
-        turn.plan = plan_sync([_stored(r) for r in stored], incoming, continues=continues,
-                              nudge_patterns=self.nudge_patterns)
-        if not turn.read_only:
+        await self.catch_up(turn.key)
+        for attempt in range(SYNC_ATTEMPTS):
+            stored = await self._stored_tail(turn.key, len(incoming) + SLACK)
+            turn.plan = plan_sync([_stored(r) for r in stored], incoming, continues=continues,
+                                  nudge_patterns=self.nudge_patterns)
+            if turn.read_only:
+                break
             await self._ensure_session(turn, exchange, fingerprint)
-            stored = await self._apply(turn, stored)
+            try:
+                stored = await self._apply(turn, stored, last=attempt == SYNC_ATTEMPTS - 1)
+                break
+            except StaleSession:
+                self.cache.replans += 1
+                await self.catch_up(turn.key)
         turn.timings["sync"] = time.perf_counter() - t0
         return stored
+
+    async def catch_up(self, key: str) -> None:
+        """Fold what other replicas wrote to this conversation into this process's caches."""
+        changes = await self.store.changed(key)
+        if changes is None:
+            return
+        self.cache.refreshes += 1
+        self.cache.rows += len(changes.rows)
+        self.working.forget(key)
+        self._personas.pop(key, None)
+        await self.recall.apply_changes(key, changes.rows)
 
     async def _ensure_session(self, turn: Turn, exchange: Any, fingerprint: str | None) -> None:
         if turn.key in self._known:
@@ -198,13 +235,16 @@ class MemoryService:
         self.working.load(key, fresh)
         return fresh
 
-    async def _apply(self, turn: Turn, stored: list[Any]) -> list[Any]:
+    async def _apply(self, turn: Turn, stored: list[Any], *, last: bool = False) -> list[Any]:
+        """Commit the plan if the conversation is still as it was read (`StaleSession` if not; the
+        last attempt commits unconditionally, as a single process would)."""
         plan = turn.plan
         append = [_new(m) for m in plan.append]
         supersede = [(old_id, _new(new)) for old_id, new in plan.supersede] + [(i, None) for i in plan.delete]
         if not append and not supersede:
             return stored
-        applied = await self.store.apply(turn.key, append=append, supersede=supersede)
+        based_on = None if last else self.store.version_seen(turn.key)
+        applied = await self.store.apply(turn.key, append=append, supersede=supersede, based_on=based_on)
         if not self.working.apply(turn.key, added=applied.rows, removed=applied.superseded):
             self.working.forget(turn.key)
         self.recall.forget_ids(turn.key, applied.superseded)

@@ -75,6 +75,7 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     state.memory = memory
     _register_health(state, store, embedder)
     _register_gauges(state, working, recall, writer, embedder, [writer.stats, summarizer, consolidator])
+    _register_cache_counters(state, memory.cache)
     return memory
 
 
@@ -164,3 +165,16 @@ def _register_gauges(state, working, recall, writer, embedder, tasks: list) -> N
                   lambda: writer.depth)
     metrics.gauge("proxy_background_failures", "Background memory jobs that failed (writer, summaries, tiers)",
                   lambda: sum(t.failures for t in tasks if t is not None))
+
+
+def _register_cache_counters(state, cache) -> None:
+    """How often other replicas' writes had to be folded into this process's caches."""
+    metrics = getattr(state, "metrics", None)
+    if metrics is None:
+        return
+    metrics.counter("proxy_cache_refreshes_total", "Conversations whose caches were brought up to date "
+                    "with other replicas' writes", lambda: cache.refreshes)
+    metrics.counter("proxy_cache_rows_total", "Message rows folded into caches from other replicas' writes",
+                    lambda: cache.rows)
+    metrics.counter("proxy_sync_replans_total", "Sync plans made again because another replica wrote first",
+                    lambda: cache.replans)

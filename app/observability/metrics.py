@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -42,6 +43,11 @@ class Metrics:
         """A gauge read at scrape time (active sessions, queue depth…)."""
         Gauge(name, doc, registry=self.registry).set_function(read)
 
+    def counter(self, name: str, doc: str, read: Callable[[], float]) -> None:
+        """A counter kept elsewhere (a plain int that only grows), read at scrape time; `name`
+        ends in `_total` as Prometheus counters do."""
+        self.registry.register(_ReadCounter(name, doc, read))
+
     def observe_exchange(self, *, model: str, provider: str, status: str, ttft: float | None, total: float,
                          stages: dict[str, float]) -> None:
         self.requests.labels(model, provider or "none", status).inc()
@@ -53,3 +59,18 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _ReadCounter:
+    """A collector exposing one counter whose value is read from a function."""
+
+    def __init__(self, name: str, doc: str, read: Callable[[], float]) -> None:
+        self.name = name.removesuffix("_total")
+        self.doc = doc
+        self.read = read
+
+    def describe(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.name, self.doc)]
+
+    def collect(self) -> list[CounterMetricFamily]:
+        return [CounterMetricFamily(self.name, self.doc, value=float(self.read()))]

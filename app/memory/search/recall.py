@@ -135,6 +135,21 @@ class Recall:
         known = {id for id, _ in trail}
         trail.extend((id, emotion) for id, role, emotion in rows if role == "user" and emotion and id not in known)
 
+    async def apply_changes(self, key: str, rows: list[Any]) -> None:
+        """Rows another replica wrote (`store.changed`): superseded ones leave the index, live
+        scored turns join it or are updated (adding a known id updates it), summaries reload."""
+        self.forget_ids(key, [r.id for r in rows if r.superseded_by is not None])
+        self._summaries.pop(key, None)
+        live = [r for r in rows if r.superseded_by is None and r.kind == "turn" and r.embedding is not None]
+        if not live:
+            return
+        if self.people is not None:
+            await self.people.scored(key, live)
+        index = self._indexes.get(key)
+        if index is not None:
+            self._remember_emotions(key, [(r.id, r.role, r.emotion) for r in live])
+            _add_rows(index, live)
+
     def summaries_changed(self, key: str) -> None:
         self._summaries.pop(key, None)
 
