@@ -26,7 +26,7 @@ EMOTION_FIELDS = ("emotion", "emotion_confidence", "importance")
 class MemoryAPI:
     def __init__(self, *, store: Any, working: Any, recall: Any, writer: Any, summarizer: Any = None,
                  policy: Any = None, owner: str | None = None, invalidate: Any = None,
-                 persona_memory: Any = None, people: Any = None) -> None:
+                 persona_memory: Any = None, people: Any = None, catch_up: Any = None) -> None:
         self.store = store
         self.people = people
         self.persona_memory = persona_memory
@@ -37,6 +37,7 @@ class MemoryAPI:
         self.policy = policy
         self.owner = owner
         self.invalidate = invalidate or (lambda key: None)
+        self.catch_up = catch_up  # MemoryService.catch_up: other replicas' writes into the caches
 
     def for_owner(self, owner: str | None) -> MemoryAPI:
         """This API acting for `owner` (a tenant, see app.auth): the ids it is given name that
@@ -57,6 +58,8 @@ class MemoryAPI:
         key = self.key(session_id)
         if await self.store.get_session(key) is None:
             raise NotFound(f"no session `{session_id}`", code="session_not_found")
+        if self.catch_up is not None:
+            await self.catch_up(key)
         return key
 
     async def list_sessions(self, limit: int, offset: int, every_owner: bool = False,

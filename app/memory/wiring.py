@@ -71,7 +71,7 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
                            people=people)
     state.memory_api = MemoryAPI(store=store, working=working, recall=recall, writer=writer,
                                  summarizer=summarizer, policy=policy, invalidate=memory.forget_key,
-                                 persona_memory=persona_memory, people=people)
+                                 persona_memory=persona_memory, people=people, catch_up=memory.catch_up)
     state.memory = memory
     _register_health(state, store, embedder)
     _register_gauges(state, working, recall, writer, embedder, [writer.stats, summarizer, consolidator])
