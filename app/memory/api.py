@@ -10,13 +10,17 @@ from __future__ import annotations
 import copy
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any
 
 from app.errors import InvalidRequest, NotFound
 from app.limits import MessageLimits, check_messages
 from app.memory.importer import ChatFileError, parse_sillytavern, parse_time
+from app.memory.background.tiers import TierPolicy
 from app.memory.records import NewMessage
+from app.memory.roles import BackgroundWriter, PeopleIndex, PersonaRecall, Recalling, Summarizing, WorkingCache
+from app.memory.store.protocol import ConversationStore
 from app.sessions import session_key, validate_session_id
 from app.tokens import count_tokens, message_text
 
@@ -24,9 +28,11 @@ EMOTION_FIELDS = ("emotion", "emotion_confidence", "importance")
 
 
 class MemoryAPI:
-    def __init__(self, *, store: Any, working: Any, recall: Any, writer: Any, summarizer: Any = None,
-                 policy: Any = None, owner: str | None = None, invalidate: Any = None,
-                 persona_memory: Any = None, people: Any = None, catch_up: Any = None) -> None:
+    def __init__(self, *, store: ConversationStore, working: WorkingCache, recall: Recalling,
+                 writer: BackgroundWriter, summarizer: Summarizing | None = None, policy: TierPolicy | None = None,
+                 owner: str | None = None, invalidate: Callable[[str], None] | None = None,
+                 persona_memory: PersonaRecall | None = None, people: PeopleIndex | None = None,
+                 catch_up: Callable[[str], Awaitable[None]] | None = None) -> None:
         self.store = store
         self.people = people
         self.persona_memory = persona_memory

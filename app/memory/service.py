@@ -25,11 +25,15 @@ from typing import Any
 
 from app.auxiliary import ends_with_continue, is_auxiliary
 from app.budget import BudgetSplit, plan_budget
+from app.config import Settings
 from app.context import BuiltContext, build_context
 from app.history import SLACK, IncomingMessage, StoredMessage, join_continuation, plan_sync
 from app.errors import InvalidRequest
 from app.memory.people import PersonQuery
 from app.memory.records import NewMessage, StaleSession
+from app.memory.roles import (BackgroundWriter, DocumentRecall, PeopleIndex, PersonaRecall, Recalling, Summarizing,
+                              WorkingCache)
+from app.memory.store.protocol import ConversationStore
 from app.persons import character_key, person_id
 from app.sessions import explicit_session_id, message_hash, opening_fingerprint, session_key, validate_session_id
 from app.tokens import count_tokens, message_text
@@ -90,9 +94,10 @@ def split_persona(messages: list[dict[str, Any]]) -> tuple[str | None, list[dict
 class MemoryService:
     """Reads and writes memory for chat requests; every collaborator is passed in."""
 
-    def __init__(self, *, store: Any, working: Any, recall: Any, writer: Any, settings: Any,
-                 summarizer: Any = None, persona_memory: Any = None, documents: Any = None,
-                 people: Any = None) -> None:
+    def __init__(self, *, store: ConversationStore, working: WorkingCache, recall: Recalling,
+                 writer: BackgroundWriter, settings: Settings, summarizer: Summarizing | None = None,
+                 persona_memory: PersonaRecall | None = None, documents: DocumentRecall | None = None,
+                 people: PeopleIndex | None = None) -> None:
         self.store = store
         self.people = people
         self.working = working
