@@ -99,11 +99,12 @@ async def last_turns_and_compare(clients: list[Client], url: str, stats: Counter
     return result
 
 
-async def recollections(url: str, session: str, query: str) -> list[tuple[int, float]]:
+async def recollections(url: str, session: str, query: str) -> dict[int, tuple[float, float]]:
+    """Every message the search finds (k past the conversation's length): id -> (cosine, score)."""
     async with httpx.AsyncClient() as http:
-        response = await http.get(f"{url}/sessions/{session}/search", params={"q": query, "k": 8})
+        response = await http.get(f"{url}/sessions/{session}/search", params={"q": query, "k": 100})
         response.raise_for_status()
-        return [(r["id"], round(r["score"], 4)) for r in response.json()["data"] if "id" in r]
+        return {r["id"]: (r["cosine"], r["score"]) for r in response.json()["data"] if r["kind"] == "message"}
 
 
 async def settled(url: str, sessions: list[str], timeout: float = 60.0) -> dict[str, int]:
@@ -132,9 +133,11 @@ def test_two_replicas_record_each_resend_once_and_recall_alike(replicas):
     sessions = [c.session for c in clients]
     assert asyncio.run(settled(urls[0], sessions)) == {}
     for c in clients[:6]:
-        query = c.chat[3]["content"]  # a line said early on
-        seen = [asyncio.run(recollections(url, c.session, query)) for url in urls]
-        assert seen[0] and seen[0] == seen[1], (c.session, seen)
+        query = f"Which lantern number came up in message 2 of conversation {c.n}?"  # new text to both
+        a, b = (asyncio.run(recollections(url, c.session, query)) for url in urls)
+        assert len(a) >= 5 and a.keys() == b.keys(), (c.session, a.keys() ^ b.keys(), a, b)  # the same messages
+        for id in a:  # the same vectors; scores differ only by the recency of the moment each was asked
+            assert a[id][0] == b[id][0] and abs(a[id][1] - b[id][1]) < 0.01, (c.session, id, a[id], b[id])
 
 
 def test_a_replica_killed_mid_burst_loses_no_message_and_no_background_job(replicas):
