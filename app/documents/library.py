@@ -29,10 +29,11 @@ from app.memory_block import MemoryItem
 from app.documents.chunk import Chunk, chunk_pages, citation
 from app.documents.index import DocumentIndex, Hit
 from app.documents.parse import ParseError, parse
-from app.documents.store import Document, DocumentStore
+from app.documents.store import Document, DocumentStorage
 from app.tasks import cancel
 
 log = logging.getLogger("app.documents")
+PENDING = ("pending", "indexing")  # not yet searchable, not failed
 EMBED_BATCH = 32
 
 
@@ -70,7 +71,7 @@ class _Job:
 
 
 class Library:
-    def __init__(self, store: DocumentStore, embedder: Embeds, settings: LibrarySettings, uploads: Path) -> None:
+    def __init__(self, store: DocumentStorage, embedder: Embeds, settings: LibrarySettings, uploads: Path) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
@@ -84,7 +85,7 @@ class Library:
         self.uploads.mkdir(parents=True, exist_ok=True)
         for stale in self.uploads.glob("incoming-*"):  # a request cut off before its document was made
             stale.unlink(missing_ok=True)
-        docs = {d.id: d for d in await self.store.documents("WHERE status = 'indexed'")}
+        docs = {d.id: d for d in await self.store.documents(statuses=("indexed",))}
         by_doc: dict[str, list] = {}
         for chunk in await self.store.chunks():
             by_doc.setdefault(chunk.document_id, []).append(chunk)
@@ -102,7 +103,7 @@ class Library:
 
     async def _resume_uploads(self) -> None:
         """Uploads a stop interrupted are indexed again; one whose file is gone has failed."""
-        for doc in await self.store.documents("WHERE source = 'upload' AND status IN ('pending', 'indexing')"):
+        for doc in await self.store.documents(source="upload", statuses=PENDING):
             file = self.uploads / doc.id
             if file.exists():
                 self._queue.put_nowait(_Job(doc.id, doc.name, file, owned=True))
@@ -149,7 +150,7 @@ class Library:
             await self.remove(doc.id)
 
     async def folder_paths(self) -> list[str]:
-        return [d.path for d in await self.store.documents("WHERE source = 'folder'") if d.path]
+        return [d.path for d in await self.store.documents(source="folder") if d.path]
 
     # ------------------------------------------------------------------ the worker
 
@@ -195,7 +196,7 @@ class Library:
 
     async def idle(self) -> None:
         """Wait until every queued document is done (tests, benchmarks, the CLI's server side)."""
-        while self._queue.qsize() or await self.store.documents("WHERE status IN ('pending', 'indexing')"):
+        while self._queue.qsize() or await self.store.documents(statuses=PENDING):
             await asyncio.sleep(0.05)
 
     # ------------------------------------------------------------------ reading

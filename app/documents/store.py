@@ -1,4 +1,5 @@
-"""The knowledge base on disk: one SQLite file (DATA_DIR/documents.sqlite) of documents and chunks.
+"""The knowledge base on disk: one SQLite file (DATA_DIR/documents.sqlite) of documents and chunks,
+or, with DATABASE_URL, PostgreSQL's tables (app.documents.store_postgres); both fit `DocumentStorage`.
 
     store = DocumentStore(data_dir / "documents.sqlite")
     await store.open()
@@ -18,7 +19,7 @@ import sqlite3
 import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 import numpy as np
@@ -82,6 +83,40 @@ class StoredChunk:
 HEADING_SEPARATOR = "\x1f"
 
 
+class DocumentStorage(Protocol):
+    """What the library (app.documents.library) asks of wherever documents are kept."""
+
+    async def open(self) -> None: ...
+    async def aclose(self) -> None: ...
+    async def insert(self, doc: Document) -> None: ...
+    async def get(self, doc_id: str) -> Document | None: ...
+    async def by_path(self, path: str) -> Document | None: ...
+    async def documents(self, *, source: str | None = None, statuses: tuple[str, ...] = ()) -> list[Document]: ...
+    async def set_status(self, doc_id: str, status: str) -> None: ...
+    async def replace_file(self, doc: Document) -> None: ...
+    async def indexed(self, doc_id: str, chunks: list[Chunk], vectors: np.ndarray,
+                      pages: int) -> list[StoredChunk]: ...
+    async def fail(self, doc_id: str, reason: str) -> None: ...
+    async def delete(self, doc_id: str) -> bool: ...
+    async def chunks(self, doc_id: str | None = None, limit: int = -1, offset: int = 0) -> list[StoredChunk]: ...
+
+
+def matching(source: str | None, statuses: tuple[str, ...]) -> tuple[list[str], list[Any]]:
+    """The conditions of `documents()` and their values, in order ("?" marks each value's place).
+
+        >>> matching("upload", ("pending", "indexing"))
+        (['source = ?', 'status IN (?, ?)'], ['upload', 'pending', 'indexing'])
+    """
+    conditions, values = [], []
+    if source is not None:
+        conditions.append("source = ?")
+        values.append(source)
+    if statuses:
+        conditions.append(f"status IN ({', '.join('?' * len(statuses))})")
+        values.extend(statuses)
+    return conditions, values
+
+
 class DocumentStore:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -110,8 +145,10 @@ class DocumentStore:
         rows = await self._run(_select, "WHERE path = ?", (path,))
         return rows[0] if rows else None
 
-    async def documents(self, where: str = "", args: tuple = ()) -> list[Document]:
-        return await self._run(_select, where, args)
+    async def documents(self, *, source: str | None = None, statuses: tuple[str, ...] = ()) -> list[Document]:
+        """Every document, or those from `source` ("upload", "folder") in one of `statuses`."""
+        conditions, values = matching(source, statuses)
+        return await self._run(_select, f"WHERE {' AND '.join(conditions)}" if conditions else "", tuple(values))
 
     async def set_status(self, doc_id: str, status: str) -> None:
         await self._run(_update, doc_id, {"status": status})
