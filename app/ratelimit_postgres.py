@@ -19,9 +19,11 @@ The headers and the refusal are then worked out from the returned windows by the
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Callable
+import time
 from collections import defaultdict
+from collections.abc import Callable
 
 import asyncpg
 
@@ -86,6 +88,14 @@ SPEND = """
 """
 
 
+PRUNE = """
+    DELETE FROM rate_slots
+     WHERE stamp <= coalesce($1::double precision, extract(epoch FROM clock_timestamp())) - $2
+       AND pg_try_advisory_xact_lock(29292, hashtext(tenant))
+"""
+PRUNE_EVERY = 60.0
+
+
 class PgRateLimiter:
     """`clock`, when given, stands in for the database's clock (tests compare with the RAM limiter)."""
 
@@ -97,6 +107,7 @@ class PgRateLimiter:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task | None = None
+        self._pruned_at = time.monotonic()
 
     async def start(self) -> None:
         await migrate(self.pool, KIND)
@@ -126,12 +137,22 @@ class PgRateLimiter:
             await self.pool.execute(SPEND, tenants, [float(charges[t]) for t in tenants], self._now(),
                                     SLOT_SECONDS)
 
+    async def prune(self) -> int:
+        """Drop every tenant's slots that are a minute old (a tenant's own admits drop its own; this
+        catches tenants gone quiet). A tenant being admitted right now is skipped, not waited for."""
+        status = await self.pool.execute(PRUNE, self._now(), WINDOW_SECONDS)
+        return int(status.split()[-1])
+
     async def _run(self) -> None:
         while not self._stopping:
-            await self._wake.wait()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), PRUNE_EVERY)
             self._wake.clear()
             try:
                 await self.flush()
+                if time.monotonic() - self._pruned_at > PRUNE_EVERY:
+                    self._pruned_at = time.monotonic()
+                    await self.prune()
             except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
                 log.warning("token charges lost: the database refused them", exc_info=True)
 

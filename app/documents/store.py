@@ -135,6 +135,7 @@ class DocumentStore:
         return await run(self._db, fn, *args)
 
     async def insert(self, doc: Document) -> None:
+        """Add `doc`; one whose id is taken already is left as it is (a folder file found twice at once)."""
         await self._run(_insert, doc)
 
     async def get(self, doc_id: str) -> Document | None:
@@ -178,7 +179,7 @@ def _insert(conn: sqlite3.Connection, doc: Document) -> None:
     doc.created_at = doc.updated_at = time.time()
     values = asdict(doc)
     names = [f.name for f in fields(Document)]
-    conn.execute(f"INSERT INTO documents ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+    conn.execute(f"INSERT OR IGNORE INTO documents ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
                  [values[n] for n in names])
 
 

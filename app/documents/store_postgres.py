@@ -77,10 +77,11 @@ class PgDocumentStore:
         pass
 
     async def insert(self, doc: Document) -> None:
+        """Add `doc`; one whose id is taken already is left as it is (replicas scanning one folder at once)."""
         doc.created_at = doc.updated_at = time.time()
         values = asdict(doc)
         marks = ", ".join(f"${i}" for i in range(1, len(NAMES) + 1))
-        await self.pool.execute(f"INSERT INTO documents ({', '.join(NAMES)}) VALUES ({marks})",
+        await self.pool.execute(f"INSERT INTO documents ({', '.join(NAMES)}) VALUES ({marks}) ON CONFLICT DO NOTHING",
                                 *[values[n] for n in NAMES])
 
     async def get(self, doc_id: str) -> Document | None:

@@ -86,6 +86,16 @@ def test_documents_are_picked_by_source_and_status(run):
     assert [(c.document_id, c.ordinal) for c in first] == [("ix", 0)]
 
 
+def test_a_document_found_twice_at_once_is_kept_once(run):
+    async def steps(store):
+        first = Document("doc-f", "b.md", "folder", None, None, 1, "old", path="b.md")
+        await store.insert(first)
+        await store.insert(Document("doc-f", "b.md", "folder", None, None, 2, "new", path="b.md"))
+        return await store.documents()
+    kept = run(steps)
+    assert [(d.id, d.sha256, d.bytes) for d in kept] == [("doc-f", "old", 1)]
+
+
 @pytest.mark.parametrize("sql, expected", [
     ("", ""), ("WHERE a = ?", "WHERE a = $1"), ("? ? ?", "$1 $2 $3"),
     ("WHERE source = ? AND status IN (?, ?)", "WHERE source = $1 AND status IN ($2, $3)"),

@@ -102,3 +102,26 @@ def test_tokens_spent_on_one_replica_are_seen_by_the_other_once_written(pg_url):
     assert not spent.allowed and spent.exceeded == "tokens" and spent.tokens.remaining == 0
     assert 59 < spent.retry_after <= 60
     assert anonymous.allowed and anonymous.tokens.remaining == 90
+
+
+def test_prune_drops_the_slots_of_tenants_gone_quiet_and_keeps_the_rest(pg_url):
+    clock = Clock()
+
+    async def steps():
+        limiter = await replica(pg_url, Limits(rpm=5, tpm=100), clock)
+        try:
+            await limiter.admit("t-quiet")
+            limiter.spend("t-quiet", 10)
+            await limiter.flush()
+            clock.now += 30
+            await limiter.admit("t-busy")
+            clock.now += 31
+            dropped = await limiter.prune()
+            left = await limiter.pool.fetch("SELECT tenant, kind FROM rate_slots ORDER BY tenant, kind")
+            return dropped, [tuple(r) for r in left], await limiter.admit("t-busy")
+        finally:
+            await close(limiter)
+
+    dropped, left, busy = asyncio.run(steps())
+    assert dropped == 2 and left == [("t-busy", "requests")]
+    assert busy.requests.remaining == 3  # the busy tenant's window was kept whole
