@@ -79,12 +79,15 @@ class Library:
         self.index = DocumentIndex(embedder.dim)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._worker: asyncio.Task | None = None
+        self._changes: asyncio.Queue[str] = asyncio.Queue()  # documents another replica changed
+        self._follower: asyncio.Task | None = None
         self.failures = 0
 
     async def start(self) -> None:
         self.uploads.mkdir(parents=True, exist_ok=True)
         for stale in self.uploads.glob("incoming-*"):  # a request cut off before its document was made
             stale.unlink(missing_ok=True)
+        await self.store.follow(self._changes.put_nowait)  # before loading: no change falls in between
         docs = {d.id: d for d in await self.store.documents(statuses=("indexed",))}
         by_doc: dict[str, list] = {}
         for chunk in await self.store.chunks():
@@ -93,9 +96,11 @@ class Library:
             self.index.put(docs[doc_id], chunks)
         await self._resume_uploads()
         self._worker = asyncio.create_task(self._work(), name="documents-indexer")
+        self._follower = asyncio.create_task(self._follow(), name="documents-follower")
 
     async def stop(self) -> None:
         await cancel(self._worker)
+        await cancel(self._follower)
 
     @property
     def depth(self) -> int:
@@ -180,6 +185,22 @@ class Library:
         if stored and doc is not None:
             self.index.put(doc, stored)
         log.info("indexed %s: %d pages, %d chunks", job.name, pages, len(chunks))
+
+    async def _follow(self) -> None:
+        """A document another replica indexed, failed or deleted enters or leaves this index."""
+        while True:
+            doc_id = await self._changes.get()
+            try:
+                await self._reload(doc_id)
+            except Exception:  # noqa: BLE001 - the next change or start brings it in
+                log.exception("reloading document %s failed", doc_id)
+
+    async def _reload(self, doc_id: str) -> None:
+        doc = await self.store.get(doc_id)
+        if doc is None or doc.status != "indexed":
+            self.index.remove(doc_id)
+        else:
+            self.index.put(doc, await self.store.chunks(doc_id))
 
     def _read(self, job: _Job) -> tuple[int, list[Chunk]]:
         return read_document(job.file, job.name, self.settings)

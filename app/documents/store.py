@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Protocol
@@ -84,10 +85,12 @@ HEADING_SEPARATOR = "\x1f"
 
 
 class DocumentStorage(Protocol):
-    """What the library (app.documents.library) asks of wherever documents are kept."""
+    """What the library (app.documents.library) asks of wherever documents are kept. `follow(changed)`
+    has `changed(doc_id)` called whenever another process indexes, fails or deletes a document."""
 
     async def open(self) -> None: ...
     async def aclose(self) -> None: ...
+    async def follow(self, changed: Callable[[str], None]) -> None: ...
     async def insert(self, doc: Document) -> None: ...
     async def get(self, doc_id: str) -> Document | None: ...
     async def by_path(self, path: str) -> Document | None: ...
@@ -130,6 +133,9 @@ class DocumentStore:
         if self._db is not None:
             await self._db.close()
             self._db = None
+
+    async def follow(self, changed: Callable[[str], None]) -> None:
+        """Nothing to follow: only this process writes the file."""
 
     async def _run(self, fn, *args):
         return await run(self._db, fn, *args)

@@ -7,12 +7,16 @@
 
 A document's chunks are written in the transaction that marks it indexed, and removed in the one
 that marks it failed or deletes it. Two replicas indexing the same document queue on its row
-(the status UPDATE comes first), so its chunks are never a mix of two runs.
+(the status UPDATE comes first), so its chunks are never a mix of two runs. Each of those
+transactions sends a NOTIFY on `documents_changed` ("<origin> <document id>") as it commits;
+`follow` listens on one pooled connection and tells the library of other replicas' changes.
 """
 
 from __future__ import annotations
 
+import secrets
 import time
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -24,6 +28,7 @@ from app.documents.store import COLUMNS, Document, StoredChunk, matching
 from app.memory.store.postgres.migrations import migrate, migration
 
 KIND = "documents"
+CHANNEL = "documents_changed"
 NAMES = [f.name for f in fields(Document)]
 CHUNK_COLUMNS = "id, document_id, ordinal, page, heading, text, token_count, is_table, embedding"
 
@@ -69,12 +74,31 @@ class PgDocumentStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self.pool = pool
+        self.origin = secrets.token_hex(8)  # this store's own notices are not news to it
+        self._listening: tuple[asyncpg.Connection, Callable] | None = None
 
     async def open(self) -> None:
         await migrate(self.pool, KIND)
 
+    async def follow(self, changed: Callable[[str], None]) -> None:
+        """Call `changed(doc_id)` for each document another store indexes, fails or deletes."""
+        def heard(_conn, _pid, _channel, payload: str) -> None:
+            origin, _, doc_id = payload.partition(" ")
+            if origin != self.origin:
+                changed(doc_id)
+        conn = await self.pool.acquire()
+        await conn.add_listener(CHANNEL, heard)
+        self._listening = (conn, heard)
+
     async def aclose(self) -> None:
-        pass
+        if self._listening is not None:
+            conn, heard = self._listening
+            self._listening = None
+            await conn.remove_listener(CHANNEL, heard)
+            await self.pool.release(conn)
+
+    async def _changed(self, conn: asyncpg.Connection, doc_id: str) -> None:
+        await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, f"{self.origin} {doc_id}")
 
     async def insert(self, doc: Document) -> None:
         """Add `doc`; one whose id is taken already is left as it is (replicas scanning one folder at once)."""
@@ -122,16 +146,19 @@ class PgDocumentStore:
                 "embedding) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 [(doc_id, i, c.page, list(c.heading), c.text, c.tokens, c.table, np.asarray(v, dtype=np.float32))
                  for i, (c, v) in enumerate(zip(chunks, vectors))])
+            await self._changed(conn, doc_id)
             return await _chunks(conn, doc_id, -1, 0)
 
     async def fail(self, doc_id: str, reason: str) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("DELETE FROM document_chunks WHERE document_id = $1", doc_id)
             await _update(conn, doc_id, {"status": "failed", "error": reason, "chunk_count": 0})
+            await self._changed(conn, doc_id)
 
     async def delete(self, doc_id: str) -> bool:
         async with self.pool.acquire() as conn, conn.transaction():
             await conn.execute("DELETE FROM document_chunks WHERE document_id = $1", doc_id)
+            await self._changed(conn, doc_id)
             return await conn.execute("DELETE FROM documents WHERE id = $1", doc_id) != "DELETE 0"
 
     async def chunks(self, doc_id: str | None = None, limit: int = -1, offset: int = 0) -> list[StoredChunk]:

@@ -1,6 +1,7 @@
 """The knowledge base on PostgreSQL with the real embedder: an upload is indexed into the database,
 found by a question, and a second library on the same database (another replica, or a restart)
-builds its index from the rows and finds it too; a deleted document leaves no chunk behind."""
+builds its index from the rows and finds it too; a deleted document leaves no chunk behind. Two
+libraries running at once follow each other's uploads and deletions."""
 
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ async def open_library(url: str, backend, uploads) -> Library:
 async def close(library: Library) -> None:
     await library.stop()
     await library.embedder.aclose()
+    await library.store.aclose()
     await library.store.pool.close()
 
 
@@ -58,3 +60,41 @@ def test_a_document_indexed_by_one_library_is_found_by_another_on_the_same_datab
     assert "potting shed" in found_here[0]["content"] and found_here[0]["name"] == "garden.md"
     assert found_there == found_here  # the same chunk, the same score, from the rows alone
     assert hidden == [] and left == []
+
+
+async def eventually(check, seconds: float = 10.0):
+    """`await check()` until it is truthy (another replica's change arrives by NOTIFY); its last answer."""
+    for _ in range(int(seconds / 0.05)):
+        answer = await check()
+        if answer:
+            return answer
+        await asyncio.sleep(0.05)
+    return answer
+
+
+def test_two_libraries_running_at_once_follow_each_others_changes(pg_url, onnx_backend, tmp_path):
+    file = make.make_markdown(tmp_path / "garden.md", [("Pets", "The tortoise hibernates in the potting shed.")])
+
+    async def steps():
+        first = await open_library(pg_url, onnx_backend, tmp_path / "a")
+        second = await open_library(pg_url, onnx_backend, tmp_path / "b")
+        try:
+            ask = lambda: second.search(QUESTION, 1, owner=None, session_id="chat")  # noqa: E731
+            assert await ask() == []
+            doc = await first.add_upload("garden.md", file, owner=None, session_id=None)
+            await first.idle()
+            arrived = await eventually(ask)
+            await first.remove(doc.id)
+            gone = await eventually(lambda: _none(ask))
+            return arrived, gone
+        finally:
+            await close(first)
+            await close(second)
+
+    arrived, gone = asyncio.run(steps())
+    assert arrived and "potting shed" in arrived[0]["content"]
+    assert gone
+
+
+async def _none(ask) -> bool:
+    return await ask() == []
