@@ -10,8 +10,10 @@ A window is the rows of `rate_slots` for one tenant and kind ("requests" or "tok
 per tenth of a second that saw an addition, stamped with its latest one, so a window holds at
 most 600 rows and an amount is forgotten at most 0.1 s late, never early. `rate_admit` (a SQL
 function) takes a per-tenant transaction-scoped advisory lock, drops what is a minute old,
-checks both limits, counts the request when it is allowed and returns both windows; replicas
-admitting the same tenant at once queue on that lock, so no slot is ever handed out twice.
+checks both limits, counts the request when it is allowed and returns both windows (an admitted
+request's headers need only each window's total and newest stamp, so then each comes back as
+one slot); replicas admitting the same tenant at once queue on that lock, so no slot is ever
+handed out twice.
 The headers and the refusal are then worked out from the returned windows by the very code
 `MemoryRateLimiter` uses. Time is the database's clock, the one clock every replica shares.
 """
@@ -68,12 +70,21 @@ async def m001_rate_slots(conn: asyncpg.Connection) -> None:
                 ON CONFLICT (tenant, kind, slot) DO UPDATE
                     SET amount = rate_slots.amount + 1, stamp = greatest(rate_slots.stamp, excluded.stamp);
             END IF;
-            SELECT array_agg(stamp ORDER BY stamp) FILTER (WHERE kind = 'requests'),
-                   array_agg(amount ORDER BY stamp) FILTER (WHERE kind = 'requests'),
-                   array_agg(stamp ORDER BY stamp) FILTER (WHERE kind = 'tokens'),
-                   array_agg(amount ORDER BY stamp) FILTER (WHERE kind = 'tokens')
-              INTO request_stamps, request_amounts, token_stamps, token_amounts
-              FROM rate_slots WHERE tenant = p_tenant;
+            IF admitted THEN  -- the headers need each window's total and newest stamp: one slot
+                SELECT array_remove(ARRAY[max(stamp) FILTER (WHERE kind = 'requests')], NULL),
+                       array_remove(ARRAY[sum(amount) FILTER (WHERE kind = 'requests')], NULL),
+                       array_remove(ARRAY[max(stamp) FILTER (WHERE kind = 'tokens')], NULL),
+                       array_remove(ARRAY[sum(amount) FILTER (WHERE kind = 'tokens')], NULL)
+                  INTO request_stamps, request_amounts, token_stamps, token_amounts
+                  FROM rate_slots WHERE tenant = p_tenant;
+            ELSE  -- the wait until a slot is free needs every slot
+                SELECT array_agg(stamp ORDER BY stamp) FILTER (WHERE kind = 'requests'),
+                       array_agg(amount ORDER BY stamp) FILTER (WHERE kind = 'requests'),
+                       array_agg(stamp ORDER BY stamp) FILTER (WHERE kind = 'tokens'),
+                       array_agg(amount ORDER BY stamp) FILTER (WHERE kind = 'tokens')
+                  INTO request_stamps, request_amounts, token_stamps, token_amounts
+                  FROM rate_slots WHERE tenant = p_tenant;
+            END IF;
         END $$;
     """)
 
