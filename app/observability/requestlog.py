@@ -18,6 +18,8 @@ import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
+from app.memory.store.sqlite.migrations import transaction
+
 MIGRATIONS = [
     """
     CREATE TABLE requests (
@@ -194,7 +196,7 @@ class RequestLog(BufferedLog):
         await asyncio.to_thread(self._in_transaction, sql, [tuple(asdict(r).values()) for r in rows])
 
     def _in_transaction(self, sql: str, many: list[tuple]) -> None:
-        with self._conn:
+        with transaction(self._conn):  # the connection is in autocommit: one commit for the batch
             self._conn.executemany(sql, many)
 
     async def _prune(self, before: float, max_rows: int) -> None:
