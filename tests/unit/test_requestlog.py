@@ -11,10 +11,8 @@ import time
 
 import pytest
 
-from app.memory.store.postgres.migrations import applied
-from app.memory.store.postgres.migrations import migrate as migrate_postgres
 from app.memory.store.postgres.pool import open_pool
-from app.observability.requestlog import COLUMNS, MIGRATIONS, RequestLog, RequestRow, migrate
+from app.observability.requestlog import MIGRATIONS, RequestLog, RequestRow, migrate
 from app.observability.requestlog_postgres import PgRequestLog
 
 
@@ -120,18 +118,3 @@ def test_retention_and_the_row_bound_apply_after_a_flush(open_log):
             return await log.rows()
     assert [r.request_id for r in asyncio.run(steps())] == ["r2", "r3", "r4"]
 
-
-def test_the_postgres_table_comes_from_its_own_numbered_migrations(pg_url):
-    async def steps():
-        pool = await open_pool(pg_url)
-        try:
-            first = await migrate_postgres(pool, "requests")
-            again = await migrate_postgres(pool, "requests")
-            async with pool.acquire() as conn:
-                return first, again, await applied(conn, "requests"), await conn.fetchval(
-                    "SELECT count(*) FROM information_schema.columns WHERE table_name = 'request_log'")
-        finally:
-            await pool.close()
-    first, again, done, columns = asyncio.run(steps())
-    assert first == done == ["m001_request_log"] and again == []
-    assert columns == len(COLUMNS) + 1  # and its id
