@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 
@@ -82,20 +83,37 @@ def report(settings: Settings, args: argparse.Namespace) -> int:
     import time
 
     from app.observability.report import build_report
-    from app.observability.requestlog import RequestLog
 
     async def run() -> dict:
-        log = RequestLog(settings.data_dir / "requests.sqlite")
-        await log.start()
-        try:
+        async with _request_log(settings) as log:
             now, span = time.time(), args.days * 86400
             return build_report(await log.rows(now - span, now + 1), await log.rows(now - 2 * span, now - span),
                                 args.days)
-        finally:
-            await log.stop()
 
     print(json.dumps(asyncio.run(run()), indent=2))
     return 0
+
+
+@contextlib.asynccontextmanager
+async def _request_log(settings: Settings):
+    """The request log the server writes: DATA_DIR/requests.sqlite, or PostgreSQL's with DATABASE_URL."""
+    from app.memory.store.postgres.pool import is_postgres_url, open_pool
+    from app.observability.requestlog import RequestLog
+
+    if is_postgres_url(settings.database_url):
+        from app.observability.requestlog_postgres import PgRequestLog
+
+        pool = await open_pool(settings.database_url, max_size=2)
+        log = PgRequestLog(pool)
+    else:
+        pool, log = None, RequestLog(settings.data_dir / "requests.sqlite")
+    await log.start()
+    try:
+        yield log
+    finally:
+        await log.stop()
+        if pool is not None:
+            await pool.close()
 
 
 def docs(settings: Settings, args: argparse.Namespace) -> int:

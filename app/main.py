@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import math
 from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,13 +30,16 @@ from app.errors import InvalidRequest, ProxyError, error_body, from_exception
 from app.observability import logs
 from app.observability.metrics import Metrics
 from app.observability.observer import Observer
-from app.observability.requestlog import RequestLog
+from app.observability.requestlog import BufferedLog, RequestLog
 from app.pipeline import Pipeline
 from app.providers.factory import build_router
-from app.ratelimit import Limits, MemoryRateLimiter
+from app.ratelimit import Limits, MemoryRateLimiter, RateLimiter
 from app.routes import chat, documents, health, models, observability, sessions, ui, users
 from app.routes.body import component_schemas
 from app.routes.guard import Guard
+
+if TYPE_CHECKING:
+    from app.memory.store.postgres.shared import Pools
 
 VERSION = "0.1.0"
 log = logging.getLogger("app")
@@ -76,14 +80,11 @@ async def _start(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> Non
     state.settings, state.version = settings, VERSION
     state.metrics = Metrics() if settings.metrics_enabled else None
     await _start_metrics_port(state.metrics, settings, stack)
+    state.pools = await _start_pools(settings, stack)
     limits = Limits(settings.rate_limit_rpm, settings.rate_limit_tpm)
-    state.limiter = MemoryRateLimiter(limits) if limits.active else None
-    state.request_log = None
-    if settings.request_log_enabled:
-        state.request_log = RequestLog(settings.data_dir / "requests.sqlite", days=settings.request_log_days,
-                                       max_rows=settings.request_log_max_rows)
-        await state.request_log.start()
-        stack.push_async_callback(state.request_log.stop)
+    state.limiter = await _start_limiter(limits, settings, state.pools, stack) if limits.active else None
+    state.request_log = await _start_request_log(settings, state.pools, stack) \
+        if settings.request_log_enabled else None
     observer = Observer(state.metrics, state.request_log,
                         spend_tokens=state.limiter.spend if limits.tpm else None)
     router = build_router(settings)
@@ -93,6 +94,46 @@ async def _start(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> Non
     state.memory_api = state.documents = None
     memory = await _start_memory(state, settings, stack, router) if settings.memory_enabled else None
     state.pipeline = Pipeline(router, memory=memory, observer=observer, memory_enabled=settings.memory_enabled)
+
+
+async def _start_pools(settings: Settings, stack: AsyncExitStack) -> Pools | None:
+    """The process's pools (app.memory.store.postgres.shared) when DATABASE_URL names PostgreSQL, else None."""
+    if not settings.database_url:
+        return None
+    from app.memory.store.postgres.pool import is_postgres_url
+    from app.memory.store.postgres.shared import Pools
+
+    if not is_postgres_url(settings.database_url):
+        return None
+    pools = Pools(settings.database_pool_size)
+    stack.push_async_callback(pools.aclose)
+    return pools
+
+
+async def _start_limiter(limits: Limits, settings: Settings, pools: Pools | None, stack: AsyncExitStack) -> RateLimiter:
+    """Counters in RAM, or in PostgreSQL (shared by every replica) when DATABASE_URL names it."""
+    if pools is None:
+        return MemoryRateLimiter(limits)
+    from app.ratelimit_postgres import PgRateLimiter
+
+    limiter = PgRateLimiter(await pools.get(settings.database_url), limits)
+    await limiter.start()
+    stack.push_async_callback(limiter.stop)
+    return limiter
+
+
+async def _start_request_log(settings: Settings, pools: Pools | None, stack: AsyncExitStack) -> BufferedLog:
+    """DATA_DIR/requests.sqlite, or the `request_log` table when DATABASE_URL names PostgreSQL."""
+    kept = dict(days=settings.request_log_days, max_rows=settings.request_log_max_rows)
+    if pools is not None:
+        from app.observability.requestlog_postgres import PgRequestLog
+
+        request_log: BufferedLog = PgRequestLog(await pools.get(settings.database_url), **kept)
+    else:
+        request_log = RequestLog(settings.data_dir / "requests.sqlite", **kept)
+    await request_log.start()
+    stack.push_async_callback(request_log.stop)
+    return request_log
 
 
 async def _start_metrics_port(metrics: Metrics | None, settings: Settings, stack: AsyncExitStack) -> None:

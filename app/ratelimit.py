@@ -103,6 +103,14 @@ class SlidingWindow:
             slots.append([now, amount, now])
         self._total += amount
 
+    @classmethod
+    def of(cls, slots: list[tuple[float, float]], span: float = WINDOW_SECONDS) -> SlidingWindow:
+        """A window holding these (stamp, amount) slots, oldest first (as a shared store keeps them)."""
+        window = cls(span)
+        window._slots.extend([stamp, amount, stamp] for stamp, amount in slots)
+        window._total = float(sum(amount for _, amount in slots))
+        return window
+
     def reset_in(self, now: float) -> float:
         """Seconds until everything in the window is forgotten."""
         return max(0.0, self._slots[-1][0] + self.span - now) if self._slots else 0.0
@@ -139,29 +147,36 @@ class MemoryRateLimiter:
     def admit_now(self, tenant: str | None, now: float) -> Decision:
         """Check both limits and count the request if it is allowed; nothing here awaits."""
         state = self._tenants.get(tenant) or self._tenants.setdefault(tenant, _Tenant())
-        rpm, tpm = self.limits.rpm, self.limits.tpm
-        requests_used = state.requests.used(now) if rpm else 0
-        tokens_used = state.tokens.used(now) if tpm else 0
-        if rpm and requests_used + 1 > rpm:
-            return self._refused(state, now, "requests", state.requests.free_in(now, rpm, 1))
-        if tpm and tokens_used >= tpm:
-            return self._refused(state, now, "tokens", state.tokens.free_in(now, tpm, 1))
-        if rpm:
+        refused = refusal(state.requests, state.tokens, self.limits, now)
+        if refused is not None:
+            return refused
+        if self.limits.rpm:
             state.requests.add(now, 1)
-        return self._decision(state, now, allowed=True)
+        return standing(state.requests, state.tokens, self.limits, now, allowed=True)
 
     def spend(self, tenant: str | None, tokens: int) -> None:
         if self.limits.tpm and tokens > 0:
             state = self._tenants.get(tenant) or self._tenants.setdefault(tenant, _Tenant())
             state.tokens.add(self.clock(), tokens)
 
-    def _refused(self, state: _Tenant, now: float, exceeded: str, wait: float) -> Decision:
-        return self._decision(state, now, allowed=False, exceeded=exceeded, retry_after=wait)
 
-    def _decision(self, state: _Tenant, now: float, **kwargs) -> Decision:
-        rpm, tpm = self.limits.rpm, self.limits.tpm
-        return Decision(requests=_quota(state.requests, now, rpm) if rpm else None,
-                        tokens=_quota(state.tokens, now, tpm) if tpm else None, **kwargs)
+def refusal(requests: SlidingWindow, tokens: SlidingWindow, limits: Limits, now: float) -> Decision | None:
+    """The refusal of one more request at `now`, or None when both limits let it in."""
+    rpm, tpm = limits.rpm, limits.tpm
+    if rpm and requests.used(now) + 1 > rpm:
+        wait = requests.free_in(now, rpm, 1)
+        return standing(requests, tokens, limits, now, allowed=False, exceeded="requests", retry_after=wait)
+    if tpm and tokens.used(now) >= tpm:
+        wait = tokens.free_in(now, tpm, 1)
+        return standing(requests, tokens, limits, now, allowed=False, exceeded="tokens", retry_after=wait)
+    return None
+
+
+def standing(requests: SlidingWindow, tokens: SlidingWindow, limits: Limits, now: float, **kwargs) -> Decision:
+    """The decision with both limits' quotas as they stand at `now`."""
+    rpm, tpm = limits.rpm, limits.tpm
+    return Decision(requests=_quota(requests, now, rpm) if rpm else None,
+                    tokens=_quota(tokens, now, tpm) if tpm else None, **kwargs)
 
 
 def _quota(window: SlidingWindow, now: float, limit: int) -> Quota:

@@ -29,10 +29,11 @@ from app.memory_block import MemoryItem
 from app.documents.chunk import Chunk, chunk_pages, citation
 from app.documents.index import DocumentIndex, Hit
 from app.documents.parse import ParseError, parse
-from app.documents.store import Document, DocumentStore
+from app.documents.store import Document, DocumentStorage
 from app.tasks import cancel
 
 log = logging.getLogger("app.documents")
+PENDING = ("pending", "indexing")  # not yet searchable, not failed
 EMBED_BATCH = 32
 
 
@@ -70,7 +71,7 @@ class _Job:
 
 
 class Library:
-    def __init__(self, store: DocumentStore, embedder: Embeds, settings: LibrarySettings, uploads: Path) -> None:
+    def __init__(self, store: DocumentStorage, embedder: Embeds, settings: LibrarySettings, uploads: Path) -> None:
         self.store = store
         self.embedder = embedder
         self.settings = settings
@@ -78,13 +79,16 @@ class Library:
         self.index = DocumentIndex(embedder.dim)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._worker: asyncio.Task | None = None
+        self._changes: asyncio.Queue[str] = asyncio.Queue()  # documents another replica changed
+        self._follower: asyncio.Task | None = None
         self.failures = 0
 
     async def start(self) -> None:
         self.uploads.mkdir(parents=True, exist_ok=True)
         for stale in self.uploads.glob("incoming-*"):  # a request cut off before its document was made
             stale.unlink(missing_ok=True)
-        docs = {d.id: d for d in await self.store.documents("WHERE status = 'indexed'")}
+        await self.store.follow(self._changes.put_nowait)  # before loading: no change falls in between
+        docs = {d.id: d for d in await self.store.documents(statuses=("indexed",))}
         by_doc: dict[str, list] = {}
         for chunk in await self.store.chunks():
             by_doc.setdefault(chunk.document_id, []).append(chunk)
@@ -92,9 +96,11 @@ class Library:
             self.index.put(docs[doc_id], chunks)
         await self._resume_uploads()
         self._worker = asyncio.create_task(self._work(), name="documents-indexer")
+        self._follower = asyncio.create_task(self._follow(), name="documents-follower")
 
     async def stop(self) -> None:
         await cancel(self._worker)
+        await cancel(self._follower)
 
     @property
     def depth(self) -> int:
@@ -102,7 +108,7 @@ class Library:
 
     async def _resume_uploads(self) -> None:
         """Uploads a stop interrupted are indexed again; one whose file is gone has failed."""
-        for doc in await self.store.documents("WHERE source = 'upload' AND status IN ('pending', 'indexing')"):
+        for doc in await self.store.documents(source="upload", statuses=PENDING):
             file = self.uploads / doc.id
             if file.exists():
                 self._queue.put_nowait(_Job(doc.id, doc.name, file, owned=True))
@@ -149,7 +155,7 @@ class Library:
             await self.remove(doc.id)
 
     async def folder_paths(self) -> list[str]:
-        return [d.path for d in await self.store.documents("WHERE source = 'folder'") if d.path]
+        return [d.path for d in await self.store.documents(source="folder") if d.path]
 
     # ------------------------------------------------------------------ the worker
 
@@ -180,6 +186,22 @@ class Library:
             self.index.put(doc, stored)
         log.info("indexed %s: %d pages, %d chunks", job.name, pages, len(chunks))
 
+    async def _follow(self) -> None:
+        """A document another replica indexed, failed or deleted enters or leaves this index."""
+        while True:
+            doc_id = await self._changes.get()
+            try:
+                await self._reload(doc_id)
+            except Exception:  # noqa: BLE001 - the next change or start brings it in
+                log.exception("reloading document %s failed", doc_id)
+
+    async def _reload(self, doc_id: str) -> None:
+        doc = await self.store.get(doc_id)
+        if doc is None or doc.status != "indexed":
+            self.index.remove(doc_id)
+        else:
+            self.index.put(doc, await self.store.chunks(doc_id))
+
     def _read(self, job: _Job) -> tuple[int, list[Chunk]]:
         return read_document(job.file, job.name, self.settings)
 
@@ -195,7 +217,7 @@ class Library:
 
     async def idle(self) -> None:
         """Wait until every queued document is done (tests, benchmarks, the CLI's server side)."""
-        while self._queue.qsize() or await self.store.documents("WHERE status IN ('pending', 'indexing')"):
+        while self._queue.qsize() or await self.store.documents(statuses=PENDING):
             await asyncio.sleep(0.05)
 
     # ------------------------------------------------------------------ reading

@@ -1,4 +1,5 @@
-"""The knowledge base on disk: one SQLite file (DATA_DIR/documents.sqlite) of documents and chunks.
+"""The knowledge base on disk: one SQLite file (DATA_DIR/documents.sqlite) of documents and chunks,
+or, with DATABASE_URL, PostgreSQL's tables (app.documents.store_postgres); both fit `DocumentStorage`.
 
     store = DocumentStore(data_dir / "documents.sqlite")
     await store.open()
@@ -16,9 +17,10 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 import numpy as np
@@ -82,6 +84,42 @@ class StoredChunk:
 HEADING_SEPARATOR = "\x1f"
 
 
+class DocumentStorage(Protocol):
+    """What the library (app.documents.library) asks of wherever documents are kept. `follow(changed)`
+    has `changed(doc_id)` called whenever another process indexes, fails or deletes a document."""
+
+    async def open(self) -> None: ...
+    async def aclose(self) -> None: ...
+    async def follow(self, changed: Callable[[str], None]) -> None: ...
+    async def insert(self, doc: Document) -> None: ...
+    async def get(self, doc_id: str) -> Document | None: ...
+    async def by_path(self, path: str) -> Document | None: ...
+    async def documents(self, *, source: str | None = None, statuses: tuple[str, ...] = ()) -> list[Document]: ...
+    async def set_status(self, doc_id: str, status: str) -> None: ...
+    async def replace_file(self, doc: Document) -> None: ...
+    async def indexed(self, doc_id: str, chunks: list[Chunk], vectors: np.ndarray,
+                      pages: int) -> list[StoredChunk]: ...
+    async def fail(self, doc_id: str, reason: str) -> None: ...
+    async def delete(self, doc_id: str) -> bool: ...
+    async def chunks(self, doc_id: str | None = None, limit: int = -1, offset: int = 0) -> list[StoredChunk]: ...
+
+
+def matching(source: str | None, statuses: tuple[str, ...]) -> tuple[list[str], list[Any]]:
+    """The conditions of `documents()` and their values, in order ("?" marks each value's place).
+
+        >>> matching("upload", ("pending", "indexing"))
+        (['source = ?', 'status IN (?, ?)'], ['upload', 'pending', 'indexing'])
+    """
+    conditions, values = [], []
+    if source is not None:
+        conditions.append("source = ?")
+        values.append(source)
+    if statuses:
+        conditions.append(f"status IN ({', '.join('?' * len(statuses))})")
+        values.extend(statuses)
+    return conditions, values
+
+
 class DocumentStore:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -96,10 +134,14 @@ class DocumentStore:
             await self._db.close()
             self._db = None
 
+    async def follow(self, changed: Callable[[str], None]) -> None:
+        """Nothing to follow: only this process writes the file."""
+
     async def _run(self, fn, *args):
         return await run(self._db, fn, *args)
 
     async def insert(self, doc: Document) -> None:
+        """Add `doc`; one whose id is taken already is left as it is (a folder file found twice at once)."""
         await self._run(_insert, doc)
 
     async def get(self, doc_id: str) -> Document | None:
@@ -110,8 +152,10 @@ class DocumentStore:
         rows = await self._run(_select, "WHERE path = ?", (path,))
         return rows[0] if rows else None
 
-    async def documents(self, where: str = "", args: tuple = ()) -> list[Document]:
-        return await self._run(_select, where, args)
+    async def documents(self, *, source: str | None = None, statuses: tuple[str, ...] = ()) -> list[Document]:
+        """Every document, or those from `source` ("upload", "folder") in one of `statuses`."""
+        conditions, values = matching(source, statuses)
+        return await self._run(_select, f"WHERE {' AND '.join(conditions)}" if conditions else "", tuple(values))
 
     async def set_status(self, doc_id: str, status: str) -> None:
         await self._run(_update, doc_id, {"status": status})
@@ -141,7 +185,7 @@ def _insert(conn: sqlite3.Connection, doc: Document) -> None:
     doc.created_at = doc.updated_at = time.time()
     values = asdict(doc)
     names = [f.name for f in fields(Document)]
-    conn.execute(f"INSERT INTO documents ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+    conn.execute(f"INSERT OR IGNORE INTO documents ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
                  [values[n] for n in names])
 
 

@@ -98,7 +98,8 @@ async def _start_documents(state, settings: Settings, embedder, stack: AsyncExit
         return None
     from app.documents.wiring import start_documents
 
-    state.documents = await start_documents(settings, embedder, stack, getattr(state, "metrics", None))
+    state.documents = await start_documents(settings, embedder, stack, getattr(state, "metrics", None),
+                                            getattr(state, "pools", None))
     return state.documents
 
 

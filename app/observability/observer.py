@@ -12,7 +12,7 @@ from collections.abc import Callable
 from typing import Any
 
 from app.observability.metrics import Metrics
-from app.observability.requestlog import RequestLog, RequestRow
+from app.observability.requestlog import BufferedLog, RequestRow
 from app.tokens import count_messages, count_tokens
 
 log = logging.getLogger("app.requests")
@@ -24,7 +24,7 @@ class Observer:
     """`spend_tokens(owner, tokens)`, when given, is told each finished exchange's tokens (the
     rate limiter's tokens-per-minute count, app.ratelimit)."""
 
-    def __init__(self, metrics: Metrics | None, request_log: RequestLog | None,
+    def __init__(self, metrics: Metrics | None, request_log: BufferedLog | None,
                  spend_tokens: Callable[[str | None, int], None] | None = None) -> None:
         self.metrics = metrics
         self.request_log = request_log
