@@ -66,7 +66,7 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     consolidator = Consolidator(store, working.keys, policy, settings.consolidate_interval_seconds, jobs=jobs)
     await jobs.start()
     stack.push_async_callback(jobs.stop)
-    await writer.start()  # its first sweep submits what a previous run left pending
+    await writer.start()  # submits what a previous run left pending
     stack.push_async_callback(writer.stop)
     await consolidator.start()
     stack.push_async_callback(consolidator.stop)

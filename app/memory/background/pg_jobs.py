@@ -108,6 +108,7 @@ class PgJobs:
         self._outbox: dict[tuple[str, str], str] = {}
         self._flushing: dict[tuple[str, str], str] = {}
         self._outbox_ready = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
         self._held: dict[int, Job] = {}
         self._cached: dict[str, QueueState] = {}
         self._workers: dict[str, asyncio.Task] = {}
@@ -268,28 +269,31 @@ class PgJobs:
             await self._outbox_ready.wait()
             self._outbox_ready.clear()
             try:
-                await self._flush()
+                await self.flush()
             except DB_ERRORS as exc:
                 log.warning("submitting jobs failed, retrying: %s", exc)
                 await asyncio.sleep(self.poll)
 
-    async def _flush(self) -> None:
+    async def flush(self) -> None:
         """Write the buffered submits in one statement and wake the workers of their kinds."""
-        self._flushing, self._outbox = self._outbox, {}
-        if not self._flushing:
-            return
-        try:
-            kinds, keys = zip(*self._flushing)
-            async with self.pool.acquire() as conn, conn.transaction():
-                await conn.execute(SUBMIT, list(kinds), list(keys), list(self._flushing.values()))
-                for kind in set(kinds):
-                    await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, kind)
-        except BaseException:
-            self._outbox = {**self._flushing, **self._outbox}
-            self._outbox_ready.set()
-            raise
-        finally:
-            self._flushing = {}
+        async with self._flush_lock:
+            self._flushing, self._outbox = self._outbox, {}
+            if self._flushing:
+                try:
+                    await self._insert(self._flushing)
+                except BaseException:
+                    self._outbox = {**self._flushing, **self._outbox}
+                    self._outbox_ready.set()
+                    raise
+                finally:
+                    self._flushing = {}
+
+    async def _insert(self, batch: dict[tuple[str, str], str]) -> None:
+        kinds, keys = zip(*batch)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(SUBMIT, list(kinds), list(keys), list(batch.values()))
+            for kind in set(kinds):
+                await conn.execute("SELECT pg_notify($1, $2)", CHANNEL, kind)
 
     async def _housekeeping(self) -> None:
         """Every `poll` seconds: the cached state for the metrics, and a listener that is alive."""
@@ -333,7 +337,7 @@ class PgJobs:
 
     async def _close(self) -> None:
         try:
-            await self._flush()
+            await self.flush()
             if self._held:
                 await self.pool.execute(RELEASE, self.replica)
             self._held.clear()

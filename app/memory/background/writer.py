@@ -114,9 +114,11 @@ class Writer:
         return self.jobs.depth(KIND)
 
     async def start(self) -> None:
-        """Start the small calls' task and the sweep (its first pass at once)."""
-        self._tasks = [asyncio.create_task(self._run_calls(), name="memory-writer-calls"),
-                       asyncio.create_task(self._sweep(), name="memory-writer-sweep")]
+        """Submit what a previous run left pending, then start the small calls' task and the sweep."""
+        await self._sweep_once()
+        self._tasks = [asyncio.create_task(self._run_calls(), name="memory-writer-calls")]
+        if self.sweep_every > 0:
+            self._tasks.append(asyncio.create_task(self._sweep(), name="memory-writer-sweep"))
 
     def submit(self, key: str) -> None:
         """Ask for `key`'s pending messages to be processed; never blocks, never raises."""
@@ -154,13 +156,14 @@ class Writer:
 
     async def _sweep(self) -> None:
         while True:
-            try:
-                await self.catch_up()
-            except Exception:  # noqa: BLE001 - the next sweep tries again
-                log.exception("sweeping for pending messages failed")
-            if self.sweep_every <= 0:
-                return
             await asyncio.sleep(self.sweep_every)
+            await self._sweep_once()
+
+    async def _sweep_once(self) -> None:
+        try:
+            await self.catch_up()
+        except Exception:  # noqa: BLE001 - the next sweep tries again
+            log.exception("sweeping for pending messages failed")
 
     async def _run_calls(self) -> None:
         while True:
