@@ -189,3 +189,23 @@ async def test_stop_hands_a_running_job_back_at_once(pg_url):
     async with replica(pg_url, {"score": run}, poll=0.1) as second:
         assert await second.idle(timeout=5)
     assert done == ["k"]
+
+
+async def test_a_job_longer_than_its_lease_keeps_it_while_it_runs(pg_url):
+    runs: list[str] = []
+
+    async def slow(job: Job) -> None:
+        runs.append("a")
+        await asyncio.sleep(1.5)
+
+    async def other(job: Job) -> None:
+        runs.append("b")
+
+    async with replica(pg_url, {"score": slow}, lease=0.6, poll=0.05) as a:
+        a.submit("score", "k")
+        while not runs:
+            await asyncio.sleep(0.01)
+        async with replica(pg_url, {"score": other}, lease=0.6, poll=0.05) as b:
+            assert await b.idle(timeout=10)
+    assert runs == ["a"]  # renewed every lease/3: never taken over
+    assert b.stats["score"].reclaimed == 0 and a.stats["score"].done == 1
