@@ -1,6 +1,7 @@
 """The command line: `python -m app.cli serve|prepare|import|report` (also `memory-proxy ...`).
 
     memory-proxy serve                      # start the service (HOST, PORT from the environment/.env)
+    memory-proxy serve --workers 4          # four processes (with DATABASE_URL: PostgreSQL only)
     memory-proxy prepare                    # export the embedding model to ONNX once, ahead of time
     memory-proxy import chat.jsonl --session my-story   # a SillyTavern chat into a running proxy
     memory-proxy import chat.jsonl --session my-story --user alex   # ... as one of alex's chats
@@ -18,13 +19,25 @@ import sys
 from app.config import Settings
 
 
-def serve(settings: Settings, _: argparse.Namespace) -> int:
+def serve(settings: Settings, args: argparse.Namespace) -> int:
+    """Serve in this process, or in `--workers N` processes (PostgreSQL only: `app.workers`)."""
     import uvicorn
 
-    from app.main import create_app
+    from app.workers import refusal
 
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
-                log_level=settings.log_level.lower(), access_log=False)
+    workers = args.workers or settings.workers
+    refused = refusal(settings, workers)
+    if refused:
+        print(refused, file=sys.stderr)
+        return 2
+    options = dict(host=settings.host, port=settings.port, log_level=settings.log_level.lower(), access_log=False)
+    if workers == 1:
+        from app.main import create_app
+
+        uvicorn.run(create_app(settings), **options)
+        return 0
+    os.environ["WORKERS"] = str(workers)  # each worker reads its settings from the same environment
+    uvicorn.run("app.main:app_from_env", factory=True, workers=workers, **options)
     return 0
 
 
@@ -131,7 +144,9 @@ COMMANDS = {"serve": serve, "prepare": prepare, "import": import_chat, "report":
 def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="memory-proxy", description=__doc__.splitlines()[0])
     sub = root.add_subparsers(dest="command", required=True)
-    sub.add_parser("serve", help="start the service")
+    srv = sub.add_parser("serve", help="start the service")
+    srv.add_argument("--workers", type=int, help="worker processes (default WORKERS; more than one needs "
+                                                 "DATABASE_URL)")
     sub.add_parser("prepare", help="export the embedding model ahead of time")
     imp = sub.add_parser("import", help="load a SillyTavern chat (.jsonl) into a running proxy")
     imp.add_argument("file")

@@ -38,7 +38,12 @@ class Settings(BaseSettings):
     # replicas; unset: per-conversation SQLite files under DATA_DIR, one process
     database_url: str | None = Field(None, repr=False)
     database_pool_size: int = Field(10, ge=1)
-    workers: int = Field(1, ge=1)
+    workers: int = Field(1, ge=1)  # processes for `memory-proxy serve`; more than one needs DATABASE_URL
+    # Background jobs: idle workers' polling (NOTIFY wakes them sooner), a claimed job's lease (a
+    # dead replica's jobs are taken over after it), the sweep for pending messages
+    jobs_poll_seconds: float = Field(1.0, gt=0)
+    jobs_lease_seconds: float = Field(60.0, gt=0)
+    jobs_sweep_seconds: float = Field(15.0, ge=0)
     log_dir: Path = Path("logs")
     log_level: str = "INFO"
     log_json: bool = True

@@ -2,7 +2,8 @@
 
     uvicorn --factory app.main:app_from_env
 
-Nothing happens at import. Start-up order: logs, metrics and request log, providers, memory
+Nothing happens at import. Start-up order: logs, the data directory's lock (on SQLite one process
+serves it: `app.workers`), metrics and request log, providers, memory
 (store, embedder, background writer); shutdown runs it backwards, draining background work so
 nothing is left half-written. Tests build the app with their own `Settings` and serve it on
 127.0.0.1 with uvicorn. Every request first passes the guard (app.routes.guard: Host, Origin,
@@ -27,6 +28,7 @@ from app.blas import limit_blas_threads
 from app.browser import BrowserPolicy
 from app.config import Settings
 from app.errors import InvalidRequest, ProxyError, error_body, from_exception
+from app.memory.store.postgres.pool import is_postgres_url
 from app.observability import logs
 from app.observability.metrics import Metrics
 from app.observability.observer import Observer
@@ -37,6 +39,7 @@ from app.ratelimit import Limits, MemoryRateLimiter, RateLimiter
 from app.routes import chat, documents, health, models, observability, sessions, ui, users
 from app.routes.body import component_schemas
 from app.routes.guard import Guard
+from app.workers import DataDirLock, WorkersRefused
 
 if TYPE_CHECKING:
     from app.memory.store.postgres.shared import Pools
@@ -74,6 +77,7 @@ def _openapi(app: FastAPI) -> dict:
 
 async def _start(app: FastAPI, settings: Settings, stack: AsyncExitStack) -> None:
     logs.configure(settings.log_level, settings.log_dir, settings.log_json)
+    _hold_data_dir(settings, stack)
     stack.callback(limit_blas_threads(settings.numpy_threads))
     _warn_if_open(settings)
     state = app.state
@@ -134,6 +138,17 @@ async def _start_request_log(settings: Settings, pools: Pools | None, stack: Asy
     await request_log.start()
     stack.push_async_callback(request_log.stop)
     return request_log
+
+
+def _hold_data_dir(settings: Settings, stack: AsyncExitStack) -> None:
+    """On SQLite, one process per DATA_DIR (`app.workers`): a second one fails its start-up."""
+    if is_postgres_url(settings.database_url):
+        return
+    try:
+        stack.enter_context(DataDirLock(settings.data_dir))
+    except WorkersRefused as exc:
+        log.error("%s", exc)
+        raise
 
 
 async def _start_metrics_port(metrics: Metrics | None, settings: Settings, stack: AsyncExitStack) -> None:

@@ -1,9 +1,10 @@
 """Memory's components built from settings, opened in order and closed in reverse by the lifespan.
 
-store -> embedder -> recall -> background writer -> summarizer -> janitor (idle eviction) ->
+store -> embedder -> recall -> job queue (`background.jobs`: local, or PostgreSQL's shared table)
+with its workers: background writer, summarizer, consolidation -> janitor (idle eviction) ->
 documents (app.documents.wiring: the knowledge base shares the embedder).
-Closing drains the writer and the summarizer first, so nothing is left half-written, then
-closes the embedder and the store.
+Closing drains the writer and the queue first, so nothing is left half-written, then closes the
+embedder and the store.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any
 
 from app.config import Settings
 from app.memory.background.consolidation import Consolidator
+from app.memory.background.job_metrics import JobCollector, queue_health
+from app.memory.background.jobs import open_jobs
 from app.memory.ram import give_back, over_budget
 from app.memory.background.tiers import TierPolicy
 from app.tasks import cancel
@@ -54,14 +57,17 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     people = People(store)
     recall = Recall(store, embedder, scorer, RecallSettings.from_settings(settings), persona_memory=persona_memory,
                     people=people)
-    writer = Writer(store, embedder, scorer, importance=score_importance, on_scored=recall.scored)
-    await writer.start()
-    stack.push_async_callback(writer.stop)
-    await writer.catch_up(await store.keys_with_pending())
-    summarizer = await _start_summarizer(settings, store, embedder, stack, router, recall)
+    jobs = open_jobs(settings)
+    writer = Writer(store, embedder, scorer, jobs=jobs, importance=score_importance, on_scored=recall.scored,
+                    sweep_every=settings.jobs_sweep_seconds)
+    summarizer = _summarizer(settings, store, embedder, jobs, router, recall)
     policy = TierPolicy(working_messages=settings.working_memory_messages,
                         drop_embedding_days=settings.short_term_embedding_days)
-    consolidator = Consolidator(store, working.keys, policy, settings.consolidate_interval_seconds)
+    consolidator = Consolidator(store, working.keys, policy, settings.consolidate_interval_seconds, jobs=jobs)
+    await jobs.start()
+    stack.push_async_callback(jobs.stop)
+    await writer.start()  # submits what a previous run left pending
+    stack.push_async_callback(writer.stop)
     await consolidator.start()
     stack.push_async_callback(consolidator.stop)
     _start_janitor(stack, working, recall, settings.session_idle_seconds, settings.memory_ram_mb * 2**20)
@@ -73,23 +79,20 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
                                  summarizer=summarizer, policy=policy, invalidate=memory.forget_key,
                                  persona_memory=persona_memory, people=people, catch_up=memory.catch_up)
     state.memory = memory
-    _register_health(state, store, embedder)
-    _register_gauges(state, working, recall, writer, embedder, [writer.stats, summarizer, consolidator])
+    _register_health(state, store, embedder, jobs)
+    _register_gauges(state, working, recall, writer, embedder, jobs)
     _register_cache_counters(state, memory.cache)
     return memory
 
 
-async def _start_summarizer(settings: Settings, store, embedder, stack: AsyncExitStack, router, recall):
+def _summarizer(settings: Settings, store, embedder, jobs, router, recall):
     if not settings.summary_enabled:
         return None
     from app.memory.background.summarizer import Summarizer, router_completion
 
     complete = router_completion(router) if router.providers else None
-    summarizer = Summarizer(store, embedder, complete=complete, every=settings.summary_every,
-                            model=settings.summary_model, on_written=recall.summaries_changed)
-    await summarizer.start()
-    stack.push_async_callback(summarizer.stop)
-    return summarizer
+    return Summarizer(store, embedder, jobs=jobs, complete=complete, every=settings.summary_every,
+                      model=settings.summary_model, on_written=recall.summaries_changed)
 
 
 async def _start_documents(state, settings: Settings, embedder, stack: AsyncExitStack):
@@ -140,17 +143,20 @@ def evict_over_budget(working, recall, ram_bytes: int) -> list[str]:
     return dropped
 
 
-def _register_health(state, store, embedder) -> None:
+def _register_health(state, store, embedder, jobs) -> None:
     async def storage() -> str:
         return await store.health()
 
     async def embedding() -> str:
         return f"ok ({embedder.backend_name}, {embedder.dim} dims)"
 
-    state.health_checks = {"storage": storage, "embedder": embedding, **state.health_checks}
+    async def queue() -> str:
+        return queue_health(jobs.backend, await jobs.state())
+
+    state.health_checks = {"storage": storage, "embedder": embedding, "jobs": queue, **state.health_checks}
 
 
-def _register_gauges(state, working, recall, writer, embedder, tasks: list) -> None:
+def _register_gauges(state, working, recall, writer, embedder, jobs) -> None:
     metrics = getattr(state, "metrics", None)
     if metrics is None:
         return
@@ -165,7 +171,8 @@ def _register_gauges(state, working, recall, writer, embedder, tasks: list) -> N
     metrics.gauge("proxy_memory_writer_queue_depth", "Sessions waiting for background embedding and scoring",
                   lambda: writer.depth)
     metrics.gauge("proxy_background_failures", "Background memory jobs that failed (writer, summaries, tiers)",
-                  lambda: sum(t.failures for t in tasks if t is not None))
+                  lambda: writer.stats.failures + sum(s.failed for s in jobs.stats.values()))
+    metrics.registry.register(JobCollector(jobs))
 
 
 def _register_cache_counters(state, cache) -> None:

@@ -1,23 +1,21 @@
 """Consolidation: the background task that moves messages between memory tiers.
 
-Every CONSOLIDATE_INTERVAL_SECONDS it re-tiers the sessions that were active since the last
-pass (`tiers.consolidate`, pure) and applies the changes in one transaction per session; it
-never holds a session's lock, so requests are never blocked. `POST /v1/sessions/{id}/consolidate`
-runs the same for one session at once.
+Every CONSOLIDATE_INTERVAL_SECONDS it submits a "consolidate" job for each session active in this
+process (on PostgreSQL any replica may do it); the job re-tiers the session (`tiers.consolidate`,
+pure) and applies the changes in one transaction; it never holds a session's lock, so requests
+are never blocked. `POST /v1/sessions/{id}/consolidate` runs the same for one session at once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from app.memory.background.jobs import Job, JobQueue
 from app.memory.background.tiers import TierPolicy, consolidate
 from app.tasks import cancel
-
-log = logging.getLogger("app.memory.background.consolidation")
 
 
 async def consolidate_session(store: Any, key: str, policy: TierPolicy, now: float | None = None) -> dict[str, int]:
@@ -35,15 +33,19 @@ def _final_tiers(rows: list[Any], changes: list[Any]) -> Iterable[tuple[Any, str
     return ((row, new.get(row.id, row.tier)) for row in rows)
 
 
+KIND = "consolidate"
+
+
 class Consolidator:
     def __init__(self, store: Any, active_keys: Callable[[], Iterable[str]], policy: TierPolicy,
-                 interval: float) -> None:
+                 interval: float, *, jobs: JobQueue) -> None:
         self.store = store
         self.active_keys = active_keys
         self.policy = policy
         self.interval = interval
-        self.failures = 0
+        self.jobs = jobs
         self._task: asyncio.Task | None = None
+        jobs.handle(KIND, self.run_job, drain=False)
 
     async def start(self) -> None:
         if self.interval > 0:
@@ -53,12 +55,11 @@ class Consolidator:
         await cancel(self._task)
         self._task = None
 
+    async def run_job(self, job: Job) -> None:
+        await consolidate_session(self.store, job.key, self.policy)
+
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             for key in list(self.active_keys()):
-                try:
-                    await consolidate_session(self.store, key, self.policy)
-                except Exception:  # noqa: BLE001 - one session's failure must not stop the pass
-                    self.failures += 1
-                    log.exception("consolidation failed")
+                self.jobs.submit(KIND, key)

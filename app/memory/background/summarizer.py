@@ -1,31 +1,34 @@
-"""The background summarizer: one owned task, at most one summary at a time per session.
+"""The background summarizer: "summary" jobs on the job queue, at most one at a time per session.
 
-`poke(key)` after each recorded exchange; the task plans the next span from what is stored
+`poke(key)` after each recorded exchange submits one (on PostgreSQL any replica may do it); the
+job plans the next span from what is stored
 (`summaries.next_span`), asks the upstream model through `complete(messages) -> str`, and
 stores the result with its message range. An upstream failure gives an extractive summary
 marked `extractive`, which a later pass replaces with a real one. Never on the response path.
 
-    summarizer = Summarizer(store, embedder, complete=router_complete, every=20)
-    await summarizer.start(); summarizer.poke(key); await summarizer.idle(); await summarizer.stop()
+    summarizer = Summarizer(store, embedder, jobs=jobs, complete=router_complete, every=20)
+    await jobs.start(); summarizer.poke(key, model); await summarizer.idle(); await jobs.stop()
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from app.memory.background.jobs import Job, JobQueue
 from app.memory.background.summaries import (Span, extractive_summary, higher_request, next_higher, next_span,
                                   summary_request)
-from app.tasks import cancel
 
 log = logging.getLogger("app.memory.background.summarizer")
 Complete = Callable[[list[dict[str, str]], str], Awaitable[str]]
 
 
+KIND = "summary"
+
+
 class Summarizer:
-    def __init__(self, store: Any, embedder: Any, *, complete: Complete | None, every: int = 20,
+    def __init__(self, store: Any, embedder: Any, *, jobs: JobQueue, complete: Complete | None, every: int = 20,
                  fanout: int = 5, model: str = "", on_written: Callable[[str], None] | None = None) -> None:
         self.store = store
         self.embedder = embedder
@@ -34,44 +37,22 @@ class Summarizer:
         self.fanout = fanout
         self.model = model
         self.on_written = on_written
-        self.failures = 0
-        self._queue: asyncio.Queue[str] = asyncio.Queue()
-        self._queued: set[str] = set()
-        self._task: asyncio.Task | None = None
+        self.jobs = jobs
         self._models: dict[str, str] = {}
         self._down = False
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="summarizer")
+        jobs.handle(KIND, self.run_job, drain=False)  # a summary is written in one transaction or not at all
 
     def poke(self, key: str, model: str = "") -> None:
         """Check `key` for due summaries, asking `model` (SUMMARY_MODEL, if set, wins)."""
-        self._models[key] = self.model or model
-        if key not in self._queued:
-            self._queued.add(key)
-            self._queue.put_nowait(key)
+        self.jobs.submit(KIND, key, self.model or model)
 
     async def idle(self, timeout: float = 30.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        while self._queued and loop.time() < deadline:
-            await asyncio.sleep(0.01)
+        await self.jobs.idle([KIND], timeout)
 
-    async def stop(self) -> None:
-        """Abandon queued work safely: a summary is written in one transaction or not at all."""
-        await cancel(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            key = await self._queue.get()
-            try:
-                await self.run_once(key)
-            except Exception:  # noqa: BLE001 - the next poke retries; the chat is never affected
-                self.failures += 1
-                log.exception("summarizing failed")
-            finally:
-                self._queued.discard(key)
+    async def run_job(self, job: Job) -> None:
+        if job.note:
+            self._models[job.key] = job.note
+        await self.run_once(job.key)
 
     async def run_once(self, key: str) -> int:
         """Write every summary that is due for one session; returns how many were written."""

@@ -1,13 +1,15 @@
 """Background work on new messages, off the response path: embed, score emotion and importance.
 
-One owned queue and one worker task, started and drained by the app's lifespan (no daemon
-threads, no fire-and-forget tasks). A job names a session; the worker loads that session's
-pending messages from the store (so a job lost to a full queue or a restart is only late, never
-lost: `catch_up()` finds pending work at start), embeds them in one batch, scores them, saves the
-scores in one transaction and hands the vectors to the in-RAM index.
+A job names a session ("score", key) on the job queue (`jobs.py`: this process's queues on
+SQLite, a table every replica claims from on PostgreSQL). Its worker loads that session's
+pending messages from the store, embeds them in one batch, scores them, saves the scores in one
+transaction and hands the vectors to this process's index. A job lost between a commit and its
+submit (a crash, a full queue) is only late, never lost: a sweep at start and every
+`sweep_every` seconds submits every session with pending messages (`store.keys_with_pending`).
+Small calls that belong to this process (recording an abandoned reply) run on a task of its own.
 
-    writer = Writer(store, embedder, scorer, on_scored=recall.scored)
-    await writer.start(); writer.submit(key); ...; await writer.stop()
+    writer = Writer(store, embedder, scorer, jobs=jobs, importance=score_importance, on_scored=recall.scored)
+    await jobs.start(); await writer.start(); writer.submit(key); ...; await writer.stop(); await jobs.stop()
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from app.memory.background.jobs import Job, JobQueue
 from app.memory.search.passages import clip_end
 from app.memory.search.retrieval import pieces
 from app.tasks import cancel
@@ -81,83 +84,98 @@ def moved_in_context(vectors: np.ndarray, contextual: bool) -> np.ndarray:
 
 @dataclass(slots=True)
 class WriterStats:
-    done: int = 0
-    failures: int = 0
-    dropped: int = 0
+    done: int = 0  # messages embedded and scored here
+    failures: int = 0  # small calls that raised
+
+
+KIND = "score"
 
 
 class Writer:
-    def __init__(self, store: Any, embedder: Any, scorer: Any, *, importance: Callable[..., float],
+    def __init__(self, store: Any, embedder: Any, scorer: Any, *, jobs: JobQueue, importance: Callable[..., float],
                  on_scored: Callable[[str, list[Any], list[Any]], Awaitable[None] | None] | None = None,
-                 batch: int = 64, max_queue: int = 10_000) -> None:
+                 batch: int = 64, sweep_every: float = 15.0) -> None:
         self.store = store
         self.embedder = embedder
         self.scorer = scorer
         self.importance = importance
         self.on_scored = on_scored
         self.batch = batch
+        self.jobs = jobs
+        self.sweep_every = sweep_every
         self.stats = WriterStats()
-        self._queue: asyncio.Queue[str] = asyncio.Queue(max_queue)
-        self._queued: set[str] = set()
-        self._task: asyncio.Task | None = None
-        self._extra: list[Callable[[], Awaitable[None]]] = []
+        self._calls: asyncio.Queue[Callable[[], Awaitable[None]]] = asyncio.Queue()
+        self._calling = False
+        self._tasks: list[asyncio.Task] = []
+        jobs.handle(KIND, self.run_job)
 
     @property
     def depth(self) -> int:
-        return self._queue.qsize()
+        return self.jobs.depth(KIND)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="memory-writer")
+        """Submit what a previous run left pending, then start the small calls' task and the sweep."""
+        await self._sweep_once()
+        self._tasks = [asyncio.create_task(self._run_calls(), name="memory-writer-calls")]
+        if self.sweep_every > 0:
+            self._tasks.append(asyncio.create_task(self._sweep(), name="memory-writer-sweep"))
 
     def submit(self, key: str) -> None:
         """Ask for `key`'s pending messages to be processed; never blocks, never raises."""
-        if key in self._queued:
-            return
-        try:
-            self._queue.put_nowait(key)
-            self._queued.add(key)
-        except asyncio.QueueFull:
-            self.stats.dropped += 1  # still pending in the store; catch_up() or the next submit finds it
+        self.jobs.submit(KIND, key)
 
     def submit_call(self, call: Callable[[], Awaitable[None]]) -> None:
-        """Run a small coroutine on the writer's task (e.g. recording an abandoned reply)."""
-        self._extra.append(call)
-        self.submit("")
+        """Run a small coroutine on this process's writer task (e.g. recording an abandoned reply)."""
+        self._calls.put_nowait(call)
 
-    async def catch_up(self, keys: list[str]) -> None:
+    async def catch_up(self) -> int:
+        """Submit every session with pending messages; returns how many."""
+        keys = await self.store.keys_with_pending()
         for key in keys:
             self.submit(key)
+        return len(keys)
 
     async def idle(self, timeout: float = 30.0) -> None:
-        """Wait until the queue is empty and the worker has finished its job (tests, shutdown)."""
+        """Wait until the small calls are done and no scoring job waits or runs (tests, shutdown)."""
         deadline = time.monotonic() + timeout
-        while (self._queued or self._extra) and time.monotonic() < deadline:
+        while (self._calling or not self._calls.empty()) and time.monotonic() < deadline:
             await asyncio.sleep(0.01)
+        await self.jobs.idle([KIND], max(0.0, deadline - time.monotonic()))
 
     async def stop(self, timeout: float = 3.0) -> None:
         """Finish queued work within `timeout`, then stop; what is left stays pending in the store."""
-        if self._task is None:
+        if not self._tasks:
             return
         await self.idle(timeout)
-        await cancel(self._task)
-        self._task = None
+        for task in self._tasks:
+            await cancel(task)
+        self._tasks = []
 
-    async def _run(self) -> None:
+    async def run_job(self, job: Job) -> None:
+        await self.process(job.key)
+
+    async def _sweep(self) -> None:
         while True:
-            key = await self._queue.get()
-            try:
-                await self._run_extra()
-                if key:
-                    await self.process(key)
-            except Exception:  # noqa: BLE001 - one bad batch must not stop the worker
-                self.stats.failures += 1
-                log.exception("background memory work failed", extra={"session_key": key})
-            finally:
-                self._queued.discard(key)
+            await asyncio.sleep(self.sweep_every)
+            await self._sweep_once()
 
-    async def _run_extra(self) -> None:
-        while self._extra:
-            await self._extra.pop(0)()
+    async def _sweep_once(self) -> None:
+        try:
+            await self.catch_up()
+        except Exception:  # noqa: BLE001 - the next sweep tries again
+            log.exception("sweeping for pending messages failed")
+
+    async def _run_calls(self) -> None:
+        while True:
+            call = await self._calls.get()
+            self._calling = True
+            try:
+                await call()
+            except Exception:  # noqa: BLE001 - one bad call must not stop the task
+                self.stats.failures += 1
+                log.exception("background memory call failed")
+            finally:
+                self._calling = False
 
     async def process(self, key: str) -> int:
         """Embed and score every pending message of one session; returns how many were done."""
