@@ -56,6 +56,13 @@ def pg_url(postgres_server):
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
+def store_overrides(request):
+    """Proxy settings for the store backend under test: none (SQLite files in the data dir) or
+    `database_url` of a fresh PostgreSQL database."""
+    return {"database_url": request.getfixturevalue("pg_url")} if request.param == "postgresql" else {}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
 def make_store(request, tmp_path):
     """A factory of (unopened) conversation stores on the backend under test: SQLite files in
     tmp_path/data, or a fresh PostgreSQL database. Calls within one test share the same data."""
