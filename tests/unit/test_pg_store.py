@@ -14,9 +14,10 @@ from app.memory.records import NewMessage, ScoreUpdate, StaleSession
 from app.memory.store.postgres.migrations import applied, migrate
 from app.memory.store.postgres.pool import open_pool
 from app.memory.store.postgres.store import PgStore
+from app.memory.store.postgres.writes import recent
 from app.memory.store.sqlite.store import Store
 
-pytestmark = pytest.mark.anyio
+
 
 KEY = "0123456789abcdef"
 DIM = 384
@@ -42,6 +43,7 @@ async def two(pg_url):
 # --------------------------------------------------------------------------- versions
 
 
+@pytest.mark.anyio
 async def test_apply_based_on_a_stale_version_writes_nothing(two):
     a, b = two
     first = await a.apply(KEY, append=[msg("one")], based_on=0)
@@ -54,6 +56,7 @@ async def test_apply_based_on_a_stale_version_writes_nothing(two):
     assert (await a.apply(KEY, append=[msg("replanned")], based_on=2)).version == 3
 
 
+@pytest.mark.anyio
 async def test_changed_returns_exactly_what_the_other_replica_wrote(two):
     a, b = two
     ids = await a.append(KEY, [msg("a1"), msg("a2")])
@@ -75,6 +78,7 @@ async def test_changed_returns_exactly_what_the_other_replica_wrote(two):
     assert (await b.changed(KEY)).version == 4  # b catches up with everything since 1
 
 
+@pytest.mark.anyio
 async def test_touch_accessed_is_not_a_change(two):
     a, b = two
     ids = await a.append(KEY, [msg("x")])
@@ -84,6 +88,7 @@ async def test_touch_accessed_is_not_a_change(two):
     assert (await b.messages(KEY))[0].access_count == 1
 
 
+@pytest.mark.anyio
 async def test_concurrent_plans_on_one_version_exactly_one_wins(two):
     a, b = two
     await a.append(KEY, [msg("start")])
@@ -100,6 +105,7 @@ async def test_concurrent_plans_on_one_version_exactly_one_wins(two):
     assert [r.content for r in await a.messages(KEY)] == ["start", "the same resend"]
 
 
+@pytest.mark.anyio
 async def test_unconditional_writes_from_two_stores_never_share_ids_or_positions(two):
     a, b = two
     await asyncio.gather(*(s.append(KEY, [msg(f"{n}-{i}") for i in range(3)]) for n, s in enumerate((a, b) * 10)))
@@ -111,6 +117,7 @@ async def test_unconditional_writes_from_two_stores_never_share_ids_or_positions
 # --------------------------------------------------------------------------- vectors
 
 
+@pytest.mark.anyio
 async def test_search_vectors_finds_the_message_and_forgets_dropped_vectors(two):
     a, _ = two
     ids = await a.append(KEY, [msg(f"m{i}") for i in range(40)])
@@ -133,6 +140,7 @@ class _Tier:
 # --------------------------------------------------------------------------- import
 
 
+@pytest.mark.anyio
 async def test_import_session_copies_a_conversation_as_is_and_only_once(tmp_path, pg_url):
     async with Store(tmp_path / "data") as source:
         await source.create_session(KEY, "chat-1", "alice", "fp")
@@ -157,6 +165,7 @@ async def test_import_session_copies_a_conversation_as_is_and_only_once(tmp_path
 # --------------------------------------------------------------------------- schema
 
 
+@pytest.mark.anyio
 async def test_migrates_a_blank_database_to_current(pg_url):
     pool = await open_pool(pg_url)
     try:
@@ -170,6 +179,7 @@ async def test_migrates_a_blank_database_to_current(pg_url):
     assert "hnsw" in index and "vector_cosine_ops" in index
 
 
+@pytest.mark.anyio
 async def test_upgrades_a_database_left_at_m001_with_its_data(pg_url):
     pool = await open_pool(pg_url)
     try:
@@ -189,6 +199,7 @@ async def test_upgrades_a_database_left_at_m001_with_its_data(pg_url):
         assert (await store.apply(KEY, append=[msg("next")], based_on=3)).appended == [3]
 
 
+@pytest.mark.anyio
 async def test_writes_take_the_sessions_advisory_lock(two):
     a, _ = two
     from app.memory.store.postgres.store_sql import lock_id
@@ -203,3 +214,16 @@ async def test_writes_take_the_sessions_advisory_lock(two):
         assert await write == [1]
     finally:
         await conn.close()
+
+
+@pytest.mark.parametrize("held, written, window, expected", [
+    ([], ["a", "b"], 4, ["a", "b"]),
+    (["a", "b"], ["c"], 4, ["a", "b", "c"]),
+    (["a", "b", "c"], ["a"], 4, ["b", "c", "a"]),          # written again: recent again
+    (["a", "b", "c", "d"], ["e", "f"], 4, ["c", "d", "e", "f"]),  # the oldest drop out
+    (["a"], ["x", "y", "x"], 4, ["a", "y", "x"]),            # a repeat within one write counts once, last
+    (["a", "b"], [], 4, ["a", "b"]),
+    ([], [str(i) for i in range(10)], 3, ["7", "8", "9"]),
+])
+def test_recent_hashes_window(held, written, window, expected):
+    assert recent(held, written, window) == expected

@@ -50,7 +50,7 @@ async def window_size(store, k: str) -> int:
     if store.backend == "sqlite":
         conn = sqlite3.connect(store.data_dir / "registry.sqlite")
         return conn.execute("SELECT COUNT(*) FROM window_hashes WHERE key = ?", (k,)).fetchone()[0]
-    return await store.pool.fetchval("SELECT COUNT(*) FROM window_hashes WHERE session_key = $1", k)
+    return await store.pool.fetchval("SELECT cardinality(recent_hashes) FROM sessions WHERE key = $1", k)
 
 
 # --------------------------------------------------------------------------- keys

@@ -10,11 +10,11 @@ import asyncpg
 from app.memory.records import MessageRow, PersonaChunk, SessionInfo, SummaryRow
 from app.memory.store.postgres import store_sql as sql
 from app.memory.store.postgres.schema import vector_records
-from app.memory.store.postgres.writes import WINDOW
+from app.memory.store.postgres.writes import recent
 
 _SESSION = ("key", "session_id", "owner", "fingerprint", "created_at", "last_active", "message_count",
             "token_total", "pending", "person", "character", "scope", "seq", "last_message", "last_summary",
-            "last_chunk")
+            "last_chunk", "recent_hashes")
 _MESSAGE = ("session_key", *sql.COLUMNS.split(", "), "changed_seq")
 _SUMMARY = ("session_key", "id", "kind", "level", "start_position", "end_position", "text", "created_at",
             "embedding", "superseded")
@@ -33,13 +33,12 @@ async def copy_session(conn: asyncpg.Connection, info: SessionInfo, meta: dict[s
     key = info.key
     last = (max((m.id for m in messages), default=0), max((s.id for s in summaries), default=0),
             max((c.id for c in chunks), default=0))
-    await _copy(conn, "sessions", _SESSION, [(*_session_values(info), 1, *last)])
+    await _copy(conn, "sessions", _SESSION, [(*_session_values(info), 1, *last, window(messages))])
     await _copy(conn, "meta", ("session_key", "key", "value"), [(key, k, v) for k, v in meta.items()])
     await _copy(conn, "messages", _MESSAGE, [(key, *_message_values(m), 1) for m in messages])
     await _copy(conn, "summaries", _SUMMARY, [(key, *_summary_values(s)) for s in summaries])
     await _copy(conn, "persona_chunks", _CHUNK, [(key, *_chunk_values(c)) for c in chunks])
     await _copy(conn, "message_vectors", ("session_key", "message_id", "row", "embedding"), _vectors(key, messages))
-    await _copy(conn, "window_hashes", ("session_key", "hash"), [(key, h) for h in window(messages)])
     return True
 
 
@@ -49,11 +48,8 @@ async def _copy(conn: asyncpg.Connection, table: str, columns: tuple[str, ...], 
 
 
 def window(messages: list[MessageRow]) -> list[str]:
-    """The hashes `find_by_hashes` would hold after these writes: the last WINDOW distinct turn
-    hashes in the order they were written, oldest first."""
-    latest_last = list(dict.fromkeys(m.content_hash for m in reversed(sorted(messages, key=lambda m: m.id))
-                                     if m.kind == "turn"))
-    return latest_last[:WINDOW][::-1]
+    """The hashes `find_by_hashes` would hold after these writes: the turns' in the order written."""
+    return recent([], [m.content_hash for m in sorted(messages, key=lambda m: m.id) if m.kind == "turn"])
 
 
 def _vectors(key: str, messages: list[MessageRow]) -> list[tuple]:

@@ -4,7 +4,8 @@ Every conversation's rows carry its `session_key`; ids (messages, summaries, per
 numbered per conversation from counters on the session row, exactly as in a SQLite file, so the
 API gives the same ids on both backends and `migrate-store` copies them as they are.
 
-`sessions.seq` is the conversation's write sequence; each message row remembers in `changed_seq`
+`sessions.recent_hashes` holds the content hashes of the last turns written (`find_by_hashes`,
+through a GIN index). `sessions.seq` is the conversation's write sequence; each message row remembers in `changed_seq`
 the write that last inserted or changed it, so another replica fetches exactly what it missed
 (`PgStore.changed`). Child rows go with their session (ON DELETE CASCADE).
 
@@ -41,13 +42,15 @@ async def m001_initial(conn: asyncpg.Connection) -> None:
             seq BIGINT NOT NULL DEFAULT 0,
             last_message INTEGER NOT NULL DEFAULT 0,
             last_summary INTEGER NOT NULL DEFAULT 0,
-            last_chunk INTEGER NOT NULL DEFAULT 0
+            last_chunk INTEGER NOT NULL DEFAULT 0,
+            recent_hashes TEXT[] NOT NULL DEFAULT '{}'
         );
         CREATE INDEX sessions_owner_fingerprint ON sessions (owner, fingerprint);
         CREATE INDEX sessions_owner_active ON sessions (owner, last_active);
         CREATE INDEX sessions_owner_person ON sessions (owner, person, last_active);
         CREATE INDEX sessions_session_id ON sessions (session_id);
         CREATE INDEX sessions_active ON sessions (last_active);
+        CREATE INDEX sessions_recent_hashes ON sessions USING gin (recent_hashes);
 
         CREATE TABLE messages (
             session_key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
@@ -114,14 +117,6 @@ async def m001_initial(conn: asyncpg.Connection) -> None:
             UNIQUE (session_key, hash)
         );
 
-        CREATE TABLE window_hashes (
-            session_key TEXT NOT NULL REFERENCES sessions (key) ON DELETE CASCADE,
-            hash TEXT NOT NULL,
-            id BIGSERIAL NOT NULL,
-            PRIMARY KEY (session_key, hash)
-        );
-        CREATE INDEX window_hashes_hash ON window_hashes (hash);
-        CREATE INDEX window_hashes_recent ON window_hashes (session_key, id);
     """)
 
 

@@ -24,7 +24,7 @@ import asyncio
 import time
 import weakref
 from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
 from typing import Any
 
@@ -40,6 +40,9 @@ from app.memory.store.postgres.pool import open_pool
 from app.memory.store.sqlite.registry import like_escape
 
 MAX_HASHES = 512  # hashes looked up per `find_by_hashes` call, as on SQLite
+# Every statement here reaches one conversation through its key, so one plan serves all of them:
+# planning each call again (custom plans of the write's one statement) cost about half its CPU.
+SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
 
 
 class PgStore:
@@ -57,7 +60,8 @@ class PgStore:
 
     async def open(self) -> None:
         """Create the pool and bring the database's "store" tables to the current schema."""
-        self._pool = await open_pool(self.dsn, min_size=1, max_size=self.pool_size)
+        self._pool = await open_pool(self.dsn, min_size=1, max_size=self.pool_size, reset=_keep_session,
+                                     server_settings=SERVER_SETTINGS)
         await migrate(self._pool, "store")
 
     async def aclose(self) -> None:
@@ -127,7 +131,7 @@ class PgStore:
         row = await self.pool.fetchrow(sql.by_hashes(owner), recent, *sql.owner_args(owner))
         if row is None or row["matches"] < min(min_matches, len(recent)):
             return None
-        return row["session_key"]
+        return row["key"]
 
     async def claim_session(self, key: str, person: str | None, character: str | None) -> None:
         await self.pool.execute(sql.CLAIM, check_key(key), person, character)
@@ -182,7 +186,7 @@ class PgStore:
         still at that version, else `StaleSession` and nothing written."""
         if not append and not supersede:
             return Applied()
-        async with self._writing(key, based_on) as w:
+        async with self._writing(key, based_on, writes.state_ids(supersede=supersede)) as w:
             await writes.apply(w, list(append), list(supersede))
         return self._wrote(w)
 
@@ -192,22 +196,19 @@ class PgStore:
     async def record(self, key: str, reply: NewMessage, replaces: Sequence[int] = ()) -> Applied:
         """Record the model's reply, superseding `replaces` (it takes their place when nothing
         active follows them); returns everything committed."""
-        async with self._writing(key) as w:
+        async with self._writing(key, None, writes.state_ids(replaces=replaces)) as w:
             await writes.reply(w, reply, list(replaces))
         return self._wrote(w)
 
     async def save_scores(self, key: str, updates: Sequence[ScoreUpdate]) -> None:
         """Background results, and the piece vectors of the active turns among them."""
-        now = time.time()
-        columns = _score_columns(updates, now)
+        columns = _score_columns(updates, time.time())
         async with self._writing(key) as w:
             searchable = await w.conn.fetch(sql.SAVE_SCORES, key, w.version, *columns)
-            await w.conn.execute(sql.DROP_VECTORS, key, columns[0])
             blobs = dict(zip(columns[0], columns[6]))
-            records = [v for r in searchable if r["searchable"] for v in schema.vector_records(key, r["id"], blobs[r["id"]])]
+            records = [v for (i,) in searchable for v in schema.vector_records(key, i, blobs[i])]
             if records:
-                await w.conn.copy_records_to_table("message_vectors", records=records)
-            await w.finish(None)
+                await w.conn.executemany(sql.ADD_VECTORS, records)
         self._wrote(w)
 
     async def touch_accessed(self, key: str, ids: Sequence[int]) -> None:
@@ -219,13 +220,9 @@ class PgStore:
         """Apply consolidation's tier changes (and dropped embeddings, with their vectors) in one transaction."""
         if not changes:
             return
-        ids, dropped = [c.id for c in changes], [c.id for c in changes if c.drop_embedding]
         async with self._writing(key) as w:
-            await w.conn.execute(sql.SET_TIERS, key, w.version, ids, [c.tier for c in changes],
+            await w.conn.execute(sql.SET_TIERS, key, w.version, [c.id for c in changes], [c.tier for c in changes],
                                  [bool(c.drop_embedding) for c in changes])
-            if dropped:
-                await w.conn.execute(sql.DROP_VECTORS, key, dropped)
-            await w.finish(None)
         self._wrote(w)
 
     async def set_persona(self, key: str, text: str) -> None:
@@ -315,10 +312,12 @@ class PgStore:
     async def search_vectors(self, key: str, query: np.ndarray, k: int, *,
                              ef_search: int | None = None) -> list[tuple[int, float]]:
         """The `k` messages of the conversation whose pieces are nearest `query`: (id, best cosine
-        similarity), best first, found through the HNSW index."""
+        similarity), best first, found through the HNSW index (walked until it has found enough of
+        this conversation's pieces; sorting the conversation's vectors instead is ruled out)."""
         ef = int(ef_search or self.ef_search)
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(f"SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = {ef}")
+            await conn.execute(f"SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = {ef}; "
+                               "SET LOCAL enable_sort = off")
             records = await conn.fetch(sql.SEARCH, check_key(key), np.asarray(query, dtype=np.float32), 4 * k)
         best: dict[int, float] = {}
         for message_id, distance in records:
@@ -351,22 +350,43 @@ class PgStore:
     # ------------------------------------------------------------------ plumbing
 
     @asynccontextmanager
-    async def _writing(self, key: str, based_on: int | None = None) -> AsyncIterator[writes.Write]:
-        """A transaction holding the session's advisory lock, with its counters read after the lock."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(sql.LOCK, sql.lock_id(check_key(key)))
-            state = await conn.fetchrow(sql.STATE, key)
-            if state is None:
-                raise SessionNotFound(key)
-            if based_on is not None and state["seq"] != based_on:
-                raise StaleSession(f"{key} is at version {state['seq']}, not {based_on}")
-            yield writes.Write(conn, key, state, time.time())
+    async def _writing(self, key: str, based_on: int | None = None,
+                       ids: Sequence[int] = ()) -> AsyncIterator[writes.Write]:
+        """A transaction holding the session's advisory lock, with the session's state read after
+        the lock (`ids`: the messages the write names). Committed when the block ends."""
+        async with self.pool.acquire() as conn:
+            await conn.execute(sql.begin_locked(check_key(key)))
+            try:
+                state = await conn.fetchrow(sql.STATE, key, list(ids))
+                if state is None:
+                    raise SessionNotFound(key)
+                if based_on is not None and state["seq"] != based_on:
+                    raise StaleSession(f"{key} is at version {state['seq']}, not {based_on}")
+                yield writes.Write(conn, key, state, time.time())
+            except BaseException:
+                await _rollback(conn)
+                raise
+            await conn.execute("COMMIT")
 
     def _wrote(self, w: writes.Write) -> Applied:
         """The cache rule: follow our own write only when nothing else was written since we looked."""
         if self._seen.get(w.key) == w.before:
             self._seen[w.key] = w.version
         return w.out
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """What the pool does to a connection given back: nothing beyond asyncpg's own rollback of an
+    open transaction. The store leaves no session state (its settings are SET LOCAL, its locks
+    end with their transaction), so the default reset query would be a wasted round trip."""
+
+
+async def _rollback(conn: asyncpg.Connection) -> None:
+    """Roll back a failed write; if the connection cannot (a cancelled query in flight), the pool's
+    release rolls it back or closes it."""
+    with suppress(asyncpg.InterfaceError, asyncpg.PostgresError):
+        if not conn.is_closed() and conn.is_in_transaction():
+            await conn.execute("ROLLBACK")
 
 
 def _score_columns(updates: Sequence[ScoreUpdate], now: float) -> list[list]:

@@ -25,41 +25,60 @@ ACTIVE_TURNS = "session_key = $1 AND superseded_by IS NULL AND kind = 'turn'"
 
 # --------------------------------------------------------------------------- writes
 
+def begin_locked(key: str) -> str:
+    """BEGIN and the session's transaction-scoped advisory lock, in one round trip (simple query:
+    the lock id is an integer we computed, never caller text)."""
+    return f"BEGIN; SELECT pg_advisory_xact_lock({lock_id(key)})"
+
+
 LOCK = "SELECT pg_advisory_xact_lock($1)"
-# The session's counters as the write starts (after the lock, so in a fresh snapshot).
-STATE = ("SELECT seq, last_message, last_summary, last_chunk, "
-         "(SELECT COALESCE(MAX(position), 0) FROM messages WHERE session_key = $1) AS last_position "
-         "FROM sessions WHERE key = $1")
-ACTIVE = ("SELECT id, position, token_count FROM messages "
-          "WHERE session_key = $1 AND id = ANY($2::int[]) AND superseded_by IS NULL")
-ACTIVE_FROM = "SELECT id FROM messages WHERE session_key = $1 AND superseded_by IS NULL AND position >= $2"
-INSERT_MESSAGES = (
-    "INSERT INTO messages (session_key, id, position, role, name, content, content_hash, created_at, token_count, "
-    "kind, changed_seq) SELECT $1, *, $2 FROM unnest($3::int[], $4::int[], $5::text[], $6::text[], $7::text[], "
-    "$8::text[], $9::float8[], $10::int[], $11::text[])")
-SUPERSEDE = ("UPDATE messages m SET superseded_by = u.by, changed_seq = $2 "
-             "FROM unnest($3::int[], $4::int[]) AS u(id, by) WHERE m.session_key = $1 AND m.id = u.id")
-DROP_VECTORS = "DELETE FROM message_vectors WHERE session_key = $1 AND message_id = ANY($2::int[])"
-# Counters, pending and the sequence after a write to messages; returns the pending count.
-FINISH = ("UPDATE sessions SET seq = $2, last_message = $3, message_count = message_count + $4, "
-          "token_total = token_total + $5, last_active = COALESCE($6, last_active), "
-          f"pending = (SELECT COUNT(*) FROM messages WHERE {PENDING}) WHERE key = $1 RETURNING pending")
-REMEMBER_HASHES = (
-    "INSERT INTO window_hashes (session_key, hash) SELECT $1, h FROM unnest($2::text[]) WITH ORDINALITY AS u(h, n) "
-    "ORDER BY n ON CONFLICT (session_key, hash) DO UPDATE SET id = nextval('window_hashes_id_seq')")
-TRIM_HASHES = ("DELETE FROM window_hashes WHERE session_key = $1 AND id < (SELECT id FROM window_hashes "
-               "WHERE session_key = $1 ORDER BY id DESC LIMIT 1 OFFSET $2)")
+# The session as a write starts (after the lock, so in a fresh snapshot): its counters, the last
+# position, and of the ids in $2 those still active (position, tokens, pending); `tail_clear`: no
+# other active message sits at or after the first of them (a reply then takes their place).
+STATE = (
+    "SELECT s.seq, s.last_message, s.last_summary, s.last_chunk, s.recent_hashes, "
+    "(SELECT COALESCE(MAX(position), 0) FROM messages WHERE session_key = $1) AS last_position, "
+    "a.ids, a.positions, a.tokens, a.pending, NOT EXISTS (SELECT 1 FROM messages WHERE session_key = $1 "
+    "AND superseded_by IS NULL AND position >= a.first AND NOT (id = ANY($2::int[]))) AS tail_clear "
+    "FROM sessions s, LATERAL (SELECT array_agg(id) AS ids, array_agg(position) AS positions, "
+    "array_agg(token_count) AS tokens, array_agg(scored_at IS NULL) AS pending, MIN(position) AS first "
+    "FROM messages WHERE session_key = $1 AND id = ANY($2::int[]) AND superseded_by IS NULL) AS a "
+    "WHERE s.key = $1")
+_PENDING_NOW = f"(SELECT COUNT(*) FROM messages WHERE {PENDING})"
+# A whole sync plan in one statement: new rows, superseded ones (their vectors dropped), the
+# session's counters. Every part reads the snapshot before the statement, hence the pending
+# count plus $19 (new rows less the pending ones superseded).
+WRITE = (
+    "WITH ins AS (INSERT INTO messages (session_key, id, position, role, name, content, content_hash, created_at, "
+    "token_count, kind, changed_seq) SELECT $1, *, $2 FROM unnest($3::int[], $4::int[], $5::text[], $6::text[], "
+    "$7::text[], $8::text[], $9::float8[], $10::int[], $11::text[])), "
+    "sup AS (UPDATE messages m SET superseded_by = u.by, changed_seq = $2 FROM unnest($12::int[], $13::int[]) "
+    "AS u(id, by) WHERE m.session_key = $1 AND m.id = u.id), "
+    "vec AS (DELETE FROM message_vectors WHERE session_key = $1 AND message_id = ANY($12::int[])) "
+    "UPDATE sessions SET seq = $2, last_message = $14, message_count = message_count + $15, "
+    "token_total = token_total + $16, last_active = $17, recent_hashes = $18, "
+    f"pending = {_PENDING_NOW} + $19 WHERE key = $1 RETURNING pending")
+# Background results; returns the ids whose vectors are searchable (active turns).
 SAVE_SCORES = (
-    "UPDATE messages m SET emotion = u.emotion, emotion_confidence = u.confidence, emotion_intensity = u.intensity, "
-    "emotion_probs = u.probs, importance = u.importance, embedding = u.embedding, scored_at = u.scored_at, "
-    "changed_seq = $2 FROM unnest($3::int[], $4::text[], $5::float8[], $6::float8[], $7::bytea[], $8::float8[], "
-    "$9::bytea[], $10::float8[]) AS u(id, emotion, confidence, intensity, probs, importance, embedding, scored_at) "
-    "WHERE m.session_key = $1 AND m.id = u.id "
-    "RETURNING m.id, m.embedding, m.superseded_by IS NULL AND m.kind = 'turn' AS searchable")
-SET_TIERS = ("UPDATE messages m SET tier = u.tier, changed_seq = $2, "
-             "embedding = CASE WHEN u.drop THEN NULL ELSE m.embedding END "
-             "FROM unnest($3::int[], $4::text[], $5::bool[]) AS u(id, tier, drop) "
-             "WHERE m.session_key = $1 AND m.id = u.id")
+    "WITH pre AS (SELECT COUNT(*) AS n FROM messages WHERE session_key = $1 AND id = ANY($3::int[]) "
+    "AND scored_at IS NULL AND superseded_by IS NULL), "
+    "upd AS (UPDATE messages m SET emotion = u.emotion, emotion_confidence = u.confidence, "
+    "emotion_intensity = u.intensity, emotion_probs = u.probs, importance = u.importance, "
+    "embedding = u.embedding, scored_at = u.scored_at, changed_seq = $2 "
+    "FROM unnest($3::int[], $4::text[], $5::float8[], $6::float8[], $7::bytea[], $8::float8[], $9::bytea[], "
+    "$10::float8[]) AS u(id, emotion, confidence, intensity, probs, importance, embedding, scored_at) "
+    "WHERE m.session_key = $1 AND m.id = u.id RETURNING m.id, m.superseded_by IS NULL AND m.kind = 'turn' AS ok), "
+    "vec AS (DELETE FROM message_vectors WHERE session_key = $1 AND message_id = ANY($3::int[])), "
+    f"ses AS (UPDATE sessions SET seq = $2, pending = {_PENDING_NOW} - (SELECT n FROM pre) WHERE key = $1) "
+    "SELECT id FROM upd WHERE ok")
+ADD_VECTORS = "INSERT INTO message_vectors (session_key, message_id, row, embedding) VALUES ($1, $2, $3, $4)"
+SET_TIERS = (
+    "WITH upd AS (UPDATE messages m SET tier = u.tier, changed_seq = $2, "
+    "embedding = CASE WHEN u.drop THEN NULL ELSE m.embedding END "
+    "FROM unnest($3::int[], $4::text[], $5::bool[]) AS u(id, tier, drop) WHERE m.session_key = $1 AND m.id = u.id), "
+    "vec AS (DELETE FROM message_vectors v USING unnest($3::int[], $5::bool[]) AS u(id, drop) "
+    "WHERE v.session_key = $1 AND v.message_id = u.id AND u.drop) "
+    "UPDATE sessions SET seq = $2 WHERE key = $1")
 TOUCH = ("UPDATE messages SET access_count = access_count + 1, last_accessed = $3 "
          "WHERE session_key = $1 AND id = ANY($2::int[])")
 PUT_META = ("INSERT INTO meta (session_key, key, value) SELECT $1, k, v FROM unnest($2::text[], $3::text[]) AS u(k, v) "
@@ -109,9 +128,10 @@ def by_fingerprint(owner: str | None) -> str:
 
 
 def by_hashes(owner: str | None) -> str:
-    return ("SELECT w.session_key, COUNT(*) AS matches FROM window_hashes w JOIN sessions s ON s.key = w.session_key "
-            f"WHERE w.hash = ANY($1::text[]) AND s.{owner_clause(owner, 2)} GROUP BY w.session_key, s.last_active "
-            "ORDER BY matches DESC, s.last_active DESC LIMIT 1")
+    """Sessions whose recent hashes overlap $1 (GIN), the most matches first, most recent on ties."""
+    return ("SELECT key, (SELECT COUNT(*) FROM unnest(recent_hashes) AS h WHERE h = ANY($1::text[])) AS matches "
+            f"FROM sessions WHERE recent_hashes && $1::text[] AND {owner_clause(owner, 2)} "
+            "ORDER BY matches DESC, last_active DESC LIMIT 1")
 
 
 def list_sessions(owner: str | None, every_owner: bool, search: bool) -> str:
@@ -192,6 +212,6 @@ def chunk(record: asyncpg.Record) -> PersonaChunk:
 
 
 def columns(rows: Sequence[MessageRow]) -> list[list]:
-    """The INSERT_MESSAGES arrays ($3-$11) of new rows."""
+    """The WRITE arrays of new rows ($3-$11)."""
     fields = ("id", "position", "role", "name", "content", "content_hash", "created_at", "token_count", "kind")
     return [[getattr(r, f) for r in rows] for f in fields]
