@@ -17,8 +17,6 @@ from app.memory.store.postgres.store import PgStore
 from app.memory.store.postgres.writes import recent
 from app.memory.store.sqlite.store import Store
 
-
-
 KEY = "0123456789abcdef"
 DIM = 384
 
@@ -125,6 +123,11 @@ async def test_search_vectors_finds_the_message_and_forgets_dropped_vectors(two)
     query = unit(1000 + ids[17]) + 0.05 * unit(7)
     hits = await a.search_vectors(KEY, query, 3)
     assert hits[0][0] == ids[17] and hits[0][1] > 0.9 and len(hits) == 3
+    exact = await a.search_vectors(KEY, query, 3, exact=True)
+    q = query / np.linalg.norm(query)
+    truth = sorted(((i, max(float(unit(i) @ q), float(unit(1000 + i) @ q))) for i in ids), key=lambda t: -t[1])
+    assert [i for i, _ in exact] == [i for i, _ in truth[:3]]
+    assert np.allclose([s for _, s in exact], [s for _, s in truth[:3]], atol=1e-5)
     await a.apply(KEY, supersede=[(ids[17], msg("m17 edited"))])
     assert ids[17] not in [i for i, _ in await a.search_vectors(KEY, query, 3)]
     await a.set_tiers(KEY, [_Tier(ids[18], "archive", True)])

@@ -202,7 +202,7 @@ class PgStore:
 
     async def save_scores(self, key: str, updates: Sequence[ScoreUpdate]) -> None:
         """Background results, and the piece vectors of the active turns among them."""
-        columns = _score_columns(updates, time.time())
+        columns = sql.score_columns(updates, time.time())
         async with self._writing(key) as w:
             searchable = await w.conn.fetch(sql.SAVE_SCORES, key, w.version, *columns)
             blobs = dict(zip(columns[0], columns[6]))
@@ -237,10 +237,10 @@ class PgStore:
         now = time.time()
         async with self._writing(key) as w:
             known = {r[0] for r in await w.conn.fetch(sql.KNOWN_CHUNKS, key, [c.hash for c in chunks])}
-            fresh = _first_of_each_hash(chunks, known)
+            fresh = writes.new_chunks(chunks, known)
             added = [replace(c, id=w.state["last_chunk"] + n, created_at=now) for n, c in enumerate(fresh, 1)]
             if added:
-                await w.conn.execute(sql.ADD_CHUNKS, key, *_chunk_columns(added))
+                await w.conn.execute(sql.ADD_CHUNKS, key, *sql.chunk_columns(added))
                 await w.conn.execute(sql.COUNT_CHUNKS, key, added[-1].id)
         return added
 
@@ -309,16 +309,19 @@ class PgStore:
     async def summaries(self, key: str, *, include_superseded: bool = False) -> list[SummaryRow]:
         return [sql.summary(r) for r in await self.pool.fetch(sql.SUMMARIES[include_superseded], check_key(key))]
 
-    async def search_vectors(self, key: str, query: np.ndarray, k: int, *,
-                             ef_search: int | None = None) -> list[tuple[int, float]]:
+    async def search_vectors(self, key: str, query: np.ndarray, k: int, *, ef_search: int | None = None,
+                             exact: bool = False) -> list[tuple[int, float]]:
         """The `k` messages of the conversation whose pieces are nearest `query`: (id, best cosine
-        similarity), best first, found through the HNSW index (walked until it has found enough of
-        this conversation's pieces; sorting the conversation's vectors instead is ruled out)."""
-        ef = int(ef_search or self.ef_search)
+        similarity), best first. Through the HNSW index, walked until it has found enough of this
+        conversation's pieces (sorting them instead is ruled out); `exact`: compare every piece."""
+        vector = np.asarray(query, dtype=np.float32)
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(f"SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL hnsw.ef_search = {ef}; "
-                               "SET LOCAL enable_sort = off")
-            records = await conn.fetch(sql.SEARCH, check_key(key), np.asarray(query, dtype=np.float32), 4 * k)
+            if exact:
+                records = await conn.fetch(sql.SEARCH_EXACT, check_key(key), vector, 4 * k)
+            else:
+                await conn.execute(f"SET LOCAL hnsw.iterative_scan = relaxed_order; SET LOCAL enable_sort = off; "
+                                   f"SET LOCAL hnsw.ef_search = {int(ef_search or self.ef_search)}")
+                records = await conn.fetch(sql.SEARCH, check_key(key), vector, 4 * k)
         best: dict[int, float] = {}
         for message_id, distance in records:
             best[message_id] = max(best.get(message_id, -2.0), 1.0 - distance)
@@ -387,23 +390,3 @@ async def _rollback(conn: asyncpg.Connection) -> None:
     with suppress(asyncpg.InterfaceError, asyncpg.PostgresError):
         if not conn.is_closed() and conn.is_in_transaction():
             await conn.execute("ROLLBACK")
-
-
-def _score_columns(updates: Sequence[ScoreUpdate], now: float) -> list[list]:
-    return [[u.id for u in updates], [u.emotion for u in updates], [u.emotion_confidence for u in updates],
-            [u.emotion_intensity for u in updates], [sql.blob(u.emotion_probs) for u in updates],
-            [u.importance for u in updates], [sql.blob(u.embedding) for u in updates],
-            [now if u.scored_at is None else u.scored_at for u in updates]]
-
-
-def _chunk_columns(chunks: list[PersonaChunk]) -> list[list]:
-    return [[c.id for c in chunks], [c.hash for c in chunks], [c.text for c in chunks],
-            [c.token_count for c in chunks], [c.created_at for c in chunks], [sql.blob(c.embedding) for c in chunks]]
-
-
-def _first_of_each_hash(chunks: Sequence[PersonaChunk], known: set[str]) -> list[PersonaChunk]:
-    fresh: dict[str, PersonaChunk] = {}
-    for c in chunks:
-        if c.hash not in known:
-            fresh.setdefault(c.hash, c)
-    return list(fresh.values())

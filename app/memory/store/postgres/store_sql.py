@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import asyncpg
 import numpy as np
 
-from app.memory.records import MessageRow, PersonaChunk, SessionInfo, SummaryRow
+from app.memory.records import MessageRow, PersonaChunk, ScoreUpdate, SessionInfo, SummaryRow
 
 COLUMNS = ("id, position, role, name, content, content_hash, created_at, token_count, superseded_by, kind, "
            "emotion, emotion_confidence, emotion_intensity, emotion_probs, importance, embedding, scored_at, "
@@ -183,6 +183,9 @@ CHANGED = (f"SELECT s.seq, {', '.join('m.' + c for c in COLUMNS.split(', '))} FR
 SEQ = "SELECT seq FROM sessions WHERE key = $1"
 SEARCH = ("SELECT message_id, embedding <=> $2 AS distance FROM message_vectors WHERE session_key = $1 "
           "ORDER BY embedding <=> $2 LIMIT $3")
+# The same, exact: `+ 0` keeps the HNSW index from supplying the order, so every piece is compared.
+SEARCH_EXACT = ("SELECT message_id, embedding <=> $2 AS distance FROM message_vectors WHERE session_key = $1 "
+                "ORDER BY (embedding <=> $2) + 0 LIMIT $3")
 
 
 def vector(blob: bytes | None) -> np.ndarray | None:
@@ -215,3 +218,17 @@ def columns(rows: Sequence[MessageRow]) -> list[list]:
     """The WRITE arrays of new rows ($3-$11)."""
     fields = ("id", "position", "role", "name", "content", "content_hash", "created_at", "token_count", "kind")
     return [[getattr(r, f) for r in rows] for f in fields]
+
+
+def score_columns(updates: Sequence[ScoreUpdate], now: float) -> list[list]:
+    """The SAVE_SCORES arrays ($3-$10) of background results (`scored_at` None: now)."""
+    return [[u.id for u in updates], [u.emotion for u in updates], [u.emotion_confidence for u in updates],
+            [u.emotion_intensity for u in updates], [blob(u.emotion_probs) for u in updates],
+            [u.importance for u in updates], [blob(u.embedding) for u in updates],
+            [now if u.scored_at is None else u.scored_at for u in updates]]
+
+
+def chunk_columns(chunks: Sequence[PersonaChunk]) -> list[list]:
+    """The ADD_CHUNKS arrays ($2-$7) of chunks with their ids set."""
+    return [[c.id for c in chunks], [c.hash for c in chunks], [c.text for c in chunks],
+            [c.token_count for c in chunks], [c.created_at for c in chunks], [blob(c.embedding) for c in chunks]]

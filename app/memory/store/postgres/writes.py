@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from app.memory.records import Applied, MessageRow, NewMessage
+from app.memory.records import Applied, MessageRow, NewMessage, PersonaChunk
 from app.memory.store.postgres import store_sql as sql
 from app.sessions import message_hash
 
@@ -97,6 +97,15 @@ async def reply(w: Write, reply: NewMessage, replaces: list[int]) -> None:
         w.supersede(old_id, reply_id)
     w.out.appended = [reply_id]
     await w.flush()
+
+
+def new_chunks(chunks: Sequence[PersonaChunk], known: set[str]) -> list[PersonaChunk]:
+    """The chunks to store: the first of each hash not `known` yet, in order."""
+    fresh: dict[str, PersonaChunk] = {}
+    for c in chunks:
+        if c.hash not in known:
+            fresh.setdefault(c.hash, c)
+    return list(fresh.values())
 
 
 def state_ids(supersede: Sequence[tuple[int, object]] = (), replaces: Sequence[int] = ()) -> list[int]:
