@@ -10,7 +10,7 @@ import asyncpg
 import numpy as np
 import pytest
 
-from app.memory.records import NewMessage, ScoreUpdate, StaleSession
+from app.memory.records import Changes, NewMessage, ScoreUpdate, StaleSession
 from app.memory.store.postgres.migrations import applied, migrate
 from app.memory.store.postgres.pool import open_pool
 from app.memory.store.postgres.store import PgStore
@@ -74,6 +74,37 @@ async def test_changed_returns_exactly_what_the_other_replica_wrote(two):
     assert np.array_equal(got[ids[0]].embedding, unit(1)) and got[ids[0]].importance == 0.5
     assert await a.changed(KEY) is None
     assert (await b.changed(KEY)).version == 4  # b catches up with everything since 1
+
+
+@pytest.mark.anyio
+async def test_a_plan_made_before_the_conversation_existed_is_stale_once_another_replica_wrote(two):
+    a, b = two
+    new = "ab" * 8
+    assert await a.changed(new) is None and await b.changed(new) is None
+    assert a.version_seen(new) == 0 == b.version_seen(new)
+    for store in (a, b):
+        await store.create_session(new, "same-chat")
+    await a.apply(new, append=[msg("hello")], based_on=a.version_seen(new))
+    with pytest.raises(StaleSession):
+        await b.apply(new, append=[msg("hello")], based_on=b.version_seen(new))
+    assert [r.content for r in (await b.changed(new)).rows] == ["hello"]
+    assert [r.content for r in await b.messages(new)] == ["hello"]
+
+
+@pytest.mark.anyio
+async def test_a_conversation_deleted_and_written_again_comes_back_whole(two):
+    a, b = two
+    await a.append(KEY, [msg("old 1"), msg("old 2")])
+    await a.append(KEY, [msg("old 3")])
+    await b.changed(KEY)
+    assert b.version_seen(KEY) == 2
+    await a.delete_session(KEY)
+    await a.create_session(KEY, "chat-1")
+    await a.append(KEY, [msg("new")])
+    changes = await b.changed(KEY)  # at version 1, below the 2 it had seen
+    assert changes.version == 1 and [r.content for r in changes.rows] == ["new"]
+    await a.delete_session(KEY)
+    assert await b.changed(KEY) == Changes(0, [])  # gone: nothing left to hold
 
 
 @pytest.mark.anyio

@@ -330,20 +330,19 @@ class PgStore:
     # ------------------------------------------------------------------ caches across processes
 
     async def changed(self, key: str) -> Changes | None:
-        """What others wrote since this process's caches last looked (None: nothing, or never looked)."""
+        """What others wrote since this process's caches last looked (None: nothing, or the first
+        look). A conversation not created yet is at version 0, so a plan made on nothing is stale
+        once another replica has created and written it."""
         seen = self._seen.get(check_key(key))
         if seen is None:
-            seq = await self.pool.fetchval(sql.SEQ, key)
-            if seq is not None:
-                self._seen[key] = seq
+            self._seen[key] = await self.pool.fetchval(sql.SEQ, key) or 0
             return None
         records = await self.pool.fetch(sql.CHANGED, key, seen)
-        if not records:
-            self._seen.pop(key, None)
-            return None
-        version = records[0][0]
+        version = records[0][0] if records else 0
         if version == seen:
             return None
+        if version < seen and records:  # deleted and created again since: every row is new
+            records = await self.pool.fetch(sql.CHANGED, key, -1)
         self._seen[key] = version
         return Changes(version, [sql.message(r[1:]) for r in records if r[1] is not None])
 
