@@ -7,6 +7,7 @@
     memory-proxy import chat.jsonl --session my-story --user alex   # ... as one of alex's chats
     memory-proxy docs add manual.pdf lore/*.md          # documents into a running proxy's knowledge base
     memory-proxy report --days 7            # the performance report, from the request log
+    memory-proxy migrate-store --to postgresql://user:pass@host/memory   # SQLite conversations into PostgreSQL
 """
 
 from __future__ import annotations
@@ -138,7 +139,23 @@ def docs(settings: Settings, args: argparse.Namespace) -> int:
     return add_documents(url, key, args.files, scope=args.scope, timeout=args.timeout)
 
 
-COMMANDS = {"serve": serve, "prepare": prepare, "import": import_chat, "report": report, "docs": docs}
+def migrate_store(settings: Settings, args: argparse.Namespace) -> int:
+    """Copy every conversation of DATA_DIR into PostgreSQL; safe to run again, resumes after a stop."""
+    import asyncio
+
+    from app.memory.store.migrate import migrate_store as run
+    from app.memory.store.postgres.pool import is_postgres_url
+
+    if not is_postgres_url(args.to):
+        print("--to must be a postgresql:// URL", file=sys.stderr)
+        return 2
+    done = asyncio.run(run(settings.data_dir, args.to, limit=args.limit))
+    print(f"copied {done.copied} conversations ({done.messages} messages), {done.skipped} already there")
+    return 0
+
+
+COMMANDS = {"serve": serve, "prepare": prepare, "import": import_chat, "report": report, "docs": docs,
+            "migrate-store": migrate_store}
 
 
 def parser() -> argparse.ArgumentParser:
@@ -165,6 +182,9 @@ def parser() -> argparse.ArgumentParser:
     add.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for indexing")
     rep = sub.add_parser("report", help="the performance report from the request log")
     rep.add_argument("--days", type=float, default=7.0)
+    mig = sub.add_parser("migrate-store", help="copy the conversations of DATA_DIR into PostgreSQL")
+    mig.add_argument("--to", required=True, metavar="DATABASE_URL", help="postgresql://user:pass@host:port/db")
+    mig.add_argument("--limit", type=int, help="copy at most this many conversations now")
     return root
 
 

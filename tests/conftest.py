@@ -55,6 +55,33 @@ def pg_url(postgres_server):
     asyncio.run(drop_database(admin, name))
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_overrides(request):
+    """Proxy settings for the store backend under test: none (SQLite files in the data dir) or
+    `database_url` of a fresh PostgreSQL database."""
+    return {"database_url": request.getfixturevalue("pg_url")} if request.param == "postgresql" else {}
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def make_store(request, tmp_path):
+    """A factory of (unopened) conversation stores on the backend under test: SQLite files in
+    tmp_path/data, or a fresh PostgreSQL database. Calls within one test share the same data."""
+    url = request.getfixturevalue("pg_url") if request.param == "postgresql" else None
+
+    def make(**kwargs):
+        if url is None:
+            from app.memory.store.sqlite.store import Store
+
+            return Store(tmp_path / "data", **kwargs)
+        from app.memory.store.postgres.store import PgStore
+
+        return PgStore(url, **kwargs)
+
+    make.backend = request.param
+    make.url = url
+    return make
+
+
 def model_cache_dir() -> Path:
     """Where the exported embedding models are kept for tests (built once by `run.sh`'s prepare)."""
     return Path(os.environ.get("EMBEDDING_CACHE_DIR") or Path(__file__).resolve().parents[1] / "data" / "models")

@@ -8,8 +8,16 @@ import time
 
 import httpx
 import openai
+import pytest
 
 from tests.integration.test_memory_api import wait_indexed
+
+
+@pytest.fixture
+def memory_proxy(store_overrides, fake, start_proxy) -> str:
+    """The memory proxy on each store backend (SQLite files, PostgreSQL); the database outlives it."""
+    return start_proxy(upstream_base_url=fake.url, memory_enabled=True, summary_enabled=False,
+                       consolidate_interval_seconds=0, **store_overrides)
 
 
 def append(base: str, session: str, texts: list[str]) -> None:

@@ -9,8 +9,16 @@ import time
 
 import httpx
 import openai
+import pytest
 
 SAD = "My dog Biscuit died this morning and I can't stop crying."
+
+
+@pytest.fixture
+def memory_proxy(store_overrides, fake, start_proxy) -> str:
+    """The memory proxy on each store backend (SQLite files, PostgreSQL); the database outlives it."""
+    return start_proxy(upstream_base_url=fake.url, memory_enabled=True, summary_enabled=False,
+                       consolidate_interval_seconds=0, **store_overrides)
 
 
 def wait_indexed(base: str, session: str) -> dict:
@@ -32,7 +40,7 @@ def st_file(tmp_path, n: int = 30):
     return path
 
 
-def test_sessions_are_listed_inspected_scored_exported_and_deleted(memory_proxy, fake, tmp_path):
+def test_sessions_are_listed_inspected_scored_exported_and_deleted(memory_proxy, fake, tmp_path, store_overrides):
     messages = [{"role": "user", "content": SAD}, {"role": "assistant", "content": "I'm so sorry."},
                 {"role": "user", "content": "Thanks for listening."}]
     ids = httpx.post(f"{memory_proxy}/sessions/api-1/messages", json={"messages": messages}).json()["data"]
@@ -58,7 +66,9 @@ def test_sessions_are_listed_inspected_scored_exported_and_deleted(memory_proxy,
 
     assert httpx.delete(f"{memory_proxy}/sessions/api-1").json()["deleted"] is True
     assert httpx.get(f"{memory_proxy}/sessions/api-1").status_code == 404
-    assert len(list((tmp_path / "data" / "sessions").glob("*.sqlite"))) == 1  # only api-2's file is left
+    assert [s["id"] for s in httpx.get(f"{memory_proxy}/sessions").json()["data"]] == ["api-2"]
+    if not store_overrides:
+        assert len(list((tmp_path / "data" / "sessions").glob("*.sqlite"))) == 1  # only api-2's file is left
 
 
 def test_persona_is_used_when_the_request_has_no_system_prompt(memory_proxy, fake):

@@ -15,7 +15,6 @@ from app.memory.persona import REASON, ChunkSet, PersonaHit, PersonaMemory, Pers
 from app.memory.persona_text import chunk_hash, coverage, flat, prompt_chunks, split_prompt, unseen, vector_texts
 from app.memory.search.retrieval import query_terms
 from app.memory.records import PersonaChunk
-from app.memory.store.sqlite.store import Store
 from app.tokens import count_tokens
 
 KEY = "0123456789abcdef"
@@ -264,10 +263,10 @@ def test_persona_items_render_as_earlier_character_information_first_in_the_bloc
 
 
 @pytest.fixture
-async def memory(tmp_path, backend):
+async def memory(make_store, backend):
     embedder = Embedder(backend)
     await embedder.start()
-    async with Store(tmp_path / "data") as store:
+    async with make_store() as store:
         await store.create_session(KEY, "chat-1")
         yield PersonaMemory(store, embedder, SETTINGS)
     await embedder.aclose()
@@ -308,10 +307,11 @@ async def test_concurrent_first_uses_share_one_load(memory):
 
 
 @pytest.mark.anyio
-async def test_a_session_without_a_file_stores_nothing(memory):
+async def test_a_session_not_created_stores_nothing(memory):
     other = "fedcba9876543210"
     assert await memory.remember(other, [CARD]) == 0
-    assert not memory.store.session_path(other).exists()
+    assert await memory.store.get_session(other) is None and await memory.store.persona_chunks(other) == []
+    assert memory.store.backend != "sqlite" or not memory.store.session_path(other).exists()
     assert len(await memory.chunks(other)) == 0
 
 

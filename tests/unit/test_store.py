@@ -1,10 +1,12 @@
-"""The conversation store on real SQLite files: registry, writes, reads, locks, pool and deletion."""
+"""The conversation store on both backends (real SQLite files, a real PostgreSQL): registry, writes,
+reads, locks and deletion; the SQLite connection pool on its own."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 
+import asyncpg
 import numpy as np
 import pytest
 
@@ -27,14 +29,28 @@ def msg(content: str, role: str = "user", tokens: int = 1, **extra) -> NewMessag
 
 
 @pytest.fixture
-async def store(tmp_path):
-    async with Store(tmp_path / "data", max_open=8) as s:
+async def store(make_store):
+    async with make_store() as s:
         await s.create_session(KEY, "chat-1", None, "fp-1")
         yield s
 
 
 async def contents(store: Store, k: str = KEY, **kwargs) -> list[tuple[int, str]]:
     return [(r.position, r.content) for r in await store.messages(k, **kwargs)]
+
+
+def session_files(store) -> list[str]:
+    """The session files on disk (SQLite); PostgreSQL keeps none."""
+    if store.backend != "sqlite":
+        return []
+    return sorted(p.name for p in store.sessions_dir.iterdir())
+
+
+async def window_size(store, k: str) -> int:
+    if store.backend == "sqlite":
+        conn = sqlite3.connect(store.data_dir / "registry.sqlite")
+        return conn.execute("SELECT COUNT(*) FROM window_hashes WHERE key = ?", (k,)).fetchone()[0]
+    return await store.pool.fetchval("SELECT cardinality(recent_hashes) FROM sessions WHERE key = $1", k)
 
 
 # --------------------------------------------------------------------------- keys
@@ -51,7 +67,10 @@ async def test_invalid_keys_are_rejected_before_any_file_is_touched(store, bad):
         await store.messages(bad)
     with pytest.raises(InvalidSessionKey):
         await store.create_session(bad, "s")
-    assert sorted(p.name for p in store.sessions_dir.iterdir() if p.suffix == ".sqlite") == [f"{KEY}.sqlite"]
+    with pytest.raises(InvalidSessionKey):
+        await store.get_session(bad)
+    assert [s.key for s in await store.list_sessions(None, every_owner=True)] == [KEY]
+    assert [p for p in session_files(store) if p.endswith(".sqlite")] in ([], [f"{KEY}.sqlite"])
 
 
 @pytest.mark.parametrize("good", ["0" * 16, "a" * 64, "0123456789abcdef" * 2])
@@ -65,7 +84,7 @@ def test_valid_keys_pass(good):
 async def test_create_session_makes_file_row_and_meta_and_is_idempotent(store):
     info = await store.get_session(KEY)
     assert (info.session_id, info.owner, info.fingerprint, info.message_count) == ("chat-1", None, "fp-1", 0)
-    assert store.session_path(KEY).exists()
+    assert store.backend != "sqlite" or store.session_path(KEY).exists()
     again = await store.create_session(KEY, "other-id", "someone", "fp-2")
     assert again == info
     assert (await store.meta(KEY))["session_id"] == "chat-1"
@@ -78,7 +97,10 @@ async def test_unknown_session_reads_are_empty_and_create_nothing(store):
     assert await store.pending_count(OTHER) == 0
     assert await store.get_persona(OTHER) is None
     assert (await store.stats(OTHER)).messages == 0
-    assert not store.session_path(OTHER).exists()
+    assert await store.summaries(OTHER) == [] and await store.meta(OTHER) == {}
+    assert await store.turns_before(OTHER, [1]) == {} and await store.persona_chunks(OTHER) == []
+    assert await store.get_session(OTHER) is None and OTHER not in await store.all_keys()
+    assert f"{OTHER}.sqlite" not in session_files(store)
 
 
 async def test_unknown_session_writes_raise(store):
@@ -86,7 +108,12 @@ async def test_unknown_session_writes_raise(store):
         await store.append(OTHER, [msg("x")])
     with pytest.raises(SessionNotFound):
         await store.record_reply(OTHER, msg("x", "assistant"))
-    assert not store.session_path(OTHER).exists()
+    with pytest.raises(SessionNotFound):
+        await store.save_scores(OTHER, [ScoreUpdate(id=1, importance=0.5)])
+    with pytest.raises(SessionNotFound):
+        await store.add_summary(OTHER, kind="rolling", level=0, start_position=1, end_position=2, text="x")
+    assert await store.get_session(OTHER) is None
+    assert f"{OTHER}.sqlite" not in session_files(store)
 
 
 async def test_find_by_fingerprint_is_scoped_by_owner(store):
@@ -112,8 +139,10 @@ async def test_find_by_hashes_matches_a_front_trimmed_window(store):
 
 async def test_window_hashes_stay_bounded(store):
     await store.append(KEY, [msg(f"m{i}") for i in range(300)])
-    conn = sqlite3.connect(store.data_dir / "registry.sqlite")
-    assert conn.execute("SELECT COUNT(*) FROM window_hashes WHERE key = ?", (KEY,)).fetchone() == (64,)
+    assert await window_size(store, KEY) == 64
+    await store.append(KEY, [msg("m0"), msg("m0")])  # a repeated hash counts as recent again
+    assert await window_size(store, KEY) == 64
+    assert await store.find_by_hashes(None, [h.content_hash for h in (await store.messages(KEY))[-2:]]) == KEY
 
 
 async def test_list_sessions_by_owner_most_recent_first(store):
@@ -162,7 +191,7 @@ async def test_apply_never_loses_a_replacement_for_a_stale_id(store):
 
 async def test_failed_write_leaves_nothing_behind(store):
     await store.append(KEY, [msg("a")])
-    with pytest.raises(sqlite3.IntegrityError):
+    with pytest.raises((sqlite3.IntegrityError, asyncpg.NotNullViolationError)):
         await store.append(KEY, [msg("b"), NewMessage(role=None, content="no role", content_hash="h")])  # NOT NULL role
     assert await contents(store) == [(1, "a")]
     assert (await store.get_session(KEY)).message_count == 1
@@ -303,36 +332,37 @@ async def test_concurrent_first_uses_of_a_session_share_one_connection(tmp_path)
         assert results[-1] == [1]
 
 
-async def test_data_survives_closing_and_reopening(tmp_path):
-    async with Store(tmp_path) as store:
+async def test_data_survives_closing_and_reopening(make_store):
+    async with make_store() as store:
         await store.create_session(KEY, "chat-1")
         await store.append(KEY, [msg("remember me")])
-    async with Store(tmp_path) as store:
+    async with make_store() as store:
         assert await contents(store) == [(1, "remember me")]
         assert (await store.get_session(KEY)).message_count == 1
 
 
-async def test_aclose_is_idempotent_and_refuses_later_use(tmp_path):
-    store = Store(tmp_path)
+async def test_aclose_is_idempotent_and_refuses_later_use(make_store):
+    store = make_store()
     await store.open()
     await store.create_session(KEY, "chat-1")
     await store.aclose()
     await store.aclose()
-    assert store.open_connections == 0
+    assert store.backend != "sqlite" or store.open_connections == 0
     with pytest.raises(RuntimeError):
         await store.append(KEY, [msg("late")])
 
 
 async def test_delete_removes_files_and_registry_rows(store):
     await store.append(KEY, [msg("secret")])
-    path = store.session_path(KEY)
-    assert path.exists() and path.with_name(path.name + "-wal").exists()
+    await store.add_summary(KEY, kind="rolling", level=0, start_position=1, end_position=1, text="s")
+    if store.backend == "sqlite":
+        path = store.session_path(KEY)
+        assert path.exists() and path.with_name(path.name + "-wal").exists()
     assert await store.delete_session(KEY) is True
-    leftovers = [p.name for p in store.sessions_dir.iterdir()]
-    assert leftovers == []
+    assert session_files(store) == []
     assert await store.get_session(KEY) is None
     assert await store.find_by_fingerprint(None, "fp-1") is None
-    assert await store.messages(KEY) == []
+    assert await store.messages(KEY) == [] and await store.summaries(KEY) == [] and await store.meta(KEY) == {}
     assert await store.delete_session(KEY) is False
 
 
@@ -342,7 +372,7 @@ async def test_delete_waits_for_a_reader_in_flight(store):
     await asyncio.sleep(0)
     deleted = await store.delete_session(KEY)
     assert deleted and all(len(rows) in (0, 200) for rows in await reads)
-    assert not store.session_path(KEY).exists()
+    assert session_files(store) == []
 
 
 

