@@ -82,6 +82,7 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
     _register_health(state, store, embedder, jobs)
     _register_gauges(state, working, recall, writer, embedder, jobs)
     _register_cache_counters(state, memory.cache)
+    _register_pool_gauges(state, store)
     return memory
 
 
@@ -186,3 +187,17 @@ def _register_cache_counters(state, cache) -> None:
                     lambda: cache.rows)
     metrics.counter("proxy_sync_replans_total", "Sync plans made again because another replica wrote first",
                     lambda: cache.replans)
+
+
+def _register_pool_gauges(state, store) -> None:
+    """The conversation store's PostgreSQL pool: connections open and in use (none on SQLite)."""
+    metrics = getattr(state, "metrics", None)
+    pool_stats = getattr(store, "pool_stats", None)
+    if metrics is None or pool_stats is None:
+        return
+    metrics.gauge("proxy_db_pool_connections", "Connections the store's PostgreSQL pool holds open",
+                  lambda: pool_stats()["size"])
+    metrics.gauge("proxy_db_pool_in_use", "Connections of the store's PostgreSQL pool in use",
+                  lambda: pool_stats()["in_use"])
+    metrics.gauge("proxy_db_pool_max", "Connections the store's PostgreSQL pool may open (DATABASE_POOL_SIZE)",
+                  lambda: pool_stats()["max"])

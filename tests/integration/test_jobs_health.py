@@ -19,3 +19,22 @@ def test_health_and_metrics_show_the_job_queue(memory_proxy):
                    'proxy_jobs_failed_total{kind="score"}', 'proxy_jobs_reclaimed_total{kind="score"}'):
         assert series in text
     assert "# TYPE proxy_jobs_failed_total counter" in text
+
+
+def test_on_postgresql_health_and_metrics_show_the_pool_the_cache_and_the_queue(fake, start_proxy, pg_url):
+    url = start_proxy(upstream_base_url=fake.url, memory_enabled=True, summary_enabled=False,
+                      consolidate_interval_seconds=0, database_url=pg_url)
+    client = openai.OpenAI(base_url=url, api_key="k", max_retries=0)
+    client.chat.completions.create(model="fake-model", messages=[{"role": "user", "content": "Hello there"}],
+                                   extra_headers={"X-Session-Id": "pool"})
+    base = url.removesuffix("/v1")
+    health = httpx.get(f"{base}/health", timeout=10).json()["components"]
+    assert health["storage"].startswith("ok (1 sessions, pool ") and health["storage"].endswith(" in use)")
+    assert health["jobs"].startswith("ok (postgresql: ")
+    text = httpx.get(f"{base}/metrics", timeout=10).text
+    values = {line.split(" ")[0]: float(line.split(" ")[1]) for line in text.splitlines()
+              if line and not line.startswith("#")}
+    assert values["proxy_db_pool_max"] == 10 and 1 <= values["proxy_db_pool_connections"] <= 10
+    assert 0 <= values["proxy_db_pool_in_use"] <= values["proxy_db_pool_connections"]
+    assert values["proxy_cache_refreshes_total"] == 0 and values["proxy_sync_replans_total"] == 0
+    assert 'proxy_jobs_queue_depth{kind="score"}' in values
