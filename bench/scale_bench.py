@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 from app.fakes.serve import free_port  # noqa: E402
 from bench.proxy_bench import Conversations, level, start  # noqa: E402
 
-ENV = {"HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING", "MEMORY_ENABLED": "true", "SUMMARY_ENABLED": "false"}
+ENV = {"HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING", "MEMORY_ENABLED": "true", "SUMMARY_ENABLED": "false",
+       "EMBEDDING_CACHE_DIR": os.environ.get("EMBEDDING_CACHE_DIR") or str(ROOT / "data" / "models")}
 
 
 def cpu_seconds(pids: list[int]) -> float:

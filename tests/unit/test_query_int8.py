@@ -62,6 +62,23 @@ def test_prepare_quantizes_the_exported_model_once_beside_it(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([exported.name, made.name])  # no temp left
 
 
+def test_processes_quantizing_at_once_all_end_with_a_whole_model(tmp_path):
+    """Workers starting together on a fresh cache each quantize; none may lose its intermediate
+    file to another (the quantizer writes `<input>-inferred.onnx` beside its input)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from app.memory.embedding.backends import quantize_int8
+
+    source = tmp_path / "model.onnx"
+    source.symlink_to(prepare(MODEL, model_cache_dir()))
+    targets = [tmp_path / f"int8-{i}.onnx" for i in range(3)]
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda target: quantize_int8(source, target), targets))
+    for target in targets:
+        assert "QAttention" in {node.op_type for node in onnx.load(str(target)).graph.node}
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["model.onnx", *(t.name for t in targets)])
+
+
 def test_int8_vectors_stay_close_to_the_float_model(onnx_backend, int8_backend):
     exact, quick = onnx_backend.encode(SENTENCES), int8_backend.encode(SENTENCES)
     cosines = (exact * quick).sum(axis=1)

@@ -193,9 +193,15 @@ def quantize_int8(source: Path, target: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    quantize_dynamic(str(source), str(target), per_channel=True, weight_type=QuantType.QInt8,
-                     op_types_to_quantize=["MatMul", "Attention"],
-                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
+    # The quantizer writes `<source>-inferred.onnx` beside its input and deletes it after: read
+    # the input through a link in a directory of this call's own, so that processes quantizing
+    # at once (a first start of several workers) never remove each other's intermediate file.
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".quantize-") as private:
+        linked = Path(private) / source.name
+        linked.symlink_to(source.resolve())
+        quantize_dynamic(str(linked), str(target), per_channel=True, weight_type=QuantType.QInt8,
+                         op_types_to_quantize=["MatMul", "Attention"],
+                         extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def _trace_to(transformer_dir: Path, path: Path) -> None:
