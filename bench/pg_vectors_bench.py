@@ -317,9 +317,17 @@ async def run(args: argparse.Namespace) -> dict:
     async with PgStore(url, pool_size=2) as store:
         for size in args.sizes:
             rows.append(await one_size(store, size, backend, args))
+            save(args, rows)  # each size as it is done: 100k with its shared layout takes minutes
     server.cleanup()
-    return {"queries": args.queries, "embedding_threads": args.threads, "hnsw_with": args.hnsw_with or "defaults",
-            "vectors": "model" if args.model_vectors else "random", "rows": rows}
+    return save(args, rows)
+
+
+def save(args: argparse.Namespace, rows: list[dict]) -> dict:
+    result = {"queries": args.queries, "embedding_threads": args.threads, "hnsw_with": args.hnsw_with or "defaults",
+              "vectors": "model" if args.model_vectors else "random", "others": args.others, "rows": rows}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    return result
 
 
 def report(result: dict) -> None:
@@ -365,10 +373,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pgdata", type=Path, default=ROOT / "data" / "bench" / "pg_vectors")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "pg_vectors.json")
     args = parser.parse_args(argv)
-    result = asyncio.run(run(args))
-    report(result)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    report(asyncio.run(run(args)))
     return 0
 
 
