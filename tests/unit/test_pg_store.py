@@ -151,16 +151,18 @@ async def test_search_vectors_finds_the_message_and_forgets_dropped_vectors(two)
     a, _ = two
     ids = await a.append(KEY, [msg(f"m{i}") for i in range(40)])
     await a.save_scores(KEY, [ScoreUpdate(id=i, embedding=np.stack([unit(i), unit(1000 + i)])) for i in ids])
-    query = unit(1000 + ids[17]) + 0.05 * unit(7)
-    hits = await a.search_vectors(KEY, query, 3)
+    whole = unit(ids[17]) + 0.05 * unit(7)  # near message 17's whole vector (row 0, in the HNSW index)
+    hits = await a.search_vectors(KEY, whole, 3)
     assert hits[0][0] == ids[17] and hits[0][1] > 0.9 and len(hits) == 3
+    query = unit(1000 + ids[17]) + 0.05 * unit(7)  # near one of its pieces: only the exact search compares those
     exact = await a.search_vectors(KEY, query, 3, exact=True)
     q = query / np.linalg.norm(query)
     truth = sorted(((i, max(float(unit(i) @ q), float(unit(1000 + i) @ q))) for i in ids), key=lambda t: -t[1])
     assert [i for i, _ in exact] == [i for i, _ in truth[:3]]
     assert np.allclose([s for _, s in exact], [s for _, s in truth[:3]], atol=1e-5)
     await a.apply(KEY, supersede=[(ids[17], msg("m17 edited"))])
-    assert ids[17] not in [i for i, _ in await a.search_vectors(KEY, query, 3)]
+    assert ids[17] not in [i for i, _ in await a.search_vectors(KEY, whole, 3)]
+    assert ids[17] not in [i for i, _ in await a.search_vectors(KEY, query, 3, exact=True)]
     await a.set_tiers(KEY, [_Tier(ids[18], "archive", True)])
     assert ids[18] not in [i for i, _ in await a.search_vectors(KEY, unit(ids[18]), 40)]
     assert await a.search_vectors("f" * 16, query, 3) == []
@@ -203,14 +205,16 @@ async def test_import_session_copies_a_conversation_as_is_and_only_once(tmp_path
 async def test_migrates_a_blank_database_to_current(pg_url):
     pool = await open_pool(pg_url)
     try:
-        assert await migrate(pool, "store") == ["m001_initial", "m002_message_vectors"]
+        names = ["m001_initial", "m002_message_vectors", "m003_lighter_vector_index"]
+        assert await migrate(pool, "store") == names
         assert await migrate(pool, "store") == []
         async with pool.acquire() as conn:
-            assert await applied(conn, "store") == ["m001_initial", "m002_message_vectors"]
+            assert await applied(conn, "store") == names
             index = await conn.fetchval("SELECT indexdef FROM pg_indexes WHERE indexname = 'message_vectors_hnsw'")
     finally:
         await pool.close()
     assert "hnsw" in index and "vector_cosine_ops" in index
+    assert "m='8'" in index and "ef_construction='32'" in index and "WHERE (\"row\" = 0)" in index, index
 
 
 @pytest.mark.anyio

@@ -181,8 +181,9 @@ CHANGED = (f"SELECT s.seq, {', '.join('m.' + c for c in COLUMNS.split(', '))} FR
            "LEFT JOIN messages m ON m.session_key = s.key AND s.seq <> $2 AND m.changed_seq > $2 "
            "WHERE s.key = $1 ORDER BY m.position, m.id")
 SEQ = "SELECT seq FROM sessions WHERE key = $1"
+# Through the HNSW index, which holds each message's whole vector (row 0: migration m003).
 SEARCH = ("SELECT message_id, embedding <=> $2 AS distance FROM message_vectors WHERE session_key = $1 "
-          "ORDER BY embedding <=> $2 LIMIT $3")
+          "AND row = 0 ORDER BY embedding <=> $2 LIMIT $3")
 # The same, exact: `+ 0` keeps the HNSW index from supplying the order, so every piece is compared.
 SEARCH_EXACT = ("SELECT message_id, embedding <=> $2 AS distance FROM message_vectors WHERE session_key = $1 "
                 "ORDER BY (embedding <=> $2) + 0 LIMIT $3")
