@@ -20,9 +20,7 @@ on writes to them. What differs is that several processes write at once:
 
 from __future__ import annotations
 
-import asyncio
 import time
-import weakref
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager, suppress
 from dataclasses import replace
@@ -31,6 +29,7 @@ from typing import Any
 import asyncpg
 import numpy as np
 
+from app.memory.store.locks import SessionLocks
 from app.memory.records import (Applied, Changes, MessageRow, NewMessage, PersonaChunk, ScoreUpdate, SessionInfo,
                                 SessionNotFound, SessionStats, StaleSession, SummaryRow, check_key)
 from app.memory.store.postgres import bulk, schema, writes
@@ -45,7 +44,7 @@ MAX_HASHES = 512  # hashes looked up per `find_by_hashes` call, as on SQLite
 SERVER_SETTINGS = {"plan_cache_mode": "force_generic_plan"}
 
 
-class PgStore:
+class PgStore(SessionLocks):
     """Sessions and everything in them, in PostgreSQL; per-session locks within the process too."""
 
     backend = "postgresql"
@@ -55,7 +54,6 @@ class PgStore:
         self.pool_size = pool_size
         self.ef_search = ef_search
         self._pool: asyncpg.Pool | None = None
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
         self._seen: dict[str, int] = {}
 
     async def open(self) -> None:
@@ -82,18 +80,6 @@ class PgStore:
             raise RuntimeError("the store is closed")
         return self._pool
 
-    def lock_for(self, key: str) -> asyncio.Lock:
-        """The session's lock in this process; it lives as long as someone holds or awaits it."""
-        lock = self._locks.get(check_key(key))
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
-
-    @asynccontextmanager
-    async def session_lock(self, key: str) -> AsyncIterator[None]:
-        """Serialise a read-plan-write sequence on one session within this process (not re-entrant)."""
-        async with self.lock_for(key):
-            yield
 
     async def health(self) -> str:
         sessions = await self.pool.fetchval(sql.COUNT_SESSIONS)

@@ -23,11 +23,8 @@ sessions than that are busy at the same moment.
 
 from __future__ import annotations
 
-import asyncio
 import time
-import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -37,6 +34,7 @@ import numpy as np
 from app.memory.store.sqlite import session_sql as sql
 from app.memory.store.sqlite.connections import ConnectionPool
 from app.memory.store.sqlite.migrations import open_database, run
+from app.memory.store.locks import SessionLocks
 from app.memory.records import (Applied, Changes, MessageRow, NewMessage, PersonaChunk, ScoreUpdate, SessionNotFound,
                                 SessionStats, SummaryRow, check_key)
 from app.memory.store.sqlite.registry import Registry, SessionInfo
@@ -44,7 +42,7 @@ from app.memory.store.sqlite.registry import Registry, SessionInfo
 T = TypeVar("T")
 
 
-class Store:
+class Store(SessionLocks):
     """Per-session SQLite files, the registry, a bounded pool of connections and per-session locks."""
 
     backend = "sqlite"
@@ -55,7 +53,6 @@ class Store:
         self.registry = Registry(self.data_dir / "registry.sqlite")
         self.cache_kib = cache_kib
         self._pool = ConnectionPool(self._connect, max_open)
-        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def open(self) -> None:
         self.sessions_dir.mkdir(parents=True, exist_ok=True)
@@ -80,18 +77,6 @@ class Store:
     def session_path(self, key: str) -> Path:
         return self.sessions_dir / f"{check_key(key)}.sqlite"
 
-    def lock_for(self, key: str) -> asyncio.Lock:
-        """The session's lock; it lives as long as someone holds or awaits it."""
-        lock = self._locks.get(check_key(key))
-        if lock is None:
-            lock = self._locks[key] = asyncio.Lock()
-        return lock
-
-    @asynccontextmanager
-    async def session_lock(self, key: str) -> AsyncIterator[None]:
-        """Serialise a read-plan-write sequence on one session (not re-entrant)."""
-        async with self.lock_for(key):
-            yield
 
     # ------------------------------------------------------------------ registry
 
