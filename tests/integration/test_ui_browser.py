@@ -290,6 +290,24 @@ def test_the_report_draws_latency_and_the_live_request_rate(page, base):
     expect(page.locator("#rate-chart svg")).to_have_count(1)
 
 
+def test_a_slow_page_that_finishes_late_does_not_cover_the_page_asked_for_after_it(page, base):
+    held = []  # the conversations list's requests, answered only after the report is open
+    page.route("**/v1/sessions?*", lambda route: held.append(route))
+    use_key(page, ADMIN_KEY)
+    deadline = time.monotonic() + 10
+    while not held and time.monotonic() < deadline:
+        page.wait_for_timeout(50)
+    assert held, "the key did not ask for the conversations list"
+    page.goto(base + "/ui#/report")
+    expect(page.locator("#page-report")).to_be_visible()
+    for route in held:
+        route.continue_()
+    page.wait_for_timeout(1000)  # the list's late answer has arrived and been handled
+    assert page.locator("#page-report").is_visible()
+    assert page.locator("#page-conversations").is_hidden()
+    expect(page.locator("#live-rate")).to_contain_text("a minute", timeout=15000)
+
+
 def test_the_report_needs_an_admin_key(page, base):
     use_key(page)
     page.goto(base + "/ui#/report")

@@ -37,7 +37,13 @@ function showPage(id) {
   if (id !== "page-report") stopRate();
 }
 
+// Each call to route() gets a number; a slower earlier one that finishes after a later
+// one must not show its page over the later one's (or stop the report's live rate).
+let routes = 0;
+
 async function route() {
+  const mine = ++routes;
+  const stale = () => mine !== routes;
   performance.mark("route");  // with "timeline-rendered": how long a conversation takes to open
   say(notice);
   notice = "";
@@ -47,19 +53,22 @@ async function route() {
       const [path, params] = hash.slice(3).split("?");
       showPage("page-conversation");  // the timeline shows as soon as it is drawn; the rest follows
       await openConversation(decodeURIComponent(path), new URLSearchParams(params || "").get("owner"));
+      if (stale()) return;
       document.title = `${current.id} · Memory inspector`;
     } else if (hash === "/report") {
       await showReport();
+      if (stale()) return;
       showPage("page-report");
       startRate(failed);
       document.title = "Report · Memory inspector";
     } else {
       await showSessions();
+      if (stale()) return;
       showPage("page-conversations");
       document.title = "Memory inspector";
     }
   } catch (err) {
-    failed(err);
+    if (!stale()) failed(err);
   }
 }
 
