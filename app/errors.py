@@ -99,6 +99,14 @@ class NotConfigured(ProxyError):
     code = "upstream_not_configured"
 
 
+class StoreUnavailable(ProxyError):
+    """The database is out of reach for now; nothing of the request was stored, so a retry is safe."""
+    status = 503
+    type = "server_error"
+    code = "store_unavailable"
+    retry_after = 1.0
+
+
 class UpstreamError(ProxyError):
     status = 502
     type = "upstream_error"

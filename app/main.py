@@ -27,8 +27,9 @@ from app.auth import KeyRing, is_loopback
 from app.blas import limit_blas_threads
 from app.browser import BrowserPolicy
 from app.config import Settings
-from app.errors import InvalidRequest, ProxyError, error_body, from_exception
+from app.errors import InvalidRequest, ProxyError, StoreUnavailable, error_body, from_exception
 from app.memory.store.postgres.pool import is_postgres_url
+from app.memory.store.outages import is_outage
 from app.observability import logs
 from app.observability.metrics import Metrics
 from app.observability.observer import Observer
@@ -205,7 +206,11 @@ def _install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(str(exc.detail), kind, code), status_code=exc.status_code)
 
     @app.exception_handler(Exception)
-    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if is_outage(exc):
+            log.warning("database unavailable: %s: %s", type(exc).__name__, exc)
+            return await proxy_error(request, StoreUnavailable(
+                "The memory database is unavailable; nothing was stored. Retry shortly."))
         log.exception("unhandled error")
         return JSONResponse(from_exception(exc).body(), status_code=500)
 
