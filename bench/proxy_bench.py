@@ -3,6 +3,7 @@
     python bench/proxy_bench.py                                # pass-through, concurrency 1, 10, 50
     python bench/proxy_bench.py --variants off,off-noobs,on,gemini
     python bench/proxy_bench.py --variants off,keys --concurrency 1,10      # what keys and limits cost
+    python bench/proxy_bench.py --variants on-history,litellm --concurrency 1,10   # deep, against LiteLLM
 
 Variants: `off` memory off (pass-through) with metrics and the request log on; `off-noobs` the
 same with metrics, request log and info logs off; `on` memory on (each request a new user turn
@@ -15,7 +16,10 @@ request sends the newest 20 turns plus a new question, as a trimming client does
 syncs, searches the whole history and builds the context as it would deep into a real chat; its
 baseline, `direct-history`, sends such a window and question straight to the upstream. `keys` is
 `off` with an API key checked on every request and per-key limits on requests and tokens (set
-high enough never to refuse), so `keys` against `off` is what access control adds.
+high enough never to refuse), so `keys` against `off` is what access control adds. `litellm` is
+LiteLLM's proxy with no memory in front of the same upstream (bench/litellm_gateway.py installs it
+into a virtualenv of its own on first use); it is sent `on-history`'s deep windows when that
+variant runs too, and measured against them sent direct, else the plain request.
 
 Three processes on 127.0.0.1: the offline fake upstream, the proxy (one uvicorn worker) and this
 load generator. The fake answers at once unless `--chunk-delay-ms` paces its chunks like a model
@@ -37,6 +41,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -190,11 +195,28 @@ async def level(url: str, concurrency: int, requests: int, headers: dict, body: 
             "rps": requests / wall}
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """User and system CPU time of these processes and their children so far."""
+    total = 0.0
+    for pid in pids:
+        try:
+            proc = psutil.Process(pid)
+            for p in [proc, *proc.children(recursive=True)]:
+                times = p.cpu_times()
+                total += times.user + times.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
 def summarize(samples: list[dict]) -> dict:
     ttft = [x for s in samples for x in s["ttft_ms"]]
     total = [x for s in samples for x in s["total_ms"]]
-    return {"ttft_ms": statistics.median(ttft), "total_ms": statistics.median(total),
-            "rps": statistics.median(s["rps"] for s in samples)}
+    out = {"ttft_ms": statistics.median(ttft), "total_ms": statistics.median(total),
+           "rps": statistics.median(s["rps"] for s in samples)}
+    if all("cpu_ms" in s for s in samples):
+        out["cpu_ms"] = statistics.median(s["cpu_ms"] for s in samples)
+    return out
 
 
 def run(args: argparse.Namespace) -> dict:
@@ -203,9 +225,14 @@ def run(args: argparse.Namespace) -> dict:
                       "--chunk-delay", str(args.chunk_delay_ms / 1000)], env_base, f"http://127.0.0.1:{up_port}/v1/models")
     procs = [upstream]
     targets = {"direct": (f"http://127.0.0.1:{up_port}/v1/chat/completions", {}, BODY)}
+    pids: dict[str, int] = {}  # whose CPU each target's requests cost
     try:
         gemini_port = None
         for variant in args.variants:
+            if variant == "litellm":
+                procs.append(start_litellm(targets, up_port))
+                pids["litellm"] = procs[-1].pid
+                continue
             if variant == "gemini" and gemini_port is None:
                 gemini_port = free_port()
                 procs.append(start([sys.executable, "-m", "app.fakes.gemini_server", "--port", str(gemini_port),
@@ -218,6 +245,7 @@ def run(args: argparse.Namespace) -> dict:
                 env.update({"UPSTREAM_BASE_URL": "", "GEMINI_API_KEY": "bench", "GEMINI_MODELS": "gemini-2.5-flash",
                             "GEMINI_BASE_URL": f"http://127.0.0.1:{gemini_port}"})
             procs.append(start([sys.executable, "-m", "app.cli", "serve"], env, f"http://127.0.0.1:{port}/health"))
+            pids[f"proxy-{variant}"] = procs[-1].pid
             model = "gemini-2.5-flash" if variant == "gemini" else "fake-model"
             body = (lambda m=model: fresh_body(m)) if variant == "on" else {**BODY, "model": model}
             if variant == "on-history":
@@ -227,7 +255,10 @@ def run(args: argparse.Namespace) -> dict:
                 targets["direct-history"] = (targets["direct"][0], {}, body.body(next(iter(body.windows))))
             targets[f"proxy-{variant}"] = (f"http://127.0.0.1:{port}/v1/chat/completions",
                                            VARIANT_HEADERS.get(variant, {}), body)
-        return measure(targets, args)
+        if "litellm" in targets:  # the same requests as memory's deepest variant, when there is one
+            url, headers, _ = targets["litellm"]
+            targets["litellm"] = (url, headers, targets.get("direct-history", targets["direct"])[2])
+        return measure(targets, args, pids)
     finally:
         for proc in procs:
             proc.terminate()
@@ -238,25 +269,53 @@ def run(args: argparse.Namespace) -> dict:
                 proc.kill()
 
 
-def measure(targets: dict, args: argparse.Namespace) -> dict:
+def start_litellm(targets: dict, up_port: int) -> subprocess.Popen:
+    """LiteLLM's proxy, no memory, in front of the same fake upstream (bench/litellm_gateway.py)."""
+    from bench import litellm_gateway
+
+    port = free_port()
+    cmd, env = litellm_gateway.command(port, f"http://127.0.0.1:{up_port}/v1")
+    proc = start(cmd, env, f"http://127.0.0.1:{port}{litellm_gateway.HEALTH}")
+    print(f"LiteLLM {litellm_gateway.version()} on port {port}", file=sys.stderr)
+    targets["litellm"] = (f"http://127.0.0.1:{port}/v1/chat/completions", litellm_gateway.HEADERS, None)
+    return proc
+
+
+def measure(targets: dict, args: argparse.Namespace, pids: dict[str, int]) -> dict:
+    """Each level's samples; a server's CPU per request counts its whole process tree over the
+    level (warm-up requests included), background work left from the level before included."""
     report: dict = {}
     for concurrency in args.concurrency:
         samples: dict[str, list] = {name: [] for name in targets}
         for _ in range(args.rounds):
             for name, (url, headers, body) in targets.items():
-                samples[name].append(asyncio.run(level(url, concurrency, args.requests, headers, body)))
+                server = [pids[name]] if name in pids else []
+                before = cpu_seconds(server)
+                sample = asyncio.run(level(url, concurrency, args.requests, headers, body))
+                if server:
+                    sample["cpu_ms"] = (cpu_seconds(server) - before) * 1000 / (args.requests + concurrency)
+                samples[name].append(sample)
         report[concurrency] = {name: summarize(s) for name, s in samples.items()}
     return report
 
 
+def baseline(name: str, rows: dict) -> str:
+    """What a target's added time is measured against: LiteLLM is sent the deep windows when
+    on-history runs beside it, so it is measured against the same windows sent direct."""
+    wanted = "direct-history" if name == "litellm" else BASELINES.get(name, "direct")
+    return wanted if wanted in rows else "direct"
+
+
 def print_report(report: dict) -> None:
-    print(f"{'conc':>4} {'target':<14} {'ttft ms':>8} {'added':>7} {'total ms':>9} {'req/s':>7} {'vs direct':>9}")
+    print(f"{'conc':>4} {'target':<17} {'ttft ms':>8} {'added':>7} {'total ms':>9} {'req/s':>7} {'vs direct':>9} "
+          f"{'cpu ms/req':>10}")
     for concurrency, rows in report.items():
         for name, row in rows.items():
-            base = rows[BASELINES.get(name, "direct")] if BASELINES.get(name) in rows else rows["direct"]
+            base = rows[baseline(name, rows)]
             added = row["ttft_ms"] - base["ttft_ms"]
-            print(f"{concurrency:>4} {name:<14} {row['ttft_ms']:8.2f} {added:7.2f} {row['total_ms']:9.2f} "
-                  f"{row['rps']:7.1f} {row['rps'] / base['rps']:9.2f}")
+            cpu = f"{row['cpu_ms']:10.2f}" if "cpu_ms" in row else f"{'–':>10}"
+            print(f"{concurrency:>4} {name:<17} {row['ttft_ms']:8.2f} {added:7.2f} {row['total_ms']:9.2f} "
+                  f"{row['rps']:7.1f} {row['rps'] / base['rps']:9.2f} {cpu}")
         if {"proxy-keys", "proxy-off"} <= set(rows):
             print(f"{concurrency:>4} keys - off: {rows['proxy-keys']['ttft_ms'] - rows['proxy-off']['ttft_ms']:+.3f} ms "
                   f"time to first token")
@@ -268,7 +327,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--requests", type=int, default=200, help="requests per level per round")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--variants", type=lambda s: s.split(","), default=["off"],
-                        help="proxy variants: off, off-noobs, on, on-history, gemini, keys (see above)")
+                        help="proxy variants: off, off-noobs, on, on-history, gemini, keys, litellm (see above)")
     parser.add_argument("--env", action="append", default=[], help="extra KEY=VALUE for the proxy")
     parser.add_argument("--history", type=int, default=1000, help="messages per conversation for on-history")
     parser.add_argument("--chunk-delay-ms", type=float, default=0.0,

@@ -37,23 +37,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.fakes.serve import free_port  # noqa: E402
-from bench.proxy_bench import Conversations, level, start  # noqa: E402
+from bench.proxy_bench import Conversations, cpu_seconds, level, start  # noqa: E402
 
 ENV = {"HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING", "MEMORY_ENABLED": "true", "SUMMARY_ENABLED": "false",
        "EMBEDDING_CACHE_DIR": os.environ.get("EMBEDDING_CACHE_DIR") or str(ROOT / "data" / "models")}
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0.0
-    for pid in pids:
-        try:
-            proc = psutil.Process(pid)
-            for p in [proc, *proc.children(recursive=True)]:
-                times = p.cpu_times()
-                total += times.user + times.system
-        except psutil.NoSuchProcess:
-            continue
-    return total
 
 
 def postgres_pids(pgdata: Path) -> list[int]:
