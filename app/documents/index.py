@@ -63,6 +63,9 @@ class DocumentIndex:
         self._entries[document.id] = _Entry(document, list(chunks), vectors)
         self._matrix = None
 
+    def ids(self) -> list[str]:
+        return list(self._entries)
+
     def remove(self, doc_id: str) -> None:
         if self._entries.pop(doc_id, None) is not None:
             self._matrix = None

@@ -29,7 +29,7 @@ from app.memory_block import MemoryItem
 from app.documents.chunk import Chunk, chunk_pages, citation
 from app.documents.index import DocumentIndex, Hit
 from app.documents.parse import ParseError, parse
-from app.documents.store import Document, DocumentStorage
+from app.documents.store import EVERYTHING, Document, DocumentStorage
 from app.tasks import cancel
 
 log = logging.getLogger("app.documents")
@@ -196,11 +196,21 @@ class Library:
                 log.exception("reloading document %s failed", doc_id)
 
     async def _reload(self, doc_id: str) -> None:
+        if doc_id == EVERYTHING:
+            return await self._reload_all()
         doc = await self.store.get(doc_id)
         if doc is None or doc.status != "indexed":
             self.index.remove(doc_id)
         else:
             self.index.put(doc, await self.store.chunks(doc_id))
+
+    async def _reload_all(self) -> None:
+        """Every indexed document loaded again, and those no longer indexed dropped."""
+        docs = {d.id: d for d in await self.store.documents(statuses=("indexed",))}
+        for gone in set(self.index.ids()) - set(docs):
+            self.index.remove(gone)
+        for doc in docs.values():
+            self.index.put(doc, await self.store.chunks(doc.id))
 
     def _read(self, job: _Job) -> tuple[int, list[Chunk]]:
         return read_document(job.file, job.name, self.settings)

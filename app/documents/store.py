@@ -82,11 +82,13 @@ class StoredChunk:
 
 
 HEADING_SEPARATOR = "\x1f"
+EVERYTHING = ""  # what `follow` reports when any document may have changed unheard of
 
 
 class DocumentStorage(Protocol):
     """What the library (app.documents.library) asks of wherever documents are kept. `follow(changed)`
-    has `changed(doc_id)` called whenever another process indexes, fails or deletes a document."""
+    has `changed(doc_id)` called whenever another process indexes, fails or deletes a document, and
+    `changed(EVERYTHING)` when changes may have been missed."""
 
     async def open(self) -> None: ...
     async def aclose(self) -> None: ...

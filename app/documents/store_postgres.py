@@ -9,11 +9,17 @@ A document's chunks are written in the transaction that marks it indexed, and re
 that marks it failed or deletes it. Two replicas indexing the same document queue on its row
 (the status UPDATE comes first), so its chunks are never a mix of two runs. Each of those
 transactions sends a NOTIFY on `documents_changed` ("<origin> <document id>") as it commits;
-`follow` listens on one pooled connection and tells the library of other replicas' changes.
+`follow` listens on one pooled connection and tells the library of other replicas' changes. If
+that connection dies (the server restarted, the connection was cut), `follow` listens again on a
+new one as soon as it can, then reports `EVERYTHING`: notices sent in between were lost, so the
+library reloads all of it.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import secrets
 import time
 from collections.abc import Callable
@@ -24,10 +30,13 @@ import asyncpg
 import numpy as np
 
 from app.documents.chunk import Chunk
-from app.documents.store import COLUMNS, Document, StoredChunk, matching
+from app.documents.store import COLUMNS, EVERYTHING, Document, StoredChunk, matching
 from app.memory.store.postgres.migrations import migrate, migration
 
+log = logging.getLogger(__name__)
+
 KIND = "documents"
+RELISTEN_WAIT = (0.1, 5.0)  # seconds between attempts to listen again: first, at most
 CHANNEL = "documents_changed"
 NAMES = [f.name for f in fields(Document)]
 CHUNK_COLUMNS = "id, document_id, ordinal, page, heading, text, token_count, is_table, embedding"
@@ -76,25 +85,63 @@ class PgDocumentStore:
         self.pool = pool
         self.origin = secrets.token_hex(8)  # this store's own notices are not news to it
         self._listening: tuple[asyncpg.Connection, Callable] | None = None
+        self._tell: Callable[[str], None] | None = None
+        self._relisten: asyncio.Task | None = None
+        self.relistens = 0  # how many times the listener was lost and set up again
 
     async def open(self) -> None:
         await migrate(self.pool, KIND)
 
     async def follow(self, changed: Callable[[str], None]) -> None:
-        """Call `changed(doc_id)` for each document another store indexes, fails or deletes."""
+        """Call `changed(doc_id)` for each document another store indexes, fails or deletes, and
+        `changed(EVERYTHING)` after listening was lost and set up again."""
+        self._tell = changed
+        await self._listen()
+
+    async def _listen(self) -> None:
         def heard(_conn, _pid, _channel, payload: str) -> None:
             origin, _, doc_id = payload.partition(" ")
-            if origin != self.origin:
-                changed(doc_id)
+            if origin != self.origin and self._tell is not None:
+                self._tell(doc_id)
         conn = await self.pool.acquire()
         await conn.add_listener(CHANNEL, heard)
+        conn.add_termination_listener(self._lost)
         self._listening = (conn, heard)
 
+    def _lost(self, conn: asyncpg.Connection) -> None:
+        if self._listening is None or self._listening[0] is not conn or self._tell is None:
+            return  # closed on purpose
+        self._listening = None
+        log.warning("lost the connection listening for document changes; listening again")
+        self._relisten = asyncio.get_running_loop().create_task(self._listen_again(conn), name="documents-relisten")
+
+    async def _listen_again(self, dead: asyncpg.Connection) -> None:
+        with contextlib.suppress(Exception):
+            await self.pool.release(dead)
+        wait, most = RELISTEN_WAIT
+        while self._tell is not None:
+            try:
+                await self._listen()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await asyncio.sleep(wait)
+                wait = min(wait * 2, most)
+                continue
+            self.relistens += 1
+            self._tell(EVERYTHING)  # what was sent while nobody listened
+            return
+
     async def aclose(self) -> None:
+        self._tell = None
+        if self._relisten is not None:
+            self._relisten.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._relisten
         if self._listening is not None:
             conn, heard = self._listening
             self._listening = None
-            await conn.remove_listener(CHANNEL, heard)
+            conn.remove_termination_listener(self._lost)
+            with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+                await conn.remove_listener(CHANNEL, heard)
             await self.pool.release(conn)
 
     async def _changed(self, conn: asyncpg.Connection, doc_id: str) -> None:

@@ -6,6 +6,7 @@ libraries running at once follow each other's uploads and deletions."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 from app.documents.library import Library, LibrarySettings
 from app.documents.store_postgres import PgDocumentStore
@@ -24,6 +25,18 @@ async def open_library(url: str, backend, uploads) -> Library:
     library = Library(store, embedder, LibrarySettings(), uploads)
     await library.start()
     return library
+
+
+@contextlib.asynccontextmanager
+async def two_libraries(url: str, backend, tmp_path):
+    """Two libraries on one database at once, as two replicas run them."""
+    first = await open_library(url, backend, tmp_path / "a")
+    second = await open_library(url, backend, tmp_path / "b")
+    try:
+        yield first, second
+    finally:
+        await close(first)
+        await close(second)
 
 
 async def close(library: Library) -> None:
@@ -76,9 +89,7 @@ def test_two_libraries_running_at_once_follow_each_others_changes(pg_url, onnx_b
     file = make.make_markdown(tmp_path / "garden.md", [("Pets", "The tortoise hibernates in the potting shed.")])
 
     async def steps():
-        first = await open_library(pg_url, onnx_backend, tmp_path / "a")
-        second = await open_library(pg_url, onnx_backend, tmp_path / "b")
-        try:
+        async with two_libraries(pg_url, onnx_backend, tmp_path) as (first, second):
             ask = lambda: second.search(QUESTION, 1, owner=None, session_id="chat")  # noqa: E731
             assert await ask() == []
             doc = await first.add_upload("garden.md", file, owner=None, session_id=None)
@@ -87,9 +98,6 @@ def test_two_libraries_running_at_once_follow_each_others_changes(pg_url, onnx_b
             await first.remove(doc.id)
             gone = await eventually(lambda: _none(ask))
             return arrived, gone
-        finally:
-            await close(first)
-            await close(second)
 
     arrived, gone = asyncio.run(steps())
     assert arrived and "potting shed" in arrived[0]["content"]
@@ -98,3 +106,26 @@ def test_two_libraries_running_at_once_follow_each_others_changes(pg_url, onnx_b
 
 async def _none(ask) -> bool:
     return await ask() == []
+
+
+def test_a_library_whose_listening_connection_is_cut_listens_again_and_catches_up(pg_url, onnx_backend, tmp_path):
+    """A change made while the listener was down arrives anyway: the library reloads all of it."""
+    file = make.make_markdown(tmp_path / "garden.md", [("Pets", "The tortoise hibernates in the potting shed.")])
+
+    async def steps():
+        async with two_libraries(pg_url, onnx_backend, tmp_path) as (first, second):
+            ask = lambda: second.search(QUESTION, 1, owner=None, session_id="chat")  # noqa: E731
+            listener, _ = second.store._listening
+            await second.store.pool.execute("SELECT pg_terminate_backend($1)", listener.get_server_pid())
+            doc = await first.add_upload("garden.md", file, owner=None, session_id=None)  # maybe unheard
+            await first.idle()
+            arrived = await eventually(ask)
+            relistens = second.store.relistens
+            await first.remove(doc.id)
+            gone = await eventually(lambda: _none(ask))  # heard on the new listener
+            return arrived, relistens, gone
+
+    arrived, relistens, gone = asyncio.run(steps())
+    assert relistens == 1
+    assert arrived and "potting shed" in arrived[0]["content"]
+    assert gone
