@@ -25,9 +25,11 @@ Everything else competes for the rest on one scale: recollections (recalled turn
 earlier persona text) by their score, and the stored turns before the window by the value
 recall gives them (high for turns just said, low for turns long past or far back), best first,
 whatever fits. The mood line and the story so far come first. Then the client's turns grow into
-what is left, and recollections take whatever the turns could not use. A recollection whose
-messages are all among the kept turns is dropped as redundant. `budget["decision"]` tells what
-was offered, kept and left out.
+what is left, and recollections take whatever the turns could not use. A recollection with a
+short form (`MemoryItem.brief`) goes whole until `WHOLE_SHARE` of the room is used and in brief
+after that, so more of them fit; room left over makes short ones whole again, best first. A
+recollection whose messages are all among the kept turns is dropped as redundant.
+`budget["decision"]` tells what was offered, kept (and how many in brief) and left out.
 """
 
 from __future__ import annotations
@@ -178,7 +180,7 @@ def _by_value(lines: list[Line], chain: list[_Group], values: list[float],
     return _upgraded(chosen, lines, room, used)[0], tail
 
 
-WHOLE_SHARE = 0.6  # of the room for recollections, filled with whole ones before any is sent in brief
+WHOLE_SHARE = 0.7  # of the room for recollections, filled with whole ones before any is sent in brief
 
 
 def _form(line: Line, opened: set[str], used: int, whole_room: int, room: int) -> Line | None:
@@ -215,7 +217,7 @@ def _decision(chosen: list[Line], offered: list[Line], earlier: Sequence[Earlier
     taken = {_key(ln) for ln in chosen}
     left = [_value(ln) for ln in offered if _key(ln) not in taken and ln.item is not None]
     return {"rule": "by value: recollections by score, earlier turns by value, best first; "
-                    "whole until the room is 60% used, then in brief",
+                    "whole until the room is 70% used, then in brief",
             "recollections": {"offered": len(offered), "kept": len(chosen),
                               "in_brief": sum(ln.short for ln in chosen),
                               "lowest_kept": _rounded(min((_value(ln) for ln in chosen if ln.item), default=None)),

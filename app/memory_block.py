@@ -8,7 +8,9 @@ The block tells the model these are recollections from earlier in this conversat
 instructions: relevant character/world information from earlier system prompts (kind
 "persona"), the story so far, the relevant moments in chronological order under their dates
 (each date written once), summaries of older parts by relevance, passages from the user's
-documents (kind "document", each under its citation, `when`), and the user's current mood.
+documents (kind "document", each under its citation, `when`), and the user's current mood. A
+moment with a short form (`MemoryItem.brief`) offers it as its line's `brief`, under the same
+date, for the planner to send when the whole no longer fits.
 
 Counting is exact: the block is built from segments (lines and headings) that each end in a
 newline and start with a visible character, which cl100k never merges across, so its cost is

@@ -210,8 +210,8 @@ def whole_cost(items: list[MemoryItem]) -> int:
 @pytest.mark.parametrize("room_share, whole, in_brief", [
     (1.0, 12, 0),  # every one fits whole: none in brief
     (0.7, 6, 6),  # the best whole, the rest in brief
-    (0.5, 2, 10),
-    (0.3, 1, 5),  # the least of them find no room even in brief
+    (0.5, 3, 7),  # the least of them find no room even in brief
+    (0.3, 1, 5),
 ])
 def test_the_best_go_whole_and_the_rest_in_brief(room_share, whole, in_brief):
     items, turns = briefed(12), chat(1, first_id=100)
