@@ -307,3 +307,16 @@ def test_a_recollection_carries_its_short_form_labelled_like_the_whole():
     assert item.text.split("\n")[1] == "Assistant: Lisbon, mostly."
     assert item.brief == "Ana: … I grew up in Porto, so weather like this feels like home. …"
     assert passage_item(passages(source, [FakeHit(10, 1.0, piece=PORTO)])[0]).brief is None
+
+
+@pytest.mark.parametrize("brief_from, with_brief", [
+    (0, [True, True, True]),  # every passage may be needed in brief
+    (60, [False, True, True]),  # the best fills that much whole: it never goes in brief
+    (10_000, [False, False, False]),  # everything fits whole: nothing is cut
+])
+def test_only_passages_past_the_best_carry_a_short_form(brief_from, with_brief):
+    source = Source(("user", LONG_REPLY), ("assistant", "Hm."), ("user", LONG_REPLY), ("assistant", "Ha."),
+                    ("user", LONG_REPLY))
+    hits = [FakeHit(10 + 2 * i, 1.0 - i / 10, piece=PORTO) for i in range(3)]
+    found = passages(source, hits, brief_tokens=16, brief_from=brief_from)
+    assert [bool(p.brief) for p in found] == with_brief

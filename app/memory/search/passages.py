@@ -132,7 +132,7 @@ def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True, r
 def _with_briefs(source: MessageSource, out: list[Passage], best: Mapping[int, Any], tokens: int,
                  after: int) -> list[Passage]:
     """Passages with their short forms, from where the best ones whole fill `after` tokens
-    (counted low, at three characters a token, so that none the planner may need goes without)."""
+    (counted high, at three characters each, so that none the planner may need goes without)."""
     filled = 0
     for i, passage in enumerate(out):
         if filled >= after * 3:
@@ -295,8 +295,9 @@ def brief(text: str, hit: Any, tokens: int) -> str:
     """A retrieved turn in short: the sentences around its matched piece within `tokens` (its
     opening when no piece matched); a turn that short already comes back whole.
 
+        >>> from types import SimpleNamespace as Hit
         >>> said = "I grew up in Porto, by the river. My sister Mara lives in Lisbon now. The cat sleeps all day."
-        >>> brief(said, _Hit(piece=1), 12), brief(said, _Hit(piece=-1), 10)
+        >>> brief(said, Hit(piece=1), 12), brief(said, Hit(piece=-1), 10)
         ('… My sister Mara lives in Lisbon now. …', 'I grew up in Porto, by the river. My…')
     """
     if len(text) <= tokens * 2 or count_tokens(text) <= tokens:  # a token is at least 2 characters
@@ -304,13 +305,6 @@ def brief(text: str, hit: Any, tokens: int) -> str:
     parts = _pieces_of(text)
     piece = getattr(hit, "piece", -1)
     return excerpt(text, parts[piece], tokens) if 0 <= piece < len(parts) else clip(text, tokens * 4)
-
-
-@dataclass(frozen=True)
-class _Hit:
-    """A hit as `brief` reads it (doctests)."""
-
-    piece: int
 
 
 def _shown(text: str, hit: Any, turn_tokens: int | None) -> str:
