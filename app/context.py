@@ -25,9 +25,11 @@ Everything else competes for the rest on one scale: recollections (recalled turn
 earlier persona text) by their score, and the stored turns before the window by the value
 recall gives them (high for turns just said, low for turns long past or far back), best first,
 whatever fits. The mood line and the story so far come first. Then the client's turns grow into
-what is left, and recollections take whatever the turns could not use. A recollection whose
-messages are all among the kept turns is dropped as redundant. `budget["decision"]` tells what
-was offered, kept and left out.
+what is left, and recollections take whatever the turns could not use. A recollection with a
+short form (`MemoryItem.brief`) goes whole until `WHOLE_SHARE` of the room is used and in brief
+after that, so more of them fit; room left over makes short ones whole again, best first. A
+recollection whose messages are all among the kept turns is dropped as redundant.
+`budget["decision"]` tells what was offered, kept (and how many in brief) and left out.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from typing import Any
 
 from app.budget import BudgetPlan, split_remaining
 from app.memory_block import (Line, MemoryItem, block_cost, candidates, extra, render_within,
-                              select)
+                              select, sent)
 from app.tokens import REPLY_PRIMING, count_message, count_messages
 
 
@@ -108,7 +110,7 @@ def build_context(*, persona: str | None, client_messages: Sequence[dict[str, An
                "earlier": len(earlier) - len(tail)}
     report = _report(plan, caps, head_cost, block_tokens, recent, total)
     report.update(earlier=_cost(tail), decision=_decision(chosen, fresh, earlier, len(tail)))
-    return BuiltContext(messages=messages, budget=report, chosen=[ln.item for ln in chosen if ln.item],
+    return BuiltContext(messages=messages, budget=report, chosen=[sent(ln) for ln in chosen if ln.item],
                         dropped=dropped, over_budget=total > plan.prompt_budget, left_out=_left_out(fresh, chosen))
 
 
@@ -133,39 +135,76 @@ def _fit(groups: list[_Group], offered: list[Line], earlier: list[_Group], value
         recent = grown
         fresh = _not_redundant(fresh, recent)
         chosen = _kept(chosen, fresh)
-    taken = {id(ln) for ln in chosen}
-    rest = [ln for ln in fresh if id(ln) not in taken]
+    taken = {_key(ln) for ln in chosen}
+    rest = [ln for ln in fresh if _key(ln) not in taken]
     return recent, tail, fresh, select(chosen + rest, room - _cost(recent) - _cost(tail))
 
 
 def _kept(chosen: list[Line], fresh: list[Line]) -> list[Line]:
-    keep = {id(ln) for ln in fresh}
-    return [ln for ln in chosen if id(ln) in keep]
+    keep = {_key(ln) for ln in fresh}
+    return [ln for ln in chosen if _key(ln) in keep]
+
+
+def _key(line: Line) -> int:
+    """One key for a line and its short form (they share their item)."""
+    return id(line.item) if line.item is not None else id(line)
 
 
 def _by_value(lines: list[Line], chain: list[_Group], values: list[float],
               room: int) -> tuple[list[Line], list[_Group]]:
     """Lines and earlier turns taken best value first while they fit (lines in offered order
     among equals; the mood and the story come first). Earlier turns stop at the first that
-    does not fit: the ones taken stay next to the window."""
+    does not fit: the ones taken stay next to the window. A line with a short form is taken
+    whole until `WHOLE_SHARE` of the room is used, then in brief; what room is left turns
+    short forms back into whole lines, best first (`_upgraded`)."""
     order = sorted([(-_value(ln), i, ln) for i, ln in enumerate(lines)] +
                    [(-v, len(lines) + i, g) for i, (g, v) in enumerate(zip(chain, values))], key=lambda x: x[:2])
     chosen: list[Line] = []
     tail: list[_Group] = []
-    used, broken, opened = 0, False, set()
+    used, broken, opened, growing = 0, False, set(), False
+    whole_room = int(room * WHOLE_SHARE)
     for _, _, part in order:
         if isinstance(part, _Group):
+            if growing:  # short forms worth more than this turn grow first
+                (chosen, used), growing = _upgraded(chosen, lines, room, used), False
             broken = broken or used + part.cost > room
             if not broken:
                 tail.append(part)
                 used += part.cost
             continue
-        cost = extra(part, opened)
-        if used + cost <= room:
-            chosen.append(part)
-            used += cost
-            opened.update(part.headings)
-    return chosen, tail
+        if (form := _form(part, opened, used, whole_room, room)) is not None:
+            chosen.append(form)
+            used += extra(form, opened)
+            opened.update(form.headings)
+            growing = growing or form.short
+    return _upgraded(chosen, lines, room, used)[0], tail
+
+
+WHOLE_SHARE = 0.7  # of the room for recollections, filled with whole ones before any is sent in brief
+
+
+def _form(line: Line, opened: set[str], used: int, whole_room: int, room: int) -> Line | None:
+    """The line whole (within `whole_room` when it has a short form), else in brief; None when
+    neither fits."""
+    if used + extra(line, opened) <= (whole_room if line.brief is not None else room):
+        return line
+    if line.brief is not None and used + extra(line.brief, opened) <= room:
+        return line.brief
+    return None
+
+
+def _upgraded(chosen: list[Line], lines: list[Line], room: int, used: int) -> tuple[list[Line], int]:
+    """Short forms turned back into whole lines, best first, while the room lasts; and the room
+    then used."""
+    wholes = {_key(ln): ln for ln in lines if ln.brief is not None}
+    out = []
+    for line in chosen:
+        whole = wholes.get(_key(line)) if line.short else None
+        if whole is not None and used + whole.cost - line.cost <= room:
+            used += whole.cost - line.cost
+            line = whole
+        out.append(line)
+    return out, used
 
 
 def _value(line: Line) -> float:
@@ -175,10 +214,12 @@ def _value(line: Line) -> float:
 def _decision(chosen: list[Line], offered: list[Line], earlier: Sequence[EarlierTurn],
               kept: int) -> dict[str, Any]:
     """Why the room went where it did: the values taken and the best left out, per kind."""
-    taken = {id(ln) for ln in chosen}
-    left = [_value(ln) for ln in offered if id(ln) not in taken and ln.item is not None]
-    return {"rule": "by value: recollections by score, earlier turns by value, best first",
+    taken = {_key(ln) for ln in chosen}
+    left = [_value(ln) for ln in offered if _key(ln) not in taken and ln.item is not None]
+    return {"rule": "by value: recollections by score, earlier turns by value, best first; "
+                    "whole until the room is 70% used, then in brief",
             "recollections": {"offered": len(offered), "kept": len(chosen),
+                              "in_brief": sum(ln.short for ln in chosen),
                               "lowest_kept": _rounded(min((_value(ln) for ln in chosen if ln.item), default=None)),
                               "best_left": _rounded(max(left, default=None))},
             "earlier_turns": {"offered": len(earlier), "kept": kept,

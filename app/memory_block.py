@@ -8,7 +8,9 @@ The block tells the model these are recollections from earlier in this conversat
 instructions: relevant character/world information from earlier system prompts (kind
 "persona"), the story so far, the relevant moments in chronological order under their dates
 (each date written once), summaries of older parts by relevance, passages from the user's
-documents (kind "document", each under its citation, `when`), and the user's current mood.
+documents (kind "document", each under its citation, `when`), and the user's current mood. A
+moment with a short form (`MemoryItem.brief`) offers it as its line's `brief`, under the same
+date, for the planner to send when the whole no longer fits.
 
 Counting is exact: the block is built from segments (lines and headings) that each end in a
 newline and start with a visible character, which cl100k never merges across, so its cost is
@@ -20,7 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from typing import Any, Literal
 
@@ -56,7 +58,8 @@ class MemoryItem:
 
     `position` orders recollections chronologically (e.g. the first message id); `when` is a
     label shown to the model ("3 days ago", "2024-05-01 18:20") so it can answer questions about
-    when things happened; `message_ids` are the stored messages it came from.
+    when things happened; `message_ids` are the stored messages it came from; `brief` is a
+    shorter form of `text` (the matched sentences alone) the planner may send instead.
     """
 
     text: str
@@ -66,6 +69,7 @@ class MemoryItem:
     kind: MemoryKind = "memory"
     position: float = 0.0
     when: str | None = None
+    brief: str | None = None
 
     def __post_init__(self) -> None:
         # lists are welcome from callers, but the item must stay hashable and immutable
@@ -77,7 +81,9 @@ class MemoryItem:
 class Line:
     """One rendered line of the memory block, with its exact token cost.
 
-    `group` is a heading shared by several lines (a moment's date), written once before them.
+    `group` is a heading shared by several lines (a moment's date), written once before them;
+    `brief` is the line in its short form, under the same headings and with the same item
+    (`short` set on it).
     """
 
     section: str
@@ -86,6 +92,8 @@ class Line:
     item: MemoryItem | None
     group: str = ""
     headings: tuple[str, ...] = field(default=(), compare=False)
+    brief: Line | None = field(default=None, compare=False)
+    short: bool = False
 
     def __post_init__(self) -> None:
         heads = (HEADERS[self.section], self.group) if self.group else (HEADERS[self.section],)
@@ -126,11 +134,28 @@ def _line(section: str, text: str, item: MemoryItem | None) -> Line:
 
 
 def _moment(item: MemoryItem, section: str = "moments") -> Line:
-    """A moment under its date: the label is written once for every moment that shares it."""
+    """A moment under its date (the label is written once for every moment that shares it), with
+    its short form when it has one."""
+    whole = _dated(item, item.text, section)
+    if not (item.brief and item.brief.strip()):
+        return whole
+    return replace(whole, brief=replace(_dated(item, item.brief, section), short=True))
+
+
+def _dated(item: MemoryItem, text: str, section: str) -> Line:
     if not (item.when and item.when.strip()):
-        return _line(section, _bullet(item), item)
-    text = f"- {_indent(item.text)}\n"
+        return _line(section, _bullet(replace(item, text=text)), item)
+    text = f"- {_indent(text)}\n"
     return Line(section=section, text=text, cost=count_tokens(text), item=item, group=f"[{_flat(item.when)}]\n")
+
+
+def sent(line: Line) -> MemoryItem | None:
+    """The recollection as the line sends it: in its short form, the brief text and a reason
+    that says so."""
+    if not line.short or line.item is None:
+        return line.item
+    return replace(line.item, text=line.item.brief or line.item.text, brief=None,
+                   reasons=(*line.item.reasons, "in brief"))
 
 
 def _bullet(item: MemoryItem) -> str:
@@ -160,15 +185,17 @@ def block_base() -> int:
 
 
 def select(lines: list[Line], cap: int) -> list[Line]:
-    """Lines in the order offered while they fit in `cap`; one that does not fit is skipped."""
+    """Lines in the order offered while they fit in `cap`; one that does not fit is sent in
+    brief if that fits, else skipped."""
     chosen: list[Line] = []
     used, opened = 0, set()
     for line in lines:
-        cost = extra(line, opened)
-        if used + cost <= cap:
-            chosen.append(line)
-            used += cost
-            opened.update(line.headings)
+        for form in (line, line.brief):
+            if form is not None and used + (cost := extra(form, opened)) <= cap:
+                chosen.append(form)
+                used += cost
+                opened.update(form.headings)
+                break
     return chosen
 
 

@@ -79,10 +79,10 @@ def pre_upstream(index: SessionIndex, queries: int, threads: int,
     """Embed a new question, search, make passages, build an 8k context: ms per request, and ms
     of it spent embedding."""
     from app.budget import BudgetSplit, plan_budget
-    from app.context import MemoryItem, build_context
+    from app.context import WHOLE_SHARE, build_context
     from app.memory.embedding.embedder import load_backend
-    from app.memory.search.passages import passages, turn_budget
-    from app.memory.search.recall import memory_room
+    from app.memory.search.passages import BRIEF_TOKENS, passages, turn_budget
+    from app.memory.search.recall import memory_room, passage_item
     from app.memory.search.retrieval import hits_for_budget
 
     cache = Path(os.environ.get("EMBEDDING_CACHE_DIR") or ROOT / "data" / "models")
@@ -99,8 +99,9 @@ def pre_upstream(index: SessionIndex, queries: int, threads: int,
         vector = backend.encode([question])[0]
         embeds.append((time.perf_counter() - started) * 1000)
         hits = index.search(question, vector, exclude_from_position=len(index) - 20, k=k)
-        items = [MemoryItem(text="\n".join(t for _, t in p.lines), message_ids=p.ids, score=p.score)
-                 for p in passages(index, hits, turn_tokens=turn_budget(memory_tokens))]
+        items = [passage_item(p) for p in passages(index, hits, turn_tokens=turn_budget(memory_tokens),
+                                                   brief_tokens=BRIEF_TOKENS,
+                                                   brief_from=int(memory_tokens * WHOLE_SHARE))]
         build_context(persona=PERSONA, client_messages=window + [
             {"role": "user", "content": question}], memories=items, summaries=[], story_so_far=None,
             emotion_line=None, plan=plan)

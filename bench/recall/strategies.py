@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from app.budget import BudgetSplit, plan_budget, split_remaining
-from app.context import BuiltContext, MemoryItem, build_context
+from app.context import WHOLE_SHARE, BuiltContext, MemoryItem, build_context
 from app.memory.search.index import SessionIndex
-from app.memory.search.passages import passages, turn_budget, when_label
+from app.memory.search.passages import BRIEF_TOKENS, passages, turn_budget, when_label
 from app.memory.search.recall import memory_room, passage_item
 from app.memory.search.retrieval import build_query, hits_for_budget
 from app.memory.search.scoring import RetrievalWeights
@@ -105,7 +105,9 @@ def product(probe: Probe, *, index: SessionIndex, embed: Embed, weights: Retriev
     hits = index.search(query, embed([query])[0], exclude_from_position=probe.boundary(), k=k, weights=weights)
     return pack(probe, [passage_item(p) for p in passages(index, hits, pair=pair, replies=replies,
                                                           neighbour_chars=neighbour_chars,
-                                                          turn_tokens=turn_budget(memory_cap, turn_share))])
+                                                          turn_tokens=turn_budget(memory_cap, turn_share),
+                                                          brief_tokens=BRIEF_TOKENS,
+                                                          brief_from=int(memory_cap * WHOLE_SHARE))])
 
 
 def summaries(probe: Probe, *, index: SessionIndex, embed: Embed, spans: list[dict[str, Any]],
@@ -115,7 +117,8 @@ def summaries(probe: Probe, *, index: SessionIndex, embed: Embed, spans: list[di
     memory_cap = memory_room(probe.plan, None, probe.window)
     hits = index.search(query, embed([query])[0], exclude_from_position=probe.boundary(),
                         k=hits_for_budget(memory_cap), weights=kwargs.get("weights", RetrievalWeights()))
-    items = [passage_item(p) for p in passages(index, hits, turn_tokens=turn_budget(memory_cap))]
+    items = [passage_item(p) for p in passages(index, hits, turn_tokens=turn_budget(memory_cap),
+                                               brief_tokens=BRIEF_TOKENS, brief_from=int(memory_cap * WHOLE_SHARE))]
     before = probe.history[-1]["position"] if probe.history else -1
     done = [s for s in spans if s["end"] <= before]
     if not done:

@@ -64,8 +64,9 @@ def test_a_lone_question_long_after_the_chat_gets_memories_not_the_old_tail(memo
     assert "blue teapot" in str(asked["messages"])
     decision = asked["budget"]["decision"]
     assert decision["earlier_turns"]["offered"] == 80 and decision["earlier_turns"]["newest_value"] < 0.01
-    # the old turns only fill what the recollections leave: every recollection that fits comes first
-    assert decision["recollections"]["kept"] >= 1 and decision["recollections"]["best_left"] is None
+    # the old turns only fill what the recollections leave: none while a recollection is left out
+    assert decision["recollections"]["kept"] >= 1
+    assert decision["recollections"]["best_left"] is None or decision["earlier_turns"]["kept"] == 0
 
 
 def test_a_client_that_sends_only_its_newest_message_gets_the_turns_just_said(memory_proxy):
@@ -76,3 +77,20 @@ def test_a_client_that_sends_only_its_newest_message_gets_the_turns_just_said(me
                     **{"X-Context-Budget": "1024"})
     assert asked["messages"][-3:-1] == [{"role": t["role"], "content": t["content"]} for t in turns]
     assert asked["budget"]["earlier"] > 0 and asked["budget"]["decision"]["earlier_turns"]["newest_value"] > 1.0
+
+
+def test_a_small_budget_sends_the_best_recollections_whole_and_more_of_them_in_brief(memory_proxy):
+    """Every stored exchange is about dumplings; at 1k the best go whole and the next ones in brief,
+    each a cut of its stored turn, and the preview says which."""
+    load(memory_proxy, "briefs", dumpling_chat(60, created_at=time.time() - 400 * 86400))
+    asked = preview(memory_proxy, "briefs", [{"role": "user", "content": "Which dumplings did I make?"}],
+                    **{"X-Context-Budget": "1024"})
+    short = [m for m in asked["memories"] if "in brief" in m["reasons"]]
+    whole = [m for m in asked["memories"] if "in brief" not in m["reasons"]]
+    assert whole and short and asked["budget"]["decision"]["recollections"]["in_brief"] == len(short)
+    assert max(asked["memories"], key=lambda m: m["score"]) in whole  # the best goes whole
+    block = asked["messages"][0]["content"]
+    for memory in short:
+        said = memory["text"].split(": ", 1)[1]
+        assert said.startswith("…") or said.endswith("…"), "a cut of the stored turn, marked"
+        assert said.strip("… ") in block.replace("\n  ", " ")

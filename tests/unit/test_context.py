@@ -197,6 +197,51 @@ def test_a_recollection_is_dropped_once_flow_brings_its_turn_back():
     assert built.chosen == [] and built.dropped["redundant"] == 1
 
 
+def briefed(n: int, words: int = 40) -> list[MemoryItem]:
+    """n recollections, best first, each with a short form a fifth of its length."""
+    return [MemoryItem(f"user: fact {i}" + " detail" * words, (i,), score=1.0 - i / 100, position=i,
+                       when="2024-05-01", brief=f"user: fact {i}" + " detail" * (words // 5)) for i in range(n)]
+
+
+def whole_cost(items: list[MemoryItem]) -> int:
+    return build(plan_for(50_000), client_messages=chat(1, first_id=100), memories=items).budget["memories"]
+
+
+@pytest.mark.parametrize("room_share, whole, in_brief", [
+    (1.0, 12, 0),  # every one fits whole: none in brief
+    (0.7, 6, 6),  # the best whole, the rest in brief
+    (0.5, 3, 7),  # the least of them find no room even in brief
+    (0.3, 1, 5),
+])
+def test_the_best_go_whole_and_the_rest_in_brief(room_share, whole, in_brief):
+    items, turns = briefed(12), chat(1, first_id=100)
+    plan = plan_for(count_messages(public(turns)) + int(whole_cost(items) * room_share))
+    built = build(plan, client_messages=turns, memories=items)
+    shown = sorted((int(m.message_ids[0]), "in brief" in m.reasons) for m in built.chosen)
+    assert shown == [(i, False) for i in range(whole)] + [(i, True) for i in range(whole, whole + in_brief)]
+    assert built.budget["decision"]["recollections"]["in_brief"] == in_brief
+    assert built.budget["total_prompt"] <= plan.prompt_budget
+
+
+def test_a_recollection_in_brief_is_sent_and_listed_as_its_short_form():
+    items, turns = briefed(12), chat(1, first_id=100)
+    built = build(plan_for(count_messages(public(turns)) + whole_cost(items) // 2), client_messages=turns,
+                  memories=items)
+    short = [m for m in built.chosen if "in brief" in m.reasons]
+    assert short and all(m.text == items[int(m.message_ids[0])].brief and m.brief is None for m in short)
+    assert all(m.text in block_of(built) for m in built.chosen)
+    assert items[11].text not in block_of(built)
+
+
+def test_short_forms_grow_back_before_earlier_turns_worth_less():
+    items, turns = briefed(12), chat(1, first_id=100)
+    earlier = [EarlierTurn({"role": "user", "content": "an old turn " * 20, "_id": 50 - i}, 0.01) for i in range(40)]
+    built = build(plan_for(count_messages(public(turns)) + whole_cost(items) + 200), client_messages=turns,
+                  memories=items, earlier=earlier)
+    assert built.budget["decision"]["recollections"]["in_brief"] == 0 and len(built.chosen) == 12
+    assert 0 < built.budget["decision"]["earlier_turns"]["kept"] < 40  # the tail took what was left
+
+
 # ---------------------------------------------------------------------- recent turns
 
 

@@ -10,6 +10,7 @@ import pytest
 from app.memory.search.passages import (
     Passage,
     asks,
+    brief,
     clip,
     clip_end,
     companions,
@@ -262,3 +263,60 @@ def test_touching_hits_of_two_days_are_two_passages_each_with_its_date():
 def test_a_pulled_in_question_stays_with_its_answer_across_midnight():
     chat = days_apart(("assistant", "What are you naming the puppy?"), ("user", "Biscuit!"), day_of=(0, 1))
     assert [p.ids for p in passages(chat, [FakeHit(11, 0.9)])] == [(10, 11)]
+
+
+# ---------------------------------------------------------------------- the short form
+
+
+PORTO = pieces(LONG_REPLY).index("I grew up in Porto, so weather like this feels like home.")
+
+
+@pytest.mark.parametrize("text, piece, tokens, expected", [
+    (LONG_REPLY, PORTO, 16, "… I grew up in Porto, so weather like this feels like home. …"),
+    ("Porto, born and raised.", 0, 16, "Porto, born and raised."),  # short already: whole
+    ("One. Two.", 5, 5, "One. Two."),  # short by characters: never counted
+    (LONG_REPLY, -1, 10, clip(LONG_REPLY, 40)),  # no piece matched: the opening
+    (LONG_REPLY, 99, 10, clip(LONG_REPLY, 40)),  # a piece the turn does not have: the same
+])
+def test_brief_keeps_the_matched_sentences(text, piece, tokens, expected):
+    assert brief(text, FakeHit(1, 1.0, piece=piece), tokens) == expected
+
+
+ASKING = Source(("user", LONG_REPLY + " And where did you grow up?"), ("assistant", "Lisbon, mostly."))
+
+
+def test_a_passage_in_brief_is_its_hits_alone_cut_short():
+    (passage,) = passages(ASKING, [FakeHit(10, 1.0, piece=PORTO)], brief_tokens=16)
+    assert len(passage.lines) == 2  # the question brings its answer
+    assert passage.brief == ((0, "… I grew up in Porto, so weather like this feels like home. …"),)
+
+
+@pytest.mark.parametrize("brief_tokens, expected", [(None, ()), (16, ())])
+def test_no_short_form_when_it_would_be_the_same(brief_tokens, expected):
+    (passage,) = passages(CHAT, [FakeHit(12, 1.0)], brief_tokens=brief_tokens)  # one short statement
+    assert passage.brief == expected
+
+
+def test_a_recollection_carries_its_short_form_labelled_like_the_whole():
+    from app.memory.search.recall import passage_item
+
+    source = Source(*((m.role, m.text) for m in ASKING.msgs))
+    source.by_id[10].name = "Ana"
+    (passage,) = passages(source, [FakeHit(10, 1.0, piece=PORTO)], brief_tokens=16)
+    item = passage_item(passage)
+    assert item.text.split("\n")[1] == "Assistant: Lisbon, mostly."
+    assert item.brief == "Ana: … I grew up in Porto, so weather like this feels like home. …"
+    assert passage_item(passages(source, [FakeHit(10, 1.0, piece=PORTO)])[0]).brief is None
+
+
+@pytest.mark.parametrize("brief_from, with_brief", [
+    (0, [True, True, True]),  # every passage may be needed in brief
+    (60, [False, True, True]),  # the best fills that much whole: it never goes in brief
+    (10_000, [False, False, False]),  # everything fits whole: nothing is cut
+])
+def test_only_passages_past_the_best_carry_a_short_form(brief_from, with_brief):
+    source = Source(("user", LONG_REPLY), ("assistant", "Hm."), ("user", LONG_REPLY), ("assistant", "Ha."),
+                    ("user", LONG_REPLY))
+    hits = [FakeHit(10 + 2 * i, 1.0 - i / 10, piece=PORTO) for i in range(3)]
+    found = passages(source, hits, brief_tokens=16, brief_from=brief_from)
+    assert [bool(p.brief) for p in found] == with_brief

@@ -15,6 +15,7 @@ Pure functions over a `MessageSource` (the index, or any object with `message` a
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +47,7 @@ class Passage:
     when: str | None = None
     hit_ids: tuple[int, ...] = field(default=(), compare=False)
     speakers: tuple[str | None, ...] = ()  # per line, the speaker's name when the client sent one
+    brief: tuple[tuple[int, str], ...] = ()  # the short form: (line, text) of the hit turns alone, cut (`brief`)
 
 
 def partner(source: MessageSource, id: int) -> int | None:
@@ -86,6 +88,7 @@ def companions(source: MessageSource, id: int, replies: bool = False) -> list[in
 
 SHORT_TURN_TOKENS = 64  # a recalled turn this short is shown whole: a cut would drop what it says
 SHORT_ANSWER_WORDS = 12  # an answer this short needs its question to be understood
+BRIEF_TOKENS = 32  # a retrieved turn in its short form: the sentences around its match, within this
 
 
 @lru_cache(maxsize=8192)
@@ -101,7 +104,8 @@ def asks(text: str) -> bool:
 
 
 def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True, replies: bool = False,
-             neighbour_chars: int = 600, turn_tokens: int | None = None) -> list[Passage]:
+             neighbour_chars: int = 600, turn_tokens: int | None = None,
+             brief_tokens: int | None = None, brief_from: int = 0) -> list[Passage]:
     """Hits grown into exchanges and merged where they touch, in the order of their best hit.
 
     With `pair`, a question brings its answer and an answer its question (`companions`); with
@@ -113,12 +117,29 @@ def passages(source: MessageSource, hits: Sequence[Any], *, pair: bool = True, r
     asks it) and its start when it follows one. A retrieved turn longer than
     `turn_tokens` (None: never) is cut to the sentences around the piece that matched (`excerpt`,
     using the hit's `piece`): one long role-play reply would otherwise fill the memory share alone.
+    With `brief_tokens`, a passage also carries its short form (`Passage.brief`): the hit turns
+    alone, each cut to the sentences around its matched piece within `brief_tokens`, for the
+    planner to use when the whole passage no longer fits; only passages after the best ones
+    that fill about `brief_from` tokens whole get one (the planner sends those whole anyway).
     """
     source = _Remembering(source)
     groups = _runs(source, _members(source, hits, pair, replies), {h.id for h in hits})
     best = {h.id: h for h in hits}
-    out = [_passage(source, run, best, neighbour_chars, turn_tokens) for run in groups]
-    return sorted(out, key=lambda p: -p.score)
+    out = sorted((_passage(source, run, best, neighbour_chars, turn_tokens) for run in groups), key=lambda p: -p.score)
+    return out if brief_tokens is None else _with_briefs(source, out, best, brief_tokens, brief_from)
+
+
+def _with_briefs(source: MessageSource, out: list[Passage], best: Mapping[int, Any], tokens: int,
+                 after: int) -> list[Passage]:
+    """Passages with their short forms, from where the best ones whole fill `after` tokens
+    (counted high, at three characters each, so that none the planner may need goes without)."""
+    filled = 0
+    for i, passage in enumerate(out):
+        if filled >= after * 3:
+            short = _brief([source.message(id) for id in passage.ids], passage.lines, best, tokens)
+            out[i] = dataclasses.replace(passage, brief=short)
+        filled += sum(len(text) + 12 for _, text in passage.lines)  # a speaker's label and the line's framing
+    return out
 
 
 def excerpt(text: str, around: str, max_tokens: int, count: Callable[[str], int] | None = None) -> str:
@@ -260,6 +281,30 @@ def _passage(source: MessageSource, run: list[int], best: Mapping[int, Any], nei
     return Passage(ids=tuple(run), lines=lines, score=max(h.score for h in hits), reasons=reasons,
                    position=msgs[0].position, when=when_label(msgs[0].created), hit_ids=tuple(h.id for h in hits),
                    speakers=tuple(getattr(m, "name", None) for m in msgs))
+
+
+def _brief(msgs: list[Any], lines: tuple[tuple[str, str], ...], best: Mapping[int, Any],
+           tokens: int) -> tuple[tuple[int, str], ...]:
+    """The hit turns alone, each cut to `tokens` around its matched piece; () when that is the
+    passage as it stands (no pulled-in turn, nothing cut)."""
+    short = tuple((i, brief(lines[i][1], best[m.id], tokens)) for i, m in enumerate(msgs) if m.id in best)
+    return () if len(short) == len(lines) and all(t == lines[i][1] for i, t in short) else short
+
+
+def brief(text: str, hit: Any, tokens: int) -> str:
+    """A retrieved turn in short: the sentences around its matched piece within `tokens` (its
+    opening when no piece matched); a turn that short already comes back whole.
+
+        >>> from types import SimpleNamespace as Hit
+        >>> said = "I grew up in Porto, by the river. My sister Mara lives in Lisbon now. The cat sleeps all day."
+        >>> brief(said, Hit(piece=1), 12), brief(said, Hit(piece=-1), 10)
+        ('… My sister Mara lives in Lisbon now. …', 'I grew up in Porto, by the river. My…')
+    """
+    if len(text) <= tokens * 2 or count_tokens(text) <= tokens:  # a token is at least 2 characters
+        return text
+    parts = _pieces_of(text)
+    piece = getattr(hit, "piece", -1)
+    return excerpt(text, parts[piece], tokens) if 0 <= piece < len(parts) else clip(text, tokens * 4)
 
 
 def _shown(text: str, hit: Any, turn_tokens: int | None) -> str:

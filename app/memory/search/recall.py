@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from app.budget import BudgetPlan, split_remaining
-from app.context import EarlierTurn, MemoryItem
+from app.context import WHOLE_SHARE, EarlierTurn, MemoryItem
 from app.memory.search.index import SessionIndex
-from app.memory.search.passages import passages, turn_budget
+from app.memory.search.passages import BRIEF_TOKENS, passages, turn_budget
 from app.memory.search.retrieval import build_query, hits_for_budget
 from app.memory.search.scoring import RetrievalWeights
 from app.sessions import message_hash
@@ -217,7 +217,9 @@ class Recall:
         hits = index.search(text, vector, exclude_from_position=boundary, k=asked,
                             weights=self.settings.weights, emotion=mood)
         turn_tokens = turn_budget(memory_cap, self.settings.turn_share)
-        result.items = [passage_item(p) for p in passages(index, hits, turn_tokens=turn_tokens)]
+        found = passages(index, hits, turn_tokens=turn_tokens, brief_tokens=BRIEF_TOKENS,
+                         brief_from=int(memory_cap * WHOLE_SHARE))
+        result.items = [passage_item(p) for p in found]
         if self.persona_memory is not None:
             result.items += await self.persona_memory.recall(key, text, vector, persona)
         if person is not None and self.people is not None:
@@ -407,10 +409,14 @@ def _speaker(name: str | None) -> str:
 
 
 def passage_item(passage: Any) -> MemoryItem:
-    """A passage as the model reads it: one line per turn, labelled with its speaker's name or role."""
+    """A passage as the model reads it: one line per turn, labelled with its speaker's name or
+    role; its short form (`Passage.brief`) rendered the same way."""
     names = passage.speakers or (None,) * len(passage.lines)
-    text = "\n".join(f"{_speaker(name) or LABELS.get(role, role)}: {content}"
-                     for (role, content), name in zip(passage.lines, names))
+    text = _labelled([(role, content, name) for (role, content), name in zip(passage.lines, names)])
+    brief = _labelled([(passage.lines[i][0], content, names[i]) for i, content in getattr(passage, "brief", ())])
     return MemoryItem(text=text, message_ids=tuple(passage.ids), score=passage.score, reasons=tuple(passage.reasons),
-                      kind="memory", position=passage.position, when=passage.when)
+                      kind="memory", position=passage.position, when=passage.when, brief=brief or None)
 
+
+def _labelled(lines: list[tuple[str, str, str | None]]) -> str:
+    return "\n".join(f"{_speaker(name) or LABELS.get(role, role)}: {content}" for role, content, name in lines)

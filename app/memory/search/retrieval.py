@@ -172,16 +172,16 @@ _LEADING_MARKS = re.compile(r"^[^\w]+")
 # ---------------------------------------------------------------------- queries
 
 
-def hits_for_budget(memory_tokens: int, floor: int = 12, per_hit: int = 48, ceiling: int = 48) -> int:
+def hits_for_budget(memory_tokens: int, floor: int = 12, per_hit: int = 32, ceiling: int = 56) -> int:
     """How many hits to ask the index for: enough to fill `memory_tokens`, at least `floor`.
 
-        >>> hits_for_budget(683), hits_for_budget(1000), hits_for_budget(30_000)
-        (14, 20, 48)
+        >>> hits_for_budget(300), hits_for_budget(1000), hits_for_budget(30_000)
+        (12, 31, 56)
 
     A fixed k leaves a large budget half empty and spends search time a small one cannot use;
-    `per_hit` is about what one recollection costs (a turn, its partner and a time label). The
-    `ceiling` bounds the time a hit costs before the upstream call (search, passage and context
-    together, about 0.08 ms a hit at 10,000 messages, `bench.recall.speed`).
+    `per_hit` is about what one recollection costs when the best are sent whole and the rest in
+    brief (`context.WHOLE_SHARE`). The `ceiling` bounds the time hits cost before the upstream
+    call (search, passages and context together, `bench.recall.speed`).
     """
     return max(floor, min(ceiling, memory_tokens // max(1, per_hit)))
 

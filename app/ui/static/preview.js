@@ -54,8 +54,8 @@ function droppedLine(d) {
 
 function decisionLines(d) {
   const r = d.recollections, e = d.earlier_turns, v = (x) => (x === null || x === undefined ? "none" : x);
-  return [`Recollections: ${r.kept} of ${r.offered} sent; lowest score sent ${v(r.lowest_kept)}, ` +
-          `best left out ${v(r.best_left)}.`,
+  return [`Recollections: ${r.kept} of ${r.offered} sent (${r.in_brief || 0} in brief); lowest score sent ` +
+          `${v(r.lowest_kept)}, best left out ${v(r.best_left)}.`,
           `Turns from before the client's window: ${e.kept} of ${e.offered} sent; best left out ${v(e.best_left)}.`];
 }
 
