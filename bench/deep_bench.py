@@ -58,7 +58,7 @@ class Proxy:
     """One proxy process from a checkout, on its own copy of the store."""
 
     def __init__(self, name: str, root: Path, upstream: str, data: Path) -> None:
-        self.name, self.port = name, free_port()
+        self.name, self.port, self.data = name, free_port(), data
         self.base = f"http://127.0.0.1:{self.port}"
         env = {**ENV, "UPSTREAM_BASE_URL": upstream, "PORT": str(self.port), "DATA_DIR": str(data)}
         self.proc = start_in(root, [sys.executable, "-m", "app.cli", "serve"], env, f"{self.base}/health")
@@ -237,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for proxy in proxies:
             proxy.stop()
+            shutil.rmtree(proxy.data, ignore_errors=True)
         upstream.terminate()
         upstream.wait(30)
     print(json.dumps(report, indent=2))
