@@ -337,6 +337,9 @@ class OnnxBackend:
         self.stored_file = stored_file
         self.query_only = stored_file is not None
         self.name = "onnx-int8" if "int8" in onnx_file.name else "onnx"
+        # int8 activations are quantized per run (one scale over the whole batch, padding included),
+        # so a text's int8 vector would depend on the texts it ran with: there, one text per run
+        self.batch = 1 if self.name == "onnx-int8" else ONNX_BATCH
         self.tokenizer = Tokenizer.from_file(str(layout.transformer_dir / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(layout.max_seq_length)
@@ -369,12 +372,16 @@ class OnnxBackend:
         """
         return type(self)(self.stored_file or self.onnx_file, self.model_dir, threads=threads)
 
+    def query_copy(self, threads: int) -> OnnxBackend:
+        """A second copy of the queries' model (the int8 one of a query-only backend), `threads` its own."""
+        return type(self)(self.onnx_file, self.model_dir, threads=threads)
+
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         encodings = self.tokenizer.encode_batch([utf8_safe(t) for t in texts])
         out: list[np.ndarray] = [np.empty(0)] * len(texts)
-        for run in runs([len(e.ids) for e in encodings]):
+        for run in runs([len(e.ids) for e in encodings], self.batch):
             for i, vector in zip(run, self._run([encodings[i] for i in run])):
                 out[i] = vector
         return np.stack(out)
