@@ -4,6 +4,7 @@ token, requests/s and CPU per request (background work included), optionally wit
     python -m bench.deep_bench --other ../base                       # C=1, 3 rounds of 100 requests
     python -m bench.deep_bench --other ../base --concurrency 1,10 --profile bench/results/deep
     python -m bench.deep_bench --other ../base --fresh               # each proxy loads and embeds its own
+    python -m bench.deep_bench --other . --this-env EMBEDDING_THREADS=1   # one setting against the default
 
 The workload is `proxy_bench.py`'s on-history variant: `--history-sessions` conversations of
 `--history` messages, each request the newest 20 turns plus a new question, streamed from the
@@ -57,10 +58,10 @@ def cpu_seconds(pid: int) -> float:
 class Proxy:
     """One proxy process from a checkout, on its own copy of the store."""
 
-    def __init__(self, name: str, root: Path, upstream: str, data: Path) -> None:
+    def __init__(self, name: str, root: Path, upstream: str, data: Path, extra: dict | None = None) -> None:
         self.name, self.port, self.data = name, free_port(), data
         self.base = f"http://127.0.0.1:{self.port}"
-        env = {**ENV, "UPSTREAM_BASE_URL": upstream, "PORT": str(self.port), "DATA_DIR": str(data)}
+        env = {**ENV, "UPSTREAM_BASE_URL": upstream, "PORT": str(self.port), "DATA_DIR": str(data), **(extra or {})}
         self.proc = start_in(root, [sys.executable, "-m", "app.cli", "serve"], env, f"{self.base}/health")
 
     def pending(self, sessions: list[str]) -> int:
@@ -121,7 +122,7 @@ def open_proxy(name: str, root: Path, upstream: str, args: argparse.Namespace,
     shutil.rmtree(data, ignore_errors=True)
     if store is not None:
         shutil.copytree(store, data)
-    proxy = Proxy(name, root, upstream, data)
+    proxy = Proxy(name, root, upstream, data, dict(pair.split("=", 1) for pair in args.env.get(name, [])))
     body = Conversations("fake-model", args.history_sessions, args.history)
     if store is None:
         body.load(proxy.base)
@@ -196,8 +197,21 @@ def measure(args: argparse.Namespace, targets: dict, direct: tuple[str, dict]) -
         for name in targets:
             report[concurrency][name]["added_ttft_ms"] = (report[concurrency][name]["ttft_ms"]
                                                           - report[concurrency]["direct"]["ttft_ms"])
+            report[concurrency][name]["request_log"] = request_log(targets[name][0], args.rounds * args.requests)
         print(json.dumps({concurrency: report[concurrency]}), flush=True)
     return report
+
+
+STEPS = ("ttft_ms", "sync_ms", "embed_ms", "retrieval_ms", "build_ms", "upstream_ms")
+
+
+def request_log(proxy: Proxy, last: int) -> dict:
+    """Medians of the proxy's own request log over its `last` requests: where its time went."""
+    import sqlite3
+
+    with sqlite3.connect(proxy.data / "requests.sqlite") as db:
+        rows = db.execute(f"SELECT {', '.join(STEPS)} FROM requests ORDER BY id DESC LIMIT ?", (last,)).fetchall()
+    return {step: round(statistics.median(r[i] or 0.0 for r in rows), 2) for i, step in enumerate(STEPS)}
 
 
 def summarize(samples: list[dict]) -> dict:
@@ -217,10 +231,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--history", type=int, default=1000)
     parser.add_argument("--history-sessions", type=int, default=10)
+    parser.add_argument("--this-env", action="append", default=[], help="KEY=VALUE for this checkout's proxy")
+    parser.add_argument("--other-env", action="append", default=[], help="KEY=VALUE for the other's proxy")
     parser.add_argument("--fresh", action="store_true", help="each proxy loads and embeds its own store")
     parser.add_argument("--profile", type=Path, help="py-spy output prefix for this checkout's proxy")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "deep.json")
     args = parser.parse_args(argv)
+    args.env = {"this": args.this_env, "other": args.other_env}
     up_port = free_port()
     upstream = start([sys.executable, "-m", "app.fakes.openai_server", "--port", str(up_port)],
                      {"HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING"}, f"http://127.0.0.1:{up_port}/v1/models")
