@@ -328,7 +328,7 @@ class OnnxBackend:
     """
 
     def __init__(self, onnx_file: Path, model_dir: Path, *, threads: int = DEFAULT_THREADS,
-                 stored_file: Path | None = None) -> None:
+                 stored_file: Path | None = None, batch: int = ONNX_BATCH) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -337,9 +337,7 @@ class OnnxBackend:
         self.stored_file = stored_file
         self.query_only = stored_file is not None
         self.name = "onnx-int8" if "int8" in onnx_file.name else "onnx"
-        # int8 activations are quantized per run (one scale over the whole batch, padding included),
-        # so a text's int8 vector would depend on the texts it ran with: there, one text per run
-        self.batch = 1 if self.name == "onnx-int8" else ONNX_BATCH
+        self.batch = batch  # texts per inference run at most
         self.tokenizer = Tokenizer.from_file(str(layout.transformer_dir / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(layout.max_seq_length)
@@ -373,8 +371,12 @@ class OnnxBackend:
         return type(self)(self.stored_file or self.onnx_file, self.model_dir, threads=threads)
 
     def query_copy(self, threads: int) -> OnnxBackend:
-        """A second copy of the queries' model (the int8 one of a query-only backend), `threads` its own."""
-        return type(self)(self.onnx_file, self.model_dir, threads=threads)
+        """A second copy of the queries' model (the int8 one of a query-only backend), `threads` its
+        own, for vectors that are stored. It runs one text at a time: int8 activations are quantized
+        per run (one scale over the whole batch, padding included), so a text's vector would
+        otherwise depend on the texts it ran with. (Queries keep their batches: concurrent
+        requests' questions in one run, at concurrency 10 measured worth more than that.)"""
+        return type(self)(self.onnx_file, self.model_dir, threads=threads, batch=1)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
