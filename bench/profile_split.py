@@ -56,7 +56,7 @@ FRAME = re.compile(r"^(?P<func>[^ ]+) \((?P<file>[^:)]+)(?::\d+)?\)$")
 
 def component(frames: list[str], thread: str) -> str:
     if thread.startswith("embedder-background"):
-        return "background: model (stored texts, float)"
+        return "background: model (stored texts: float, and int8 readings in context)"
     if thread.startswith("embedder"):
         return "request: model (query, int8)"
     if "_connection_worker_thread" in thread:

@@ -39,8 +39,9 @@ EXPORT_FORMAT = "2"  # bump when the exported graph changes, so old cache files 
 INT8_FORMAT = "1"  # bump when the quantization changes
 ONNX_BATCH = 32  # texts per inference run; longer inputs are split, sorted by length
 # Padded tokens a run may add, as a share of its real ones. The model's cost is its tokens, padding
-# included (one thread, on 2 cores: a 17- and a 25-token text cost 12.6 ms together, 11.5 ms one
-# at a time), while texts of one length share a run for less (8 of them: 30.8 against 36.2 ms).
+# included, while texts of one length share a run for less (bench/padding_bench.py, float, one
+# thread: a question and the same question read after a short reply cost more in one run than one
+# at a time; eight texts of one length cost two thirds of eight runs).
 PADDING_SLACK = 0.1
 # ONNX Runtime intra-op threads when not given (threads <= 0). Measured on 2 cores: one sentence
 # 3.4-4.4 ms with 2 threads against 4.7-5.4 ms with 1, batch 32 about 1.2-1.6x the texts/s; with
