@@ -117,9 +117,10 @@ class Embeddings:
         path = CACHE / f"{key}.npy"
         if path.exists():
             return np.load(path)
-        vectors = np.concatenate([self.embedder.embed_blocking(texts[i:i + 256], background=True,
+        step = 1 if query_model else 256  # the writer's int8 copy runs one text at a time (`query_copy`)
+        vectors = np.concatenate([self.embedder.embed_blocking(texts[i:i + step], background=True,
                                                                query_model=query_model)
-                                  for i in range(0, len(texts), 256)])
+                                  for i in range(0, len(texts), step)])
         CACHE.mkdir(parents=True, exist_ok=True)
         np.save(path, vectors)
         return vectors
