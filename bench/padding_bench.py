@@ -22,6 +22,7 @@ sys.path.insert(0, str(ROOT))
 
 QUESTION = "By the way, what did I say about the sea back then? (asked {})"
 SETS = {
+    "one question": [QUESTION],
     "a question, and it read after a short reply": [QUESTION, "I hear you. Tell me more.\n" + QUESTION],
     "three short texts of different lengths": [QUESTION, "I hear you. Tell me more.\n" + QUESTION,
                                                "How is the sea? {}\nI hear you. Tell me more."],
