@@ -115,6 +115,7 @@ class Settings(BaseSettings):
     embedding_background_nice: int = Field(10, ge=0, le=19)
     embedding_query_int8: bool = True
     embedding_stored_int8: bool = False
+    embedding_context_int8: bool = True
     retrieval_k: int = 12
     weight_importance: float = 0.15
     weight_recency: float = 0.10

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -68,17 +69,23 @@ class Turn:
     auxiliary: str | None = None
     continue_separator: str = ""
     person: PersonQuery | None = None  # whose conversation it is, and how far recall may reach
+    score: Callable[[], None] | None = None  # asks the writer to embed what this exchange recorded
 
     def release(self) -> None:
-        """Idempotent: only the first call lets go of the conversation."""
+        """Idempotent: only the first call lets go of the conversation, and asks for its new
+        messages to be scored (the user's turn and the reply in one job, after the reply)."""
         if self.lock is not None and self.lock.locked():
             self.lock.release()
         self.lock = None
+        score, self.score = self.score, None
+        if score is not None:
+            score()
 
     def hand_over(self) -> Turn:
         """A copy that now holds the conversation; releasing this one does nothing any more."""
         other = replace(self)
         self.lock = None
+        self.score = None
         return other
 
 
@@ -253,7 +260,7 @@ class MemoryService:
         if not self.working.apply(turn.key, added=applied.rows, removed=applied.superseded):
             self.working.forget(turn.key)
         self.recall.forget_ids(turn.key, applied.superseded)
-        self.writer.submit(turn.key)
+        self._score_on_release(turn)
         gone = set(applied.superseded)
         return sorted([r for r in stored if r.id not in gone] + list(applied.rows), key=lambda r: r.position)
 
@@ -358,9 +365,16 @@ class MemoryService:
         if not self.working.apply(turn.key, added=applied.rows, removed=applied.superseded):
             self.working.forget(turn.key)
         self.recall.forget_ids(turn.key, applied.superseded)
-        self.writer.submit(turn.key)
+        self._score_on_release(turn)
         if self.summarizer is not None:
             self.summarizer.poke(turn.key, model)
+
+    def _score_on_release(self, turn: Turn) -> None:
+        """The writer embeds what the exchange recorded once it ends: the user's turn waits for
+        the reply, so both are embedded in one model run and saved in one transaction, and the
+        model's work on them stays off the request's way to its first token."""
+        key = turn.key
+        turn.score = lambda: self.writer.submit(key)
 
 
 def hash_of(message: dict[str, Any]) -> str:

@@ -59,7 +59,7 @@ async def start_memory(state: Any, settings: Settings, stack: AsyncExitStack, ro
                     people=people)
     jobs = open_jobs(settings)
     writer = Writer(store, embedder, scorer, jobs=jobs, importance=score_importance, on_scored=recall.scored,
-                    sweep_every=settings.jobs_sweep_seconds)
+                    sweep_every=settings.jobs_sweep_seconds, context_on_query_model=settings.embedding_context_int8)
     summarizer = _summarizer(settings, store, embedder, jobs, router, recall)
     policy = TierPolicy(working_messages=settings.working_memory_messages,
                         drop_embedding_days=settings.short_term_embedding_days)

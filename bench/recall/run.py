@@ -60,10 +60,11 @@ class Embeddings:
     """The product's embedder, with message vectors cached on disk per conversation."""
 
     def __init__(self, threads: int = 2, piece_words: int = PIECE_WORDS, whole: bool = False,
-                 query_int8: bool = True, stored_int8: bool = False) -> None:
+                 query_int8: bool = True, stored_int8: bool = False, context_int8: bool = True) -> None:
         self.piece_words = piece_words
         self.whole = whole  # one vector per message, of its whole text
         self.stored_model = "int8" if stored_int8 else "float"  # part of the disk cache's key
+        self.context_int8 = context_int8 and query_int8  # the writer's `context_on_query_model`
         from app.memory.embedding.embedder import Embedder, load_backend
 
         cache = Path(os.environ.get("EMBEDDING_CACHE_DIR") or ROOT / "data" / "models")
@@ -95,21 +96,34 @@ class Embeddings:
             split = [pieces(t, min_words=self.piece_words) for t in said]
         else:
             split = [embedding_texts(t, said[i - 1] if i else None) for i, t in enumerate(said)]
-        texts = [t for p in split for t in p]
-        key = hashlib.sha1("\x00".join([self.stored_model, *texts]).encode()).hexdigest()[:16]
-        path = CACHE / f"{key}.npy"
-        if path.exists():
-            vectors = np.load(path)
-        else:
-            vectors = np.concatenate([self.stored(texts[i:i + 256]) for i in range(0, len(texts), 256)])
-            CACHE.mkdir(parents=True, exist_ok=True)
-            np.save(path, vectors)
-        ends = np.cumsum([len(p) for p in split])
-        out = [vectors[end - len(p): end] for p, end in zip(split, ends)]
+        contextual = [in_context(t, said[i - 1] if i else None) is not None for i, t in enumerate(said)]
+        quick = [self.context_int8 and c and not whole and self.piece_words == PIECE_WORDS for c in contextual]
+        texts = [t for p, q in zip(split, quick) for t in (p[:-1] if q else p)]
+        context = [p[-1] for p, q in zip(split, quick) if q]
+        main, nudging = iter(self._cached(texts)), iter(self._cached(context, query_model=True))
+        out = [np.stack([next(nudging) if q and i == len(p) - 1 else next(main) for i in range(len(p))])
+               for p, q in zip(split, quick)]
         if whole or self.piece_words != PIECE_WORDS:
             return out
-        contextual = [in_context(t, said[i - 1] if i else None) is not None for i, t in enumerate(said)]
         return [np.atleast_2d(index_vectors(moved_in_context(v, c), v.shape[1])) for v, c in zip(out, contextual)]
+
+
+    def _cached(self, texts: list[str], query_model: bool = False) -> np.ndarray:
+        """Stored texts' vectors (or, with `query_model`, the queries' model's), cached on disk."""
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        model = "query" if query_model else self.stored_model
+        key = hashlib.sha1("\x00".join([model, *texts]).encode()).hexdigest()[:16]
+        path = CACHE / f"{key}.npy"
+        if path.exists():
+            return np.load(path)
+        step = 1 if query_model else 256  # the writer's int8 copy runs one text at a time (`query_copy`)
+        vectors = np.concatenate([self.embedder.embed_blocking(texts[i:i + step], background=True,
+                                                               query_model=query_model)
+                                  for i in range(0, len(texts), step)])
+        CACHE.mkdir(parents=True, exist_ok=True)
+        np.save(path, vectors)
+        return vectors
 
 
 def replay(conversation: dict[str, Any],
@@ -212,12 +226,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="role-play-long turns (`generate.lengthen`); writes recall_long.json by default")
     parser.add_argument("--float-query", dest="query_int8", action="store_false",
                         help="questions on the float model (as EMBEDDING_QUERY_INT8=false); default: its int8 copy")
+    parser.add_argument("--float-context", dest="context_int8", action="store_false",
+                        help="a short turn read in context on the float model (as EMBEDDING_CONTEXT_INT8=false)")
     parser.add_argument("--int8-stored", dest="stored_int8", action="store_true",
                         help="stored texts on the int8 model (as EMBEDDING_STORED_INT8=true); default: the float one")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args(argv)
     args.out = args.out or (RESULTS.with_name("recall_long.json") if args.long else RESULTS)
-    embed, rows, timing = Embeddings(query_int8=args.query_int8, stored_int8=args.stored_int8), [], {}
+    embed, rows, timing = Embeddings(query_int8=args.query_int8, stored_int8=args.stored_int8,
+                                     context_int8=args.context_int8), [], {}
     for size in args.sizes:
         for seed in args.seeds:
             started = time.perf_counter()
@@ -238,7 +255,7 @@ def write(args: argparse.Namespace, rows: list[dict[str, Any]], timing: dict[str
         return [{**dict(zip(keys, k)), **v} for k, v in table.items()]
 
     report = {"sizes": args.sizes, "seeds": args.seeds, "budgets": args.budgets, "long_turns": args.long,
-              "query_int8": args.query_int8, "stored_int8": args.stored_int8,
+              "query_int8": args.query_int8, "stored_int8": args.stored_int8, "context_int8": args.context_int8,
               "weights": RetrievalWeights().__dict__,
               "notes": "seeds 1 and 5-8 tuned (bench.recall.tune); these seeds held out. Packed by app.context.build_context "
                        "with the default budget split, no persona. by_id: every message holding the fact(s) is in "

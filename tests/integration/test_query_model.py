@@ -39,3 +39,31 @@ def test_the_setting_switches_the_model_of_what_is_stored(fake, start_proxy, tmp
     int8 = load_backend("all-MiniLM-L6-v2", "onnx", model_cache_dir(), threads=1, query_int8=True)
     expected = int8 if stored_int8 else int8.with_threads(1)  # the int8 model, or its float copy
     assert np.allclose(vector, expected.encode([text])[0], atol=1e-5)
+
+
+@pytest.mark.parametrize("context_int8", [True, False])
+def test_the_setting_switches_the_model_of_a_short_turn_read_in_context(fake, start_proxy, tmp_path, context_int8):
+    """A short reply's stored statement vector is its own (float) vector moved towards the reply
+    read after the question: that reading on the int8 copy, or on the float model."""
+    import sqlite3
+
+    from app.memory.background.writer import CONTEXT_MIX, in_context
+
+    url = start_proxy(upstream_base_url=fake.url, memory_enabled=True, summary_enabled=False,
+                      consolidate_interval_seconds=0, embedding_backend="onnx", embedding_context_int8=context_int8)
+    question, reply = "How is your family doing these days?", "They're a real support."
+    turns = [{"role": "user", "content": question}, {"role": "assistant", "content": reply}]
+    assert httpx.post(f"{url}/sessions/ctx/messages", json={"messages": turns}).status_code == 200
+    deadline = time.monotonic() + 60
+    while httpx.get(f"{url}/sessions/ctx").json()["pending"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (path,) = list(tmp_path.rglob("sessions/*.sqlite"))
+    (blob,) = sqlite3.connect(path).execute("SELECT embedding FROM messages WHERE role = 'assistant'").fetchone()
+    stored = np.frombuffer(blob, dtype=np.float32).reshape(-1, 384)
+    int8 = load_backend("all-MiniLM-L6-v2", "onnx", model_cache_dir(), threads=1, query_int8=True)
+    float_model = int8.with_threads(1)
+    own = float_model.encode([reply])[0]
+    context = (int8 if context_int8 else float_model).encode([in_context(reply, question)])[0]
+    moved = own + CONTEXT_MIX * context
+    assert np.allclose(stored[0], own, atol=1e-5)  # the whole message, as said, stays float
+    assert np.allclose(stored[1], moved / np.linalg.norm(moved), atol=1e-5)

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 
 from app.memory.embedding.embedder import LANE_BATCH, Embedder, load_backend, prepare, resolve_model_path
-from app.memory.embedding.backends import export_path, fuse_bert, mean_pool, normalise, pad, read_layout, utf8_safe
+from app.memory.embedding.backends import (export_path, fuse_bert, mean_pool, normalise, pad, read_layout, runs,
+                                          utf8_safe)
 from tests.conftest import model_cache_dir
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -157,6 +158,19 @@ def test_normalise_scales_rows_to_unit_length(rows, expected):
 
 def test_pad_right_pads_rows():
     assert pad([[1, 2, 3], [4]], 3).tolist() == [[1, 2, 3], [4, 0, 0]]
+
+
+@pytest.mark.parametrize("lengths, limit, expected", [
+    ([], 32, []),
+    ([7], 32, [[0]]),
+    ([25, 17, 17, 16], 32, [[3, 1, 2], [0]]),  # 16 and 17 share a run; 25 would pad them by a third
+    ([10, 11, 12], 32, [[0, 1, 2]]),  # 36 tokens for 33 real: within a tenth
+    ([10, 13], 32, [[0], [1]]),  # 26 for 23: past it
+    ([5, 5, 5, 5, 5], 2, [[0, 1], [2, 3], [4]]),  # at most `limit` texts a run
+    ([30, 4, 30, 4], 32, [[1, 3], [0, 2]]),  # shortest first, whatever the order given
+])
+def test_runs_group_texts_of_about_one_length(lengths, limit, expected):
+    assert runs(lengths, limit) == expected
 
 
 def test_utf8_safe_replaces_lone_surrogates_only():

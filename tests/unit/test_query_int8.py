@@ -97,6 +97,13 @@ def test_int8_keeps_each_query_nearest_neighbours(onnx_backend, int8_backend):
     # unrelated sentences may swap (their cosines differ by less than the int8 error)
 
 
+def test_a_stored_int8_vector_does_not_depend_on_the_texts_it_ran_with(int8_backend):
+    copy = int8_backend.query_copy(1)  # the background lane's, for vectors that are stored
+    together = copy.encode(SENTENCES[:6])
+    alone = np.stack([copy.encode([t])[0] for t in SENTENCES[:6]])
+    assert np.array_equal(together, alone) and copy.name == "onnx-int8"
+
+
 def test_the_setting_picks_the_query_model(onnx_backend, int8_backend):
     assert (onnx_backend.name, onnx_backend.query_only) == ("onnx", False)
     assert (int8_backend.name, int8_backend.query_only) == ("onnx-int8", True)
@@ -118,6 +125,25 @@ def test_stored_texts_keep_float_vectors_while_queries_use_int8(onnx_backend, in
     assert np.allclose(stored, onnx_backend.encode([text])[0], atol=1e-6)
     assert np.allclose(query, int8_backend.encode([text])[0], atol=1e-6)
     assert not np.allclose(stored, query, atol=1e-4) and np.array_equal(again[0], stored)
+
+
+@pytest.mark.parametrize("lane_threads", [0, 1])
+def test_background_texts_may_ask_for_the_query_model(onnx_backend, int8_backend, lane_threads):
+    """Background texts for both models waiting at once: each runs on its own model. (One text
+    each: int8 activations are quantized per run, so a text's int8 vector depends on its batch.)"""
+    nudge, stored = SENTENCES[0], SENTENCES[3]
+
+    async def body(embedder):
+        return await asyncio.gather(embedder.embed([nudge], background=True, query_model=True),
+                                    embedder.embed([stored], background=True),
+                                    embedder.embed([nudge], background=True))
+
+    quick, exact, float_again = run(Embedder(int8_backend, background_threads=lane_threads), body)
+    assert np.allclose(quick[0], int8_backend.encode([nudge])[0], atol=1e-6)
+    assert np.allclose(exact[0], onnx_backend.encode([stored])[0], atol=1e-6)
+    assert np.allclose(float_again[0], onnx_backend.encode([nudge])[0], atol=1e-6)  # not the int8 one's cache
+    blocking = Embedder(int8_backend).embed_blocking([nudge], background=True, query_model=True)
+    assert np.allclose(blocking, quick, atol=1e-6)
 
 
 def test_blocking_embed_stores_float_vectors(onnx_backend, int8_backend):

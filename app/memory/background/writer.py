@@ -94,8 +94,9 @@ KIND = "score"
 class Writer:
     def __init__(self, store: Any, embedder: Any, scorer: Any, *, jobs: JobQueue, importance: Callable[..., float],
                  on_scored: Callable[[str, list[Any], list[Any]], Awaitable[None] | None] | None = None,
-                 batch: int = 64, sweep_every: float = 15.0) -> None:
+                 batch: int = 64, sweep_every: float = 15.0, context_on_query_model: bool = False) -> None:
         self.store = store
+        self.context_on_query_model = context_on_query_model  # the message read in context: the int8 copy
         self.embedder = embedder
         self.scorer = scorer
         self.importance = importance
@@ -183,7 +184,8 @@ class Writer:
         while rows := await self.store.pending(key, self.batch):
             before = await self.store.turns_before(key, [row.id for row in rows])
             texts = [embedding_texts(row.content, before.get(row.id)) for row in rows]
-            flat = await self._embed([t for group in texts for t in group])
+            nudges = [in_context(row.content, before.get(row.id)) is not None for row in rows]
+            flat = await self._embed(texts, nudges)
             bounds = np.cumsum([0] + [len(group) for group in texts])
             updates = [self._score(row, flat[a:b], before.get(row.id))
                        for row, a, b in zip(rows, bounds[:-1], bounds[1:])]
@@ -196,10 +198,25 @@ class Writer:
             self.stats.done += len(rows)
         return total
 
-    async def _embed(self, texts: list[str]) -> np.ndarray:
-        """Each text's vector, every distinct text embedded once (a short message is its own statement)."""
+    async def _embed(self, groups: list[list[str]], nudges: list[bool]) -> np.ndarray:
+        """Each text's vector, in order, every distinct text embedded once (a short message is its
+        own statement). A group's last text, when `nudges` says it is the message read in context,
+        goes to the queries' model with `context_on_query_model`: its vector only moves the
+        statements' by `CONTEXT_MIX`, and the int8 copy runs it in about 40% of the CPU time."""
+        quick = [self.context_on_query_model and nudge for nudge in nudges]
+        stored = [t for group, q in zip(groups, quick) for t in (group[:-1] if q else group)]
+        context = [group[-1] for group, q in zip(groups, quick) if q]
+        main, nudging = await asyncio.gather(self._unique(stored, False), self._unique(context, True))
+        parts = iter(main), iter(nudging)
+        return np.stack([next(parts[1] if q and i == len(group) - 1 else parts[0])
+                         for group, q in zip(groups, quick) for i in range(len(group))])
+
+    async def _unique(self, texts: list[str], query_model: bool) -> np.ndarray:
         unique = list(dict.fromkeys(texts))
-        vectors = await self.embedder.embed(unique, background=True)
+        if not unique:
+            return np.zeros((0, 0), dtype=np.float32)
+        options = {"query_model": True} if query_model else {}
+        vectors = await self.embedder.embed(unique, background=True, **options)
         place = {text: i for i, text in enumerate(unique)}
         return np.asarray(vectors)[[place[t] for t in texts]]
 

@@ -38,6 +38,11 @@ PACKAGED_NAMES = {"all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2"}
 EXPORT_FORMAT = "2"  # bump when the exported graph changes, so old cache files are not reused
 INT8_FORMAT = "1"  # bump when the quantization changes
 ONNX_BATCH = 32  # texts per inference run; longer inputs are split, sorted by length
+# Padded tokens a run may add, as a share of its real ones. The model's cost is its tokens, padding
+# included, while texts of one length share a run for less (bench/padding_bench.py, float, one
+# thread: a question and the same question read after a short reply cost more in one run than one
+# at a time; eight texts of one length cost two thirds of eight runs).
+PADDING_SLACK = 0.1
 # ONNX Runtime intra-op threads when not given (threads <= 0). Measured on 2 cores: one sentence
 # 3.4-4.4 ms with 2 threads against 4.7-5.4 ms with 1, batch 32 about 1.2-1.6x the texts/s; with
 # a busy Python thread beside it both settle at ~17 ms (the GIL, not the cores, is then the limit).
@@ -126,6 +131,28 @@ def pad(rows: Sequence[Sequence[int]], width: int, value: int = 0) -> np.ndarray
     out = np.full((len(rows), width), value, dtype=np.int64)
     for i, row in enumerate(rows):
         out[i, :len(row)] = row
+    return out
+
+
+def runs(lengths: Sequence[int], limit: int = ONNX_BATCH, slack: float = PADDING_SLACK) -> list[list[int]]:
+    """Texts' indices grouped into inference runs: shortest first, each run at most `limit` texts,
+    a text joining the run before it only if padding the run to its length adds at most `slack`
+    of the run's real tokens.
+
+        >>> runs([25, 17, 17, 16])
+        [[3, 1, 2], [0]]
+    """
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    out: list[list[int]] = []
+    real = 0
+    for i in order:
+        run = out[-1] if out else None
+        if run and len(run) < limit and lengths[i] * (len(run) + 1) <= (1 + slack) * (real + lengths[i]):
+            run.append(i)
+            real += lengths[i]
+        else:
+            out.append([i])
+            real = lengths[i]
     return out
 
 
@@ -302,7 +329,7 @@ class OnnxBackend:
     """
 
     def __init__(self, onnx_file: Path, model_dir: Path, *, threads: int = DEFAULT_THREADS,
-                 stored_file: Path | None = None) -> None:
+                 stored_file: Path | None = None, batch: int = ONNX_BATCH) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -311,6 +338,7 @@ class OnnxBackend:
         self.stored_file = stored_file
         self.query_only = stored_file is not None
         self.name = "onnx-int8" if "int8" in onnx_file.name else "onnx"
+        self.batch = batch  # texts per inference run at most
         self.tokenizer = Tokenizer.from_file(str(layout.transformer_dir / "tokenizer.json"))
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(layout.max_seq_length)
@@ -343,15 +371,21 @@ class OnnxBackend:
         """
         return type(self)(self.stored_file or self.onnx_file, self.model_dir, threads=threads)
 
+    def query_copy(self, threads: int) -> OnnxBackend:
+        """A second copy of the queries' model (the int8 one of a query-only backend), `threads` its
+        own, for vectors that are stored. It runs one text at a time: int8 activations are quantized
+        per run (one scale over the whole batch, padding included), so a text's vector would
+        otherwise depend on the texts it ran with. (Queries keep their batches: concurrent
+        requests' questions in one run, at concurrency 10 measured worth more than that.)"""
+        return type(self)(self.onnx_file, self.model_dir, threads=threads, batch=1)
+
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         encodings = self.tokenizer.encode_batch([utf8_safe(t) for t in texts])
-        order = np.argsort([len(e.ids) for e in encodings], kind="stable")
         out: list[np.ndarray] = [np.empty(0)] * len(texts)
-        for start in range(0, len(order), ONNX_BATCH):
-            chunk = order[start:start + ONNX_BATCH]
-            for i, vector in zip(chunk, self._run([encodings[i] for i in chunk])):
+        for run in runs([len(e.ids) for e in encodings], self.batch):
+            for i, vector in zip(run, self._run([encodings[i] for i in run])):
                 out[i] = vector
         return np.stack(out)
 

@@ -22,7 +22,9 @@ and small batches keep a query's wait short. The lifespan owns it:
 A query-only backend (the int8 copy, `load_backend(..., query_int8=True)`) encodes requests'
 queries; background texts, the ones stored and searched, go to its float copy (`with_threads`):
 on the second lane, or without one on a copy the shared worker keeps. Queries and stored texts
-then have their own cache keys, so a stored vector never comes from the int8 model.
+then have their own cache keys, so a stored vector never comes from the int8 model. A text whose
+vector only nudges stored ones (a short message read after the turn before it) may ask for the
+queries' model at background priority (`query_model=True`): the lane loads its own copy.
 
 Scripts without an event loop use `embedder.embed_blocking(texts)` (same cache, no worker).
 Export the ONNX model ahead of time with `python -m app.memory.embedding.embedder --prepare --cache-dir DIR`.
@@ -171,7 +173,7 @@ class Embedder:
         if worker is None:
             return
         while self._background:  # background work stays pending in the store; no need to finish it
-            key, _, future = self._background.popleft()
+            key, _, future, _ = self._background.popleft()
             self._settle(key, future, EmbedderClosed("Embedder closed"))
         if self._lane is not None:
             await self._lane.aclose()
@@ -184,18 +186,20 @@ class Embedder:
         finally:
             self._thread.shutdown(wait=False, cancel_futures=True)
 
-    async def embed(self, texts: Sequence[str], *, background: bool = False) -> np.ndarray:
+    async def embed(self, texts: Sequence[str], *, background: bool = False, query_model: bool = False) -> np.ndarray:
         """One unit vector per text, in order: float32 (len(texts), dim).
 
         `background=True` (the memory writer) yields to requests: with a second lane its texts go
         there and a query never waits for them; without one, queries on the time-to-first-token
         path are encoded first and background batches are kept small, so a query waits little.
+        `query_model=True` with `background`: encoded by the queries' model (the int8 copy, when
+        queries have one) at background priority, for texts whose vectors only nudge stored ones.
         """
         if self._worker is None or self._worker.done():
             raise RuntimeError("Embedder is not running: await start() first (or it was closed)")
-        keys = self._keys(texts, background)
+        keys = self._keys(texts, background and not query_model)
         found = self._lookup(keys)
-        waiting = {k: self._request(k, t, background) for k, t in zip(keys, texts) if k not in found}
+        waiting = {k: self._request(k, t, background, query_model) for k, t in zip(keys, texts) if k not in found}
         if waiting:
             await asyncio.wait(waiting.values())  # unlike gather, a cancelled caller cancels no one else
             found.update((k, f.result()) for k, f in waiting.items())
@@ -205,20 +209,22 @@ class Embedder:
         """One text's unit vector, shape (dim,)."""
         return (await self.embed([text]))[0]
 
-    def embed_blocking(self, texts: Sequence[str], *, background: bool = False) -> np.ndarray:
+    def embed_blocking(self, texts: Sequence[str], *, background: bool = False,
+                       query_model: bool = False) -> np.ndarray:
         """Like `embed`, in the calling thread, for scripts with no event loop."""
-        keys = self._keys(texts, background)
+        stored = background and not query_model
+        keys = self._keys(texts, stored)
         found = self._lookup(keys)
         missing = {k: t for k, t in zip(keys, texts) if k not in found}
         if missing:
-            backend = self._stored_backend() if background else self.backend
+            backend = self._stored_backend() if stored else self.backend
             for key, vector in zip(missing, self._encode(list(missing.values()), backend)):
                 self.cache.put(key, vector)
                 found[key] = vector
         return self._stack(keys, found)
 
-    def _keys(self, texts: Sequence[str], background: bool) -> list[bytes]:
-        if self.query_only and not background:
+    def _keys(self, texts: Sequence[str], stored: bool) -> list[bytes]:
+        if self.query_only and not stored:
             return [QUERY_KEY + text_key(t) for t in texts]
         return [text_key(t) for t in texts]
 
@@ -236,7 +242,7 @@ class Embedder:
         self.cache_misses += sum(k not in found for k in keys)
         return found
 
-    def _request(self, key: bytes, text: str, background: bool = False) -> asyncio.Future:
+    def _request(self, key: bytes, text: str, background: bool = False, query_model: bool = False) -> asyncio.Future:
         future = self._inflight.get(key)
         if future is not None:
             if not background:
@@ -246,7 +252,7 @@ class Embedder:
         if not background:
             self._queue.put_nowait((key, text, future))
             return future
-        self._background.append((key, text, future))
+        self._background.append((key, text, future, query_model and self.query_only))
         if self._lane is not None:
             self._lane.wake()
         else:
@@ -260,7 +266,7 @@ class Embedder:
         for item in self._background:
             if item[0] == key:
                 self._background.remove(item)
-                self._queue.put_nowait(item)
+                self._queue.put_nowait(item[:3])
                 return
 
     def _stack(self, keys: list[bytes], found: dict[bytes, np.ndarray]) -> np.ndarray:
@@ -279,9 +285,9 @@ class Embedder:
         try:
             stop = False
             while not stop:
-                batch, stop, background = await self._next_batch()
+                batch, stop, stored = await self._next_batch()
                 if batch:
-                    backend = self._stored_backend() if background else self.backend
+                    backend = self._stored_backend() if stored else self.backend
                     await self._serve(batch, self._thread, backend)
         finally:
             self._fail_pending(EmbedderClosed("Embedder closed"))
@@ -289,7 +295,7 @@ class Embedder:
     async def _next_batch(self) -> tuple[list[tuple], bool, bool]:
         """Urgent texts first (up to max_batch); else a small background batch (shared lane only).
 
-        Returns the batch, whether to stop after it, and whether it is background texts.
+        Returns the batch, whether to stop after it, and whether it is texts for the stored model.
         """
         batch: list[tuple] = []
         stop = background = False
@@ -304,7 +310,8 @@ class Embedder:
             item = self._queue.get_nowait()
         if self._background and self._lane is None:
             if not batch:
-                batch, background = self._take_background(self.background_batch), True
+                batch, on_query_model = self._take_background(self.background_batch)
+                background = not on_query_model
             if self._background:  # more (the wake-up may have been drained with urgent texts): come back
                 self._queue.put_nowait(_WAKE)
         if stop and (not self._queue.empty() or (self._background and self._lane is None)):
@@ -312,8 +319,13 @@ class Embedder:
             stop = False
         return batch, stop, background
 
-    def _take_background(self, limit: int) -> list[tuple]:
-        return [self._background.popleft() for _ in range(min(limit, len(self._background)))]
+    def _take_background(self, limit: int) -> tuple[list[tuple], bool]:
+        """Up to `limit` waiting background texts for one model, and whether it is the queries' model."""
+        query_model = self._background[0][3]
+        batch = []
+        while self._background and len(batch) < limit and self._background[0][3] == query_model:
+            batch.append(self._background.popleft()[:3])
+        return batch, query_model
 
     async def _serve(self, batch: list[tuple], thread: ThreadPoolExecutor, backend: EmbeddingBackend) -> None:
         loop = asyncio.get_running_loop()
@@ -345,7 +357,7 @@ class Embedder:
             if item is not _STOP and item is not _WAKE:
                 self._settle(item[0], item[2], error)
         while self._background:
-            key, _, future = self._background.popleft()
+            key, _, future, _ = self._background.popleft()
             self._settle(key, future, error)
         for key, future in list(self._inflight.items()):
             self._settle(key, future, error)
@@ -366,6 +378,8 @@ class BackgroundLane:
         self.embedder = embedder
         self.backend = backend
         self.thread = thread
+        self.threads = getattr(backend, "threads", 1)
+        self.query_backend: EmbeddingBackend | None = None  # a copy of the queries' model, loaded when needed
         self._ready = asyncio.Event()
         self._ready.set()  # texts may have queued while the copy was loading
         self._task = asyncio.create_task(self._work(), name="embedder-background")
@@ -400,8 +414,18 @@ class BackgroundLane:
             await self._ready.wait()
             self._ready.clear()
             while embedder._background:
-                batch = embedder._take_background(LANE_BATCH)
-                await embedder._serve(batch, self.thread, self.backend)
+                batch, query_model = embedder._take_background(LANE_BATCH)
+                backend = await self._query_model() if query_model else self.backend
+                await embedder._serve(batch, self.thread, backend)
+
+    async def _query_model(self) -> EmbeddingBackend:
+        """The lane's copy of the queries' model (the int8 one), loaded on the lane's thread on first use."""
+        if self.query_backend is None:
+            copy = getattr(self.embedder.backend, "query_copy", None)
+            if copy is None:
+                return self.embedder.backend
+            self.query_backend = await asyncio.get_running_loop().run_in_executor(self.thread, copy, self.threads)
+        return self.query_backend
 
 
 def lower_priority(nice: int) -> None:
