@@ -67,12 +67,13 @@ WINDOW = 20  # turns a trimming client keeps
 BASELINES = {"proxy-on-history": "direct-history"}  # what a variant's added time is measured against
 
 
-def start(cmd: list[str], env: dict[str, str], url: str) -> subprocess.Popen:
-    """Start a server; its output goes to a file (an unread pipe would fill up and stall it)."""
+def start(cmd: list[str], env: dict[str, str], url: str, cwd: Path = ROOT) -> subprocess.Popen:
+    """Start a server (in `cwd`: another checkout runs from its own directory); its output goes to a
+    file (an unread pipe would fill up and stall it)."""
     logs = ROOT / "data" / "bench" / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     err = open(logs / f"{url.split(':')[2].split('/')[0]}.log", "wb")
-    proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=ROOT, stdout=err, stderr=err)
+    proc = subprocess.Popen(cmd, env={**os.environ, **env}, cwd=cwd, stdout=err, stderr=err)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -260,13 +261,17 @@ def run(args: argparse.Namespace) -> dict:
             targets["litellm"] = (url, headers, targets.get("direct-history", targets["direct"])[2])
         return measure(targets, args, pids)
     finally:
-        for proc in procs:
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        stop(procs)
+
+
+def stop(procs: list[subprocess.Popen]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def start_litellm(targets: dict, up_port: int) -> subprocess.Popen:

@@ -37,7 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.fakes.serve import free_port  # noqa: E402
-from bench.proxy_bench import Conversations, cpu_seconds, level, start  # noqa: E402
+from bench.proxy_bench import Conversations, cpu_seconds, level, start, stop  # noqa: E402
 
 ENV = {"HF_HUB_OFFLINE": "1", "LOG_LEVEL": "WARNING", "MEMORY_ENABLED": "true", "SUMMARY_ENABLED": "false",
        "EMBEDDING_CACHE_DIR": os.environ.get("EMBEDDING_CACHE_DIR") or str(ROOT / "data" / "models")}
@@ -136,16 +136,6 @@ def scaling(args: argparse.Namespace, upstream: str, server) -> dict:
     first, second = out.values()
     out["speed-up"] = second["rps"] / first["rps"]
     return out
-
-
-def stop(procs: list[subprocess.Popen]) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def main(argv: list[str] | None = None) -> int:
